@@ -1,0 +1,267 @@
+/*
+ * db.c - PostgreSQL client: see db.h.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "log.h"
+#include "xmalloc.h"
+
+struct db {
+    char *host, *dbname, *user, *password, *sslmode, *appname;
+    char port[16];
+    char connect_timeout[16];
+    PGconn *conn;
+    char sqlstate[6];
+    char errstr[256];
+};
+
+static void db_seterr(db_t *db, const char *state, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void db_seterr(db_t *db, const char *state, const char *fmt, ...)
+{
+    va_list ap;
+    snprintf(db->sqlstate, sizeof db->sqlstate, "%s", state ? state : "");
+    va_start(ap, fmt);
+    vsnprintf(db->errstr, sizeof db->errstr, fmt, ap);
+    va_end(ap);
+    /* libpq messages end in a newline; logs want one line */
+    size_t n = strlen(db->errstr);
+    while (n > 0 && (db->errstr[n - 1] == '\n' || db->errstr[n - 1] == ' '))
+        db->errstr[--n] = '\0';
+    for (char *p = db->errstr; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+}
+
+/* Server notices ("relation already exists, skipping") are not errors:
+ * debug log only, never stderr. */
+static void db_notice(void *arg, const char *message)
+{
+    log_debug("postgres notice: %.*s", (int)strcspn(message, "\n"), message);
+}
+
+db_t *db_new(const db_opts_t *o)
+{
+    db_t *db = ll_xcalloc(1, sizeof *db);
+    db->host = ll_xstrdup(o->host ? o->host : "127.0.0.1");
+    db->dbname = ll_xstrdup(o->dbname ? o->dbname : "ledgerline");
+    db->user = ll_xstrdup(o->user ? o->user : "ledgerline");
+    db->password = ll_xstrdup(o->password ? o->password : "");
+    db->sslmode = ll_xstrdup(o->sslmode ? o->sslmode : "prefer");
+    db->appname = ll_xstrdup(o->application_name ? o->application_name : "ledgerline");
+    snprintf(db->port, sizeof db->port, "%d", o->port > 0 ? o->port : 5432);
+    snprintf(db->connect_timeout, sizeof db->connect_timeout, "%d",
+             o->connect_timeout_s > 0 ? o->connect_timeout_s : 5);
+    return db;
+}
+
+void db_close(db_t *db)
+{
+    if (db && db->conn) {
+        PQfinish(db->conn);
+        db->conn = NULL;
+    }
+}
+
+void db_free(db_t *db)
+{
+    if (!db)
+        return;
+    db_close(db);
+    if (db->password)
+        memset(db->password, 0, strlen(db->password));
+    free(db->host);
+    free(db->dbname);
+    free(db->user);
+    free(db->password);
+    free(db->sslmode);
+    free(db->appname);
+    free(db);
+}
+
+int db_connect(db_t *db)
+{
+    db_close(db);
+    const char *keys[] = {
+        "host",     "port", "dbname", "user", "sslmode", "connect_timeout", "application_name",
+        "password", NULL};
+    const char *vals[] = {db->host,    db->port,
+                          db->dbname,  db->user,
+                          db->sslmode, db->connect_timeout,
+                          db->appname, db->password[0] ? db->password : NULL,
+                          NULL};
+    db->conn = PQconnectdbParams(keys, vals, 0);
+    if (!db->conn) {
+        db_seterr(db, NULL, "%s", "out of memory creating a PostgreSQL connection");
+        return LL_ENOMEM;
+    }
+    if (PQstatus(db->conn) != CONNECTION_OK) {
+        char where[160];
+        snprintf(where, sizeof where, "PostgreSQL %s:%s db=%s user=%s: ", db->host, db->port,
+                 db->dbname, db->user);
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s%s", where, PQerrorMessage(db->conn));
+        db_seterr(db, NULL, "%s", msg);
+        db_close(db);
+        return LL_ECONN;
+    }
+    PQsetNoticeProcessor(db->conn, db_notice, NULL);
+    db->errstr[0] = '\0';
+    db->sqlstate[0] = '\0';
+    return LL_OK;
+}
+
+bool db_is_up(const db_t *db)
+{
+    return db->conn && PQstatus(db->conn) == CONNECTION_OK;
+}
+
+PGconn *db_conn(db_t *db)
+{
+    return db->conn;
+}
+
+const char *db_errstr(const db_t *db)
+{
+    return db->errstr;
+}
+
+const char *db_sqlstate(const db_t *db)
+{
+    return db->sqlstate;
+}
+
+int db_check(db_t *db, const PGresult *res)
+{
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_PIPELINE_SYNC ||
+        st == PGRES_EMPTY_QUERY)
+        return LL_OK;
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = res ? PQresultErrorMessage(res) : NULL;
+    if (!msg || !*msg)
+        msg = db->conn ? PQerrorMessage(db->conn) : "no connection";
+    if (st == PGRES_PIPELINE_ABORTED)
+        msg = "statement skipped: an earlier statement of the pipeline failed";
+    db_seterr(db, state, "%s", msg);
+    if (state && strlen(state) == 5) {
+        if (db->errstr[0]) {
+            char tmp[sizeof db->errstr];
+            snprintf(tmp, sizeof tmp, "%s (SQLSTATE %s)", db->errstr, state);
+            memcpy(db->errstr, tmp, sizeof tmp);
+        }
+    }
+    if (!db->conn || PQstatus(db->conn) != CONNECTION_OK)
+        return LL_ECONN;
+    if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0))
+        return LL_ERETRY;
+    /* class 08: connection exception; 57P01..03: admin shutdown, crash, cannot connect */
+    if (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0))
+        return LL_ECONN;
+    if (st == PGRES_PIPELINE_ABORTED)
+        return LL_EDB;
+    return state ? LL_EDB : LL_ECONN;
+}
+
+int db_exec(db_t *db, const char *sql)
+{
+    if (!db->conn) {
+        db_seterr(db, NULL, "%s", "not connected to PostgreSQL");
+        return LL_ECONN;
+    }
+    PGresult *res = PQexec(db->conn, sql);
+    int rc = db_check(db, res);
+    /* PQexec returns the last result; earlier ones in a multi-statement
+     * string are checked by the server aborting at the first error */
+    PQclear(res);
+    return rc;
+}
+
+int db_query(db_t *db, PGresult **out, const char *sql, int nparams, const char *const *params)
+{
+    *out = NULL;
+    if (!db->conn) {
+        db_seterr(db, NULL, "%s", "not connected to PostgreSQL");
+        return LL_ECONN;
+    }
+    PGresult *res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    int rc = db_check(db, res);
+    if (rc != LL_OK) {
+        PQclear(res);
+        return rc;
+    }
+    *out = res;
+    return LL_OK;
+}
+
+int db_pipeline_enter(db_t *db)
+{
+    if (!db->conn || PQenterPipelineMode(db->conn) != 1) {
+        db_seterr(db, NULL, "cannot enter pipeline mode: %s",
+                  db->conn ? PQerrorMessage(db->conn) : "not connected");
+        return db->conn ? LL_EDB : LL_ECONN;
+    }
+    return LL_OK;
+}
+
+int db_pipeline_exit(db_t *db)
+{
+    if (!db->conn || PQexitPipelineMode(db->conn) != 1) {
+        db_seterr(db, NULL, "cannot leave pipeline mode: %s",
+                  db->conn ? PQerrorMessage(db->conn) : "not connected");
+        return db->conn && PQstatus(db->conn) == CONNECTION_OK ? LL_EDB : LL_ECONN;
+    }
+    return LL_OK;
+}
+
+int db_pipeline_sync_read(db_t *db, PGresult **results, int max, int *nread)
+{
+    int first = LL_OK, n = 0;
+    if (nread)
+        *nread = 0;
+    if (!db->conn)
+        return LL_ECONN;
+    if (PQpipelineSync(db->conn) != 1) {
+        db_seterr(db, NULL, "pipeline sync failed: %s", PQerrorMessage(db->conn));
+        return LL_ECONN;
+    }
+    for (;;) {
+        PGresult *res = PQgetResult(db->conn);
+        if (!res) {
+            /* end of one statement's results; a broken connection also
+             * ends here, with no sync ever coming */
+            if (PQstatus(db->conn) != CONNECTION_OK) {
+                if (first == LL_OK)
+                    first = db_check(db, NULL);
+                break;
+            }
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            break;
+        }
+        if (first == LL_OK)
+            first = db_check(db, res); /* keep the first error's text */
+        if (results && n < max)
+            results[n++] = res;
+        else
+            PQclear(res);
+    }
+    if (nread)
+        *nread = n;
+    return first;
+}
+
+void db_try(db_t *db, const char *sql)
+{
+    if (!db_is_up(db))
+        return;
+    PGresult *res = PQexec(db->conn, sql);
+    PQclear(res);
+}

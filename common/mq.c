@@ -1,0 +1,748 @@
+/*
+ * mq.c - AMQP client on librabbitmq 0.11: see mq.h.
+ *
+ * Confirm bookkeeping: publishes since the last mq_confirm_wait() form a
+ * window [win_first, next_seq). conf[] holds one state byte per sequence
+ * number of the window; the broker's ack/nack (possibly `multiple`) settle
+ * them; a basic.return precedes the ack of the message it returns.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <amqp_tcp_socket.h>
+
+#include "clock.h"
+#include "mq.h"
+#include "xmalloc.h"
+
+#define MQ_CHANNEL 1
+
+enum { CONF_PENDING = 0, CONF_ACK, CONF_NACK };
+
+struct mq {
+    char *host, *user, *password, *vhost, *conn_name;
+    int port, heartbeat_s, timeout_ms;
+
+    amqp_connection_state_t conn;
+    bool up;
+    bool blocked; /* connection.blocked by the broker (resource alarm) */
+
+    uint64_t next_seq;  /* sequence number of the next publish */
+    uint64_t win_first; /* first sequence number not yet waited for */
+    unsigned char *conf;
+    size_t conf_cap;
+    size_t npending;
+    size_t nreturned;
+
+    char errstr[256];
+};
+
+static void mq_seterr(mq_t *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void mq_seterr(mq_t *m, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m->errstr, sizeof m->errstr, fmt, ap);
+    va_end(ap);
+}
+
+static struct timeval ms_tv(int ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    return tv;
+}
+
+mq_t *mq_new(const mq_opts_t *o)
+{
+    mq_t *m = ll_xcalloc(1, sizeof *m);
+    m->host = ll_xstrdup(o->host ? o->host : "127.0.0.1");
+    m->user = ll_xstrdup(o->user ? o->user : "guest");
+    m->password = ll_xstrdup(o->password ? o->password : "guest");
+    m->vhost = ll_xstrdup(o->vhost ? o->vhost : "/");
+    m->conn_name = ll_xstrdup(o->conn_name ? o->conn_name : "ledgerline");
+    m->port = o->port > 0 ? o->port : 5672;
+    m->heartbeat_s = o->heartbeat_s;
+    m->timeout_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 5000;
+    return m;
+}
+
+void mq_close(mq_t *m)
+{
+    if (!m || !m->conn)
+        return;
+    if (m->up) {
+        /* polite close, bounded by the RPC timeout */
+        amqp_channel_close(m->conn, MQ_CHANNEL, AMQP_REPLY_SUCCESS);
+        amqp_connection_close(m->conn, AMQP_REPLY_SUCCESS);
+    }
+    amqp_destroy_connection(m->conn);
+    m->conn = NULL;
+    m->up = false;
+    m->npending = 0;
+}
+
+void mq_free(mq_t *m)
+{
+    if (!m)
+        return;
+    mq_close(m);
+    if (m->password)
+        memset(m->password, 0, strlen(m->password));
+    free(m->host);
+    free(m->user);
+    free(m->password);
+    free(m->vhost);
+    free(m->conn_name);
+    free(m->conf);
+    free(m);
+}
+
+bool mq_is_up(const mq_t *m)
+{
+    return m->up;
+}
+
+const char *mq_errstr(const mq_t *m)
+{
+    return m->errstr;
+}
+
+/* The connection is unusable: drop it without talking to the broker. */
+static int mq_broken(mq_t *m)
+{
+    if (m->conn) {
+        amqp_destroy_connection(m->conn);
+        m->conn = NULL;
+    }
+    m->up = false;
+    m->npending = 0;
+    return LL_ECONN;
+}
+
+static void reply_text(amqp_bytes_t b, char *buf, size_t n)
+{
+    snprintf(buf, n, "%.*s", (int)b.len, (const char *)b.bytes);
+}
+
+static int mq_open_channel(mq_t *m);
+
+/* Turns a failed RPC reply into an error code, handling the server's
+ * channel.close (answer close-ok, reopen) and connection.close. */
+static int mq_reply_err(mq_t *m, amqp_rpc_reply_t r, const char *what)
+{
+    char text[160];
+    switch (r.reply_type) {
+    case AMQP_RESPONSE_NORMAL:
+        return LL_OK;
+    case AMQP_RESPONSE_NONE:
+        mq_seterr(m, "%s: no reply from the broker", what);
+        return mq_broken(m);
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+        mq_seterr(m, "%s: %s (broker %s:%d)", what, amqp_error_string2(r.library_error), m->host,
+                  m->port);
+        mq_broken(m);
+        return r.library_error == AMQP_STATUS_TIMEOUT ? LL_ETIMEOUT : LL_ECONN;
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+        if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+            amqp_channel_close_t *c = r.reply.decoded;
+            reply_text(c->reply_text, text, sizeof text);
+            mq_seterr(m, "%s: %s", what, text);
+            int code = c->reply_code;
+            amqp_channel_close_ok_t ok = {0};
+            if (amqp_send_method(m->conn, MQ_CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) != 0)
+                return mq_broken(m);
+            char saved[sizeof m->errstr];
+            memcpy(saved, m->errstr, sizeof saved);
+            int rc = mq_open_channel(m);
+            memcpy(m->errstr, saved, sizeof saved);
+            if (rc != LL_OK)
+                return rc;
+            return code == AMQP_NOT_FOUND ? LL_ENOTFOUND : LL_EPROTO;
+        }
+        if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+            amqp_connection_close_t *c = r.reply.decoded;
+            reply_text(c->reply_text, text, sizeof text);
+            mq_seterr(m, "%s: broker closed the connection: %s", what, text);
+            amqp_connection_close_ok_t ok = {0};
+            (void)amqp_send_method(m->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+            return mq_broken(m);
+        }
+        mq_seterr(m, "%s: unexpected method 0x%08x from the broker", what, r.reply.id);
+        return mq_broken(m);
+    }
+    mq_seterr(m, "%s: unknown reply type", what);
+    return mq_broken(m);
+}
+
+static void conf_reset(mq_t *m)
+{
+    m->next_seq = 1;
+    m->win_first = 1;
+    m->npending = 0;
+    m->nreturned = 0;
+}
+
+static int mq_open_channel(mq_t *m)
+{
+    amqp_channel_open(m->conn, MQ_CHANNEL);
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(m->conn);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL)
+        return mq_reply_err(m, r, "channel.open");
+    amqp_confirm_select(m->conn, MQ_CHANNEL);
+    r = amqp_get_rpc_reply(m->conn);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL)
+        return mq_reply_err(m, r, "confirm.select");
+    conf_reset(m);
+    return LL_OK;
+}
+
+int mq_connect(mq_t *m)
+{
+    mq_close(m);
+    m->conn = amqp_new_connection();
+    if (!m->conn) {
+        mq_seterr(m, "out of memory creating an AMQP connection");
+        return LL_ENOMEM;
+    }
+    amqp_socket_t *sock = amqp_tcp_socket_new(m->conn);
+    if (!sock) {
+        mq_seterr(m, "cannot create a TCP socket for AMQP");
+        return mq_broken(m);
+    }
+    struct timeval tv = ms_tv(m->timeout_ms);
+    int st = amqp_socket_open_noblock(sock, m->host, m->port, &tv);
+    if (st != AMQP_STATUS_OK) {
+        mq_seterr(m, "cannot connect to RabbitMQ at %s:%d: %s", m->host, m->port,
+                  amqp_error_string2(st));
+        return mq_broken(m);
+    }
+    (void)amqp_set_handshake_timeout(m->conn, &tv);
+    (void)amqp_set_rpc_timeout(m->conn, &tv);
+
+    amqp_table_entry_t props[1];
+    props[0].key = amqp_cstring_bytes("connection_name");
+    props[0].value.kind = AMQP_FIELD_KIND_UTF8;
+    props[0].value.value.bytes = amqp_cstring_bytes(m->conn_name);
+    amqp_table_t ptable = {.num_entries = 1, .entries = props};
+
+    amqp_rpc_reply_t r =
+        amqp_login_with_properties(m->conn, m->vhost, 0, 131072, m->heartbeat_s, &ptable,
+                                   AMQP_SASL_METHOD_PLAIN, m->user, m->password);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        int rc = mq_reply_err(m, r, "login");
+        char tmp[sizeof m->errstr];
+        snprintf(tmp, sizeof tmp, "%s (user '%s', vhost '%s'; check amqp.user/amqp.password)",
+                 m->errstr, m->user, m->vhost);
+        memcpy(m->errstr, tmp, sizeof tmp);
+        mq_broken(m);
+        return rc == LL_ETIMEOUT ? rc : LL_ECONN;
+    }
+    m->up = true;
+    int rc = mq_open_channel(m);
+    if (rc != LL_OK) {
+        mq_broken(m);
+        return LL_ECONN;
+    }
+    m->errstr[0] = '\0';
+    m->blocked = false;
+    return LL_OK;
+}
+
+static int mq_check_up(mq_t *m)
+{
+    if (m->up)
+        return LL_OK;
+    if (!m->errstr[0])
+        mq_seterr(m, "not connected to RabbitMQ");
+    return LL_ECONN;
+}
+
+int mq_declare_exchange(mq_t *m, const char *name, const char *type)
+{
+    int rc = mq_check_up(m);
+    if (rc)
+        return rc;
+    amqp_exchange_declare(m->conn, MQ_CHANNEL, amqp_cstring_bytes(name), amqp_cstring_bytes(type),
+                          0, 1, 0, 0, amqp_empty_table);
+    char what[160];
+    snprintf(what, sizeof what, "declare exchange '%s'", name);
+    return mq_reply_err(m, amqp_get_rpc_reply(m->conn), what);
+}
+
+int mq_declare_queue(mq_t *m, const char *name, const amqp_table_t *args)
+{
+    int rc = mq_check_up(m);
+    if (rc)
+        return rc;
+    amqp_queue_declare(m->conn, MQ_CHANNEL, amqp_cstring_bytes(name), 0, 1, 0, 0,
+                       args ? *args : amqp_empty_table);
+    char what[160];
+    snprintf(what, sizeof what, "declare queue '%s'", name);
+    return mq_reply_err(m, amqp_get_rpc_reply(m->conn), what);
+}
+
+int mq_bind(mq_t *m, const char *queue, const char *exchange, const char *key)
+{
+    int rc = mq_check_up(m);
+    if (rc)
+        return rc;
+    amqp_queue_bind(m->conn, MQ_CHANNEL, amqp_cstring_bytes(queue), amqp_cstring_bytes(exchange),
+                    amqp_cstring_bytes(key), amqp_empty_table);
+    char what[200];
+    snprintf(what, sizeof what, "bind queue '%s' to '%s' with '%s'", queue, exchange, key);
+    return mq_reply_err(m, amqp_get_rpc_reply(m->conn), what);
+}
+
+int mq_purge(mq_t *m, const char *queue, uint32_t *purged)
+{
+    int rc = mq_check_up(m);
+    if (rc)
+        return rc;
+    amqp_queue_purge_ok_t *ok = amqp_queue_purge(m->conn, MQ_CHANNEL, amqp_cstring_bytes(queue));
+    char what[160];
+    snprintf(what, sizeof what, "purge queue '%s'", queue);
+    rc = mq_reply_err(m, amqp_get_rpc_reply(m->conn), what);
+    if (rc == LL_OK && purged)
+        *purged = ok ? ok->message_count : 0;
+    return rc;
+}
+
+int mq_delete_queue(mq_t *m, const char *queue)
+{
+    int rc = mq_check_up(m);
+    if (rc)
+        return rc;
+    amqp_queue_delete(m->conn, MQ_CHANNEL, amqp_cstring_bytes(queue), 0, 0);
+    char what[160];
+    snprintf(what, sizeof what, "delete queue '%s'", queue);
+    return mq_reply_err(m, amqp_get_rpc_reply(m->conn), what);
+}
+
+int mq_queue_stats(mq_t *m, const char *queue, uint32_t *messages, uint32_t *consumers)
+{
+    int rc = mq_check_up(m);
+    if (rc)
+        return rc;
+    amqp_queue_declare_ok_t *ok = amqp_queue_declare(m->conn, MQ_CHANNEL, amqp_cstring_bytes(queue),
+                                                     1, 0, 0, 0, amqp_empty_table);
+    char what[160];
+    snprintf(what, sizeof what, "inspect queue '%s'", queue);
+    rc = mq_reply_err(m, amqp_get_rpc_reply(m->conn), what);
+    if (rc == LL_OK) {
+        if (messages)
+            *messages = ok->message_count;
+        if (consumers)
+            *consumers = ok->consumer_count;
+    }
+    return rc;
+}
+
+static void conf_grow(mq_t *m, size_t need)
+{
+    if (need <= m->conf_cap)
+        return;
+    size_t cap = m->conf_cap ? m->conf_cap : 256;
+    while (cap < need)
+        cap *= 2;
+    m->conf = ll_xrealloc(m->conf, cap);
+    m->conf_cap = cap;
+}
+
+int mq_publish(mq_t *m, const char *exchange, const char *key, const void *body, size_t len,
+               const mq_props_t *p, bool mandatory)
+{
+    int rc = mq_check_up(m);
+    if (rc)
+        return rc;
+    amqp_basic_properties_t props;
+    memset(&props, 0, sizeof props);
+    props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+    props.content_type =
+        amqp_cstring_bytes(p && p->content_type ? p->content_type : "application/json");
+    props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    amqp_table_entry_t entries[32];
+    if (p) {
+        if (p->message_id) {
+            props._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
+            props.message_id = amqp_cstring_bytes(p->message_id);
+        }
+        if (p->type) {
+            props._flags |= AMQP_BASIC_TYPE_FLAG;
+            props.type = amqp_cstring_bytes(p->type);
+        }
+        if (p->timestamp_s > 0) {
+            props._flags |= AMQP_BASIC_TIMESTAMP_FLAG;
+            props.timestamp = (uint64_t)p->timestamp_s;
+        }
+        if (p->raw_headers) {
+            props._flags |= AMQP_BASIC_HEADERS_FLAG;
+            props.headers = *p->raw_headers;
+        } else if (p->nheaders > 0) {
+            if (p->nheaders > sizeof entries / sizeof entries[0]) {
+                mq_seterr(m, "too many headers (%zu)", p->nheaders);
+                return LL_EINVAL;
+            }
+            for (size_t i = 0; i < p->nheaders; i++) {
+                entries[i].key = amqp_cstring_bytes(p->headers[i].key);
+                if (p->headers[i].str) {
+                    entries[i].value.kind = AMQP_FIELD_KIND_UTF8;
+                    entries[i].value.value.bytes = amqp_cstring_bytes(p->headers[i].str);
+                } else {
+                    entries[i].value.kind = AMQP_FIELD_KIND_I64;
+                    entries[i].value.value.i64 = p->headers[i].num;
+                }
+            }
+            props._flags |= AMQP_BASIC_HEADERS_FLAG;
+            props.headers.num_entries = (int)p->nheaders;
+            props.headers.entries = entries;
+        }
+    }
+    amqp_bytes_t b = {.len = len, .bytes = (void *)body};
+    int st = amqp_basic_publish(m->conn, MQ_CHANNEL, amqp_cstring_bytes(exchange),
+                                amqp_cstring_bytes(key), mandatory, 0, &props, b);
+    if (st != AMQP_STATUS_OK) {
+        mq_seterr(m, "publish to '%s' with '%s': %s", exchange, key, amqp_error_string2(st));
+        return mq_broken(m);
+    }
+    conf_grow(m, (size_t)(m->next_seq - m->win_first) + 1);
+    m->conf[m->next_seq - m->win_first] = CONF_PENDING;
+    m->next_seq++;
+    m->npending++;
+    return LL_OK;
+}
+
+size_t mq_pending(const mq_t *m)
+{
+    return m->npending;
+}
+
+static void conf_settle(mq_t *m, uint64_t tag, bool multiple, unsigned char state)
+{
+    uint64_t lo = multiple ? m->win_first : tag;
+    for (uint64_t s = lo; s <= tag && s < m->next_seq; s++) {
+        if (s < m->win_first)
+            continue;
+        unsigned char *c = &m->conf[s - m->win_first];
+        if (*c == CONF_PENDING) {
+            *c = state;
+            m->npending--;
+        }
+    }
+}
+
+/* Drains the body of a basic.return (its header and body frames). */
+static int mq_discard_return(mq_t *m)
+{
+    amqp_message_t msg;
+    amqp_rpc_reply_t r = amqp_read_message(m->conn, MQ_CHANNEL, &msg, 0);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL)
+        return mq_reply_err(m, r, "read returned message");
+    amqp_destroy_message(&msg);
+    return LL_OK;
+}
+
+/* Handles one frame that is not a delivery: confirms, returns, closes.
+ * Returns LL_OK to go on, or an error. */
+static int mq_handle_frame(mq_t *m, const amqp_frame_t *f)
+{
+    if (f->frame_type != AMQP_FRAME_METHOD)
+        return LL_OK;
+    char text[160];
+    switch (f->payload.method.id) {
+    case AMQP_BASIC_ACK_METHOD: {
+        amqp_basic_ack_t *a = f->payload.method.decoded;
+        conf_settle(m, a->delivery_tag, a->multiple, CONF_ACK);
+        return LL_OK;
+    }
+    case AMQP_BASIC_NACK_METHOD: {
+        amqp_basic_nack_t *n = f->payload.method.decoded;
+        conf_settle(m, n->delivery_tag, n->multiple, CONF_NACK);
+        return LL_OK;
+    }
+    case AMQP_BASIC_RETURN_METHOD: {
+        amqp_basic_return_t *r = f->payload.method.decoded;
+        reply_text(r->reply_text, text, sizeof text);
+        mq_seterr(m, "message returned by the broker: %s (exchange '%.*s', key '%.*s')", text,
+                  (int)r->exchange.len, (const char *)r->exchange.bytes, (int)r->routing_key.len,
+                  (const char *)r->routing_key.bytes);
+        m->nreturned++;
+        char saved[sizeof m->errstr];
+        memcpy(saved, m->errstr, sizeof saved);
+        int rc = mq_discard_return(m);
+        if (rc == LL_OK)
+            memcpy(m->errstr, saved, sizeof saved);
+        return rc;
+    }
+    case AMQP_CONNECTION_BLOCKED_METHOD:
+        m->blocked = true;
+        return LL_OK;
+    case AMQP_CONNECTION_UNBLOCKED_METHOD:
+        m->blocked = false;
+        return LL_OK;
+    case AMQP_CHANNEL_CLOSE_METHOD: {
+        amqp_channel_close_t *c = f->payload.method.decoded;
+        reply_text(c->reply_text, text, sizeof text);
+        mq_seterr(m, "broker closed the channel: %s", text);
+        /* unsettled publishes are lost with the channel: report, reopen */
+        amqp_channel_close_ok_t ok = {0};
+        if (amqp_send_method(m->conn, MQ_CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) != 0)
+            return mq_broken(m);
+        char saved[sizeof m->errstr];
+        memcpy(saved, m->errstr, sizeof saved);
+        int rc = mq_open_channel(m);
+        memcpy(m->errstr, saved, sizeof saved);
+        return rc == LL_OK ? LL_EPROTO : rc;
+    }
+    case AMQP_CONNECTION_CLOSE_METHOD: {
+        amqp_connection_close_t *c = f->payload.method.decoded;
+        reply_text(c->reply_text, text, sizeof text);
+        mq_seterr(m, "broker closed the connection: %s", text);
+        amqp_connection_close_ok_t ok = {0};
+        (void)amqp_send_method(m->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+        return mq_broken(m);
+    }
+    case AMQP_BASIC_CANCEL_METHOD:
+        mq_seterr(m, "the broker cancelled the consumer (queue deleted?)");
+        return LL_ESTATE;
+    default:
+        return LL_OK;
+    }
+}
+
+/* Waits for one frame for at most ms; LL_ETIMEOUT when none. */
+static int mq_wait_frame(mq_t *m, amqp_frame_t *f, int ms)
+{
+    struct timeval tv = ms_tv(ms < 0 ? 0 : ms);
+    int st = amqp_simple_wait_frame_noblock(m->conn, f, &tv);
+    if (st == AMQP_STATUS_OK)
+        return LL_OK;
+    if (st == AMQP_STATUS_TIMEOUT)
+        return LL_ETIMEOUT;
+    mq_seterr(m, "connection to RabbitMQ %s:%d lost: %s", m->host, m->port, amqp_error_string2(st));
+    return mq_broken(m);
+}
+
+int mq_confirm_wait(mq_t *m, int timeout_ms, size_t *failed)
+{
+    if (failed)
+        *failed = 0;
+    int rc = mq_check_up(m);
+    if (rc)
+        return rc;
+    int64_t deadline = clock_mono_ms() + timeout_ms;
+    while (m->npending > 0) {
+        int64_t left = deadline - clock_mono_ms();
+        if (left <= 0) {
+            mq_seterr(m, "%zu publish(es) not confirmed within %d ms%s", m->npending, timeout_ms,
+                      m->blocked ? " (connection blocked by a broker resource alarm)" : "");
+            return LL_ETIMEOUT;
+        }
+        amqp_frame_t f;
+        rc = mq_wait_frame(m, &f, (int)left);
+        if (rc == LL_ETIMEOUT)
+            continue;
+        if (rc != LL_OK)
+            return rc;
+        rc = mq_handle_frame(m, &f);
+        amqp_maybe_release_buffers(m->conn);
+        if (rc != LL_OK)
+            return rc;
+    }
+    size_t nacked = 0;
+    for (uint64_t s = m->win_first; s < m->next_seq; s++)
+        if (m->conf[s - m->win_first] == CONF_NACK)
+            nacked++;
+    size_t returned = m->nreturned;
+    m->win_first = m->next_seq;
+    m->nreturned = 0;
+    if (nacked) {
+        if (failed)
+            *failed = nacked;
+        mq_seterr(m, "the broker nacked %zu publish(es)", nacked);
+        return LL_ENACK;
+    }
+    if (returned) {
+        if (failed)
+            *failed = returned;
+        return LL_ENOTFOUND; /* errstr set when the return arrived */
+    }
+    return LL_OK;
+}
+
+int mq_consume(mq_t *m, const char *queue, int prefetch)
+{
+    int rc = mq_check_up(m);
+    if (rc)
+        return rc;
+    amqp_basic_qos(m->conn, MQ_CHANNEL, 0, (uint16_t)prefetch, 0);
+    rc = mq_reply_err(m, amqp_get_rpc_reply(m->conn), "basic.qos");
+    if (rc)
+        return rc;
+    amqp_basic_consume(m->conn, MQ_CHANNEL, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, 0, 0,
+                       amqp_empty_table);
+    char what[160];
+    snprintf(what, sizeof what, "consume from queue '%s'", queue);
+    return mq_reply_err(m, amqp_get_rpc_reply(m->conn), what);
+}
+
+static void delivery_fill(mq_delivery_t *d)
+{
+    d->body = d->env.message.body.bytes;
+    d->len = d->env.message.body.len;
+    d->tag = d->env.delivery_tag;
+    d->redelivered = d->env.redelivered;
+    d->filled = true;
+}
+
+int mq_next(mq_t *m, mq_delivery_t *d, int timeout_ms)
+{
+    memset(d, 0, sizeof *d);
+    int rc = mq_check_up(m);
+    if (rc)
+        return rc;
+    int64_t deadline = clock_mono_ms() + timeout_ms;
+    for (;;) {
+        int64_t left = deadline - clock_mono_ms();
+        if (left < 0)
+            left = 0;
+        amqp_maybe_release_buffers(m->conn);
+        struct timeval tv = ms_tv((int)left);
+        amqp_rpc_reply_t r = amqp_consume_message(m->conn, &d->env, &tv, 0);
+        if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+            delivery_fill(d);
+            return LL_OK;
+        }
+        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+            r.library_error == AMQP_STATUS_TIMEOUT)
+            return LL_ETIMEOUT;
+        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+            r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+            /* a frame that is not a delivery: read and handle it */
+            amqp_frame_t f;
+            rc = mq_wait_frame(m, &f, (int)left);
+            if (rc == LL_ETIMEOUT)
+                return rc;
+            if (rc != LL_OK)
+                return rc;
+            rc = mq_handle_frame(m, &f);
+            if (rc != LL_OK)
+                return rc;
+            if (clock_mono_ms() >= deadline)
+                return LL_ETIMEOUT;
+            continue;
+        }
+        return mq_reply_err(m, r, "consume");
+    }
+}
+
+int mq_get(mq_t *m, const char *queue, mq_delivery_t *d, bool *empty)
+{
+    memset(d, 0, sizeof *d);
+    *empty = true;
+    int rc = mq_check_up(m);
+    if (rc)
+        return rc;
+    amqp_maybe_release_buffers(m->conn);
+    amqp_rpc_reply_t r = amqp_basic_get(m->conn, MQ_CHANNEL, amqp_cstring_bytes(queue), 0);
+    char what[160];
+    snprintf(what, sizeof what, "get from queue '%s'", queue);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL)
+        return mq_reply_err(m, r, what);
+    if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD)
+        return LL_OK;
+    amqp_basic_get_ok_t *ok = r.reply.decoded;
+    d->env.channel = MQ_CHANNEL;
+    d->env.delivery_tag = ok->delivery_tag;
+    d->env.redelivered = ok->redelivered;
+    d->env.exchange = amqp_bytes_malloc_dup(ok->exchange);
+    d->env.routing_key = amqp_bytes_malloc_dup(ok->routing_key);
+    d->env.consumer_tag = amqp_empty_bytes;
+    r = amqp_read_message(m->conn, MQ_CHANNEL, &d->env.message, 0);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        amqp_bytes_free(d->env.exchange);
+        amqp_bytes_free(d->env.routing_key);
+        memset(d, 0, sizeof *d);
+        return mq_reply_err(m, r, what);
+    }
+    delivery_fill(d);
+    *empty = false;
+    return LL_OK;
+}
+
+int mq_ack(mq_t *m, uint64_t tag, bool multiple)
+{
+    int rc = mq_check_up(m);
+    if (rc)
+        return rc;
+    int st = amqp_basic_ack(m->conn, MQ_CHANNEL, tag, multiple);
+    if (st != AMQP_STATUS_OK) {
+        mq_seterr(m, "ack %llu: %s", (unsigned long long)tag, amqp_error_string2(st));
+        return mq_broken(m);
+    }
+    return LL_OK;
+}
+
+int mq_reject(mq_t *m, uint64_t tag, bool requeue)
+{
+    int rc = mq_check_up(m);
+    if (rc)
+        return rc;
+    int st = amqp_basic_reject(m->conn, MQ_CHANNEL, tag, requeue);
+    if (st != AMQP_STATUS_OK) {
+        mq_seterr(m, "reject %llu: %s", (unsigned long long)tag, amqp_error_string2(st));
+        return mq_broken(m);
+    }
+    return LL_OK;
+}
+
+int mq_service(mq_t *m)
+{
+    int rc = mq_check_up(m);
+    if (rc)
+        return rc;
+    for (;;) {
+        amqp_frame_t f;
+        rc = mq_wait_frame(m, &f, 0);
+        if (rc == LL_ETIMEOUT)
+            return LL_OK;
+        if (rc != LL_OK)
+            return rc;
+        rc = mq_handle_frame(m, &f);
+        amqp_maybe_release_buffers(m->conn);
+        if (rc != LL_OK)
+            return rc;
+    }
+}
+
+void mq_delivery_clear(mq_delivery_t *d)
+{
+    if (d && d->filled)
+        amqp_destroy_envelope(&d->env);
+    if (d)
+        memset(d, 0, sizeof *d);
+}
+
+const char *mq_delivery_header(const mq_delivery_t *d, const char *name, char *buf, size_t n)
+{
+    const amqp_basic_properties_t *p = &d->env.message.properties;
+    if (!(p->_flags & AMQP_BASIC_HEADERS_FLAG))
+        return NULL;
+    size_t klen = strlen(name);
+    for (int i = 0; i < p->headers.num_entries; i++) {
+        const amqp_table_entry_t *e = &p->headers.entries[i];
+        if (e->key.len != klen || memcmp(e->key.bytes, name, klen) != 0)
+            continue;
+        if (e->value.kind != AMQP_FIELD_KIND_UTF8 && e->value.kind != AMQP_FIELD_KIND_BYTES)
+            return NULL;
+        amqp_bytes_t v = e->value.value.bytes;
+        if (v.len + 1 > n)
+            return NULL;
+        memcpy(buf, v.bytes, v.len);
+        buf[v.len] = '\0';
+        return buf;
+    }
+    return NULL;
+}

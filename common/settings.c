@@ -1,0 +1,132 @@
+/*
+ * settings.c - Ledgerline's one table of settings: see settings.h.
+ *
+ * One row per setting; the README's configuration reference is generated
+ * from these rows (cfg_print_reference), so the help text is the doc.
+ */
+#include <assert.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "settings.h"
+#include "xmalloc.h"
+
+extern char **environ;
+
+static_assert((int)SETTINGS_LOG_DEBUG == (int)LOG_DEBUG && (int)SETTINGS_LOG_ERROR == 0,
+              "log.level choices must match log_level_t");
+
+const char *const settings_log_level_names[] = {"error", "warn", "info", "debug", NULL};
+const char *const settings_queue_type_names[] = {"quorum", "classic", NULL};
+const char *const settings_sslmode_names[] = {"disable",   "allow",       "prefer", "require",
+                                              "verify-ca", "verify-full", NULL};
+
+#define OFF(field) offsetof(settings_t, field)
+#define STR(sec, key, field, def, help)                                                            \
+    {                                                                                              \
+        sec, key, CFG_STR, OFF(field), def, 0, 0, NULL, 0, help                                    \
+    }
+#define SECRET(sec, key, field, def, help)                                                         \
+    {                                                                                              \
+        sec, key, CFG_STR, OFF(field), def, 0, 0, NULL, CFG_SECRET, help                           \
+    }
+#define INT(sec, key, field, def, min, max, help)                                                  \
+    {                                                                                              \
+        sec, key, CFG_INT, OFF(field), def, min, max, NULL, 0, help                                \
+    }
+#define BOOL(sec, key, field, def, help)                                                           \
+    {                                                                                              \
+        sec, key, CFG_BOOL, OFF(field), def, 0, 0, NULL, 0, help                                   \
+    }
+#define ENUM(sec, key, field, def, choices, help)                                                  \
+    {                                                                                              \
+        sec, key, CFG_ENUM, OFF(field), def, 0, 0, choices, 0, help                                \
+    }
+
+const cfg_setting_t settings_table[] = {
+    /* log */
+    ENUM("log", "level", log.level, "info", settings_log_level_names,
+         "lowest level logged: error (needs a human), warn, info (lifecycle), debug (per "
+         "message)"),
+
+    /* amqp */
+    STR("amqp", "host", amqp.host, "127.0.0.1", "RabbitMQ host name or address"),
+    INT("amqp", "port", amqp.port, "5672", 1, 65535, "RabbitMQ AMQP port"),
+    STR("amqp", "user", amqp.user, "guest", "RabbitMQ user name"),
+    SECRET("amqp", "password", amqp.password, "guest", "RabbitMQ password"),
+    STR("amqp", "vhost", amqp.vhost, "/", "RabbitMQ virtual host"),
+    INT("amqp", "heartbeat_s", amqp.heartbeat_s, "30", 0, 600,
+        "AMQP heartbeat interval in seconds (0 disables)"),
+    STR("amqp", "connection_name", amqp.connection_name, "",
+        "connection name shown by RabbitMQ (empty: derived from worker and host)"),
+    INT("amqp", "prefetch", amqp.prefetch, "256", 1, 65535,
+        "unacknowledged deliveries per consumer (basic.qos prefetch count)"),
+    INT("amqp", "confirm_timeout_ms", amqp.confirm_timeout_ms, "10000", 100, 600000,
+        "how long to wait for publisher confirms before treating the connection as lost"),
+    INT("amqp", "connect_timeout_ms", amqp.connect_timeout_ms, "5000", 100, 600000,
+        "TCP connect and login timeout"),
+    ENUM("amqp", "queue_type", amqp.queue_type, "quorum", settings_queue_type_names,
+         "type of the work queues declared by the topology"),
+    INT("amqp", "delivery_limit", amqp.delivery_limit, "20", 1, 1000,
+        "x-delivery-limit of quorum queues: redeliveries before dead-lettering"),
+
+    /* redis */
+    STR("redis", "host", redis.host, "127.0.0.1", "Redis host name or address"),
+    INT("redis", "port", redis.port, "6379", 1, 65535, "Redis port"),
+    SECRET("redis", "password", redis.password, "", "Redis password (empty: no AUTH)"),
+    INT("redis", "db", redis.db, "0", 0, 15, "Redis database number (SELECT)"),
+    INT("redis", "timeout_ms", redis.timeout_ms, "2000", 10, 60000,
+        "Redis connect and command timeout"),
+    STR("redis", "key_prefix", redis.key_prefix,
+        "ll:", "prefix of every Redis key Ledgerline writes"),
+
+    /* postgres */
+    STR("postgres", "host", postgres.host, "127.0.0.1",
+        "PostgreSQL host name, address or socket directory"),
+    INT("postgres", "port", postgres.port, "5432", 1, 65535, "PostgreSQL port"),
+    STR("postgres", "dbname", postgres.dbname, "ledgerline", "PostgreSQL database name"),
+    STR("postgres", "user", postgres.user, "ledgerline", "PostgreSQL user name"),
+    SECRET("postgres", "password", postgres.password, "",
+           "PostgreSQL password (empty: libpq's defaults, e.g. .pgpass)"),
+    INT("postgres", "connect_timeout_s", postgres.connect_timeout_s, "5", 1, 300,
+        "PostgreSQL connect timeout in seconds"),
+    ENUM("postgres", "sslmode", postgres.sslmode, "prefer", settings_sslmode_names,
+         "libpq sslmode"),
+    STR("postgres", "application_name", postgres.application_name, "",
+        "application_name shown in pg_stat_activity (empty: derived from the worker)"),
+};
+
+const size_t settings_count = sizeof settings_table / sizeof settings_table[0];
+
+int settings_load_env(settings_t *s, const char *path, char *const *envp, cfg_error_t *err)
+{
+    cfg_origin_t *origins = ll_xcalloc(settings_count, sizeof *origins);
+    s->origins = NULL;
+    int rc = cfg_load(settings_table, settings_count, s, origins, path, envp, err);
+    if (rc != LL_OK) {
+        free(origins);
+        return rc;
+    }
+    s->origins = origins;
+    return LL_OK;
+}
+
+int settings_load(settings_t *s, const char *path, cfg_error_t *err)
+{
+    return settings_load_env(s, path, environ, err);
+}
+
+void settings_free(settings_t *s)
+{
+    if (!s)
+        return;
+    cfg_free(settings_table, settings_count, s);
+    free(s->origins);
+    s->origins = NULL;
+}
+
+void settings_print(const settings_t *s, FILE *out)
+{
+    cfg_print(settings_table, settings_count, s, s->origins, out);
+}

@@ -1,0 +1,105 @@
+/*
+ * settings.h - Ledgerline's settings: one struct, one table (settings.c).
+ *
+ * Every program loads the same table with settings_load(): defaults, then
+ * the YAML file, then LEDGERLINE_<SECTION>_<KEY> environment variables
+ * (see cfg.h). To add a setting: add the field to the section's struct
+ * here, and one row to settings_table[] in settings.c; validation, env
+ * overrides, --check-config and the README reference follow from the row.
+ * To add a section: a new nested struct and its rows.
+ *
+ * Public API: settings_t, settings_table, settings_count, settings_load,
+ * settings_free, settings_print, SETTINGS_* enums and their choice names.
+ */
+#ifndef LL_SETTINGS_H
+#define LL_SETTINGS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "cfg.h"
+#include "err.h"
+#include "log.h"
+
+/* log.level: the same values as log_level_t */
+enum {
+    SETTINGS_LOG_ERROR = LOG_ERROR,
+    SETTINGS_LOG_WARN = LOG_WARN,
+    SETTINGS_LOG_INFO = LOG_INFO,
+    SETTINGS_LOG_DEBUG = LOG_DEBUG
+};
+/* amqp.queue_type */
+enum { SETTINGS_QUEUE_QUORUM, SETTINGS_QUEUE_CLASSIC };
+/* postgres.sslmode: settings_sslmode_names[] gives libpq's keyword */
+enum {
+    SETTINGS_SSLMODE_DISABLE,
+    SETTINGS_SSLMODE_ALLOW,
+    SETTINGS_SSLMODE_PREFER,
+    SETTINGS_SSLMODE_REQUIRE,
+    SETTINGS_SSLMODE_VERIFY_CA,
+    SETTINGS_SSLMODE_VERIFY_FULL
+};
+
+/* NULL-terminated choice names, indexed by the enums above. */
+extern const char *const settings_log_level_names[];
+extern const char *const settings_queue_type_names[];
+extern const char *const settings_sslmode_names[];
+
+/* Strings are owned by the struct (freed by settings_free), never NULL
+ * after a successful settings_load. */
+typedef struct settings {
+    struct {
+        int level; /* SETTINGS_LOG_* */
+    } log;
+    struct {
+        char *host;
+        long long port;
+        char *user;
+        char *password;
+        char *vhost;
+        long long heartbeat_s;
+        char *connection_name; /* "": the program derives one */
+        long long prefetch;
+        long long confirm_timeout_ms;
+        long long connect_timeout_ms;
+        int queue_type; /* SETTINGS_QUEUE_* */
+        long long delivery_limit;
+    } amqp;
+    struct {
+        char *host;
+        long long port;
+        char *password;
+        long long db;
+        long long timeout_ms;
+        char *key_prefix;
+    } redis;
+    struct {
+        char *host;
+        long long port;
+        char *dbname;
+        char *user;
+        char *password;
+        long long connect_timeout_s;
+        int sslmode;            /* SETTINGS_SSLMODE_* */
+        char *application_name; /* "": the program derives one */
+    } postgres;
+    cfg_origin_t *origins; /* settings_count entries: where each value came from */
+} settings_t;
+
+extern const cfg_setting_t settings_table[];
+extern const size_t settings_count;
+
+/* Loads defaults < the YAML file at path (NULL: none) < environ into *s.
+ * On success the caller frees with settings_free(). On failure returns
+ * LL_ECONFIG with *err filled (err->msg is the line to show the operator)
+ * and *s holds nothing to free (settings_free is still safe). */
+int settings_load(settings_t *s, const char *path, cfg_error_t *err) LL_MUSTCHECK;
+/* Same with an explicit environment (NULL-terminated "NAME=value"), for tests. */
+int settings_load_env(settings_t *s, const char *path, char *const *envp,
+                      cfg_error_t *err) LL_MUSTCHECK;
+/* Frees the strings; safe on a zeroed struct and safe twice. */
+void settings_free(settings_t *s);
+/* The effective configuration, secrets masked, with origins (--check-config). */
+void settings_print(const settings_t *s, FILE *out);
+
+#endif

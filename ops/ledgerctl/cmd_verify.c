@@ -1,0 +1,132 @@
+/*
+ * cmd_verify.c - `ledgerctl verify`: checks every ledger invariant of
+ * DESIGN.md section 4 that applies so far.
+ *
+ * One table row per invariant: a stable name (used in --json and by
+ * tests), what it promises, and a query returning the offending rows (no
+ * row = the invariant holds). Each offending row is printed as text built
+ * by the query itself, so the report names the rows involved. Later stages
+ * add their invariants (settlement batches) as rows of the same table.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl.h"
+
+#define VERIFY_ROWS 20 /* offending rows shown per invariant */
+
+typedef struct invariant {
+    const char *name;
+    const char *promise;
+    const char *sql; /* one text column per offending row; LIMIT applied here */
+} invariant_t;
+
+static const invariant_t invariants[] = {
+    {"zero_sum", "per currency, all balances sum to zero",
+     "SELECT format('currency %s: balances sum to %s', currency, sum(balance)) "
+     "FROM accounts GROUP BY currency HAVING sum(balance) <> 0 ORDER BY currency"},
+    {"balance_matches_entries", "each balance equals the sum of its entries",
+     "SELECT format('account %s: balance %s, entries sum to %s', a.id, a.balance, "
+     "coalesce(e.s, 0)) FROM accounts a "
+     "LEFT JOIN (SELECT account_id, sum(amount) AS s FROM entries GROUP BY account_id) e "
+     "ON e.account_id = a.id WHERE a.balance <> coalesce(e.s, 0) ORDER BY a.id"},
+    {"overdraft_respected", "no customer or merchant account is below -overdraft_limit",
+     "SELECT format('account %s: balance %s is below -%s', id, balance, overdraft_limit) "
+     "FROM accounts WHERE kind <> 'system' AND balance < -overdraft_limit ORDER BY id"},
+    {"one_transfer_per_payment", "every payment_id has at most one payment transfer",
+     "SELECT format('payment %s: %s payment transfers (ids %s)', ref, count(*), "
+     "string_agg(id::text, ',' ORDER BY id)) FROM transfers WHERE kind = 'payment' "
+     "GROUP BY ref HAVING count(*) > 1 ORDER BY ref"},
+    {"double_entry",
+     "each transfer has exactly two entries: -amount on the debit account, +amount on the "
+     "credit account",
+     "SELECT format('transfer %s (%s %s): %s entries, debit side %s, credit side %s', t.id, "
+     "t.kind, t.ref, count(e.id), "
+     "CASE WHEN count(*) FILTER (WHERE e.account_id = t.debit_account "
+     "AND e.amount = -t.amount) = 1 THEN 'ok' ELSE 'wrong' END, "
+     "CASE WHEN count(*) FILTER (WHERE e.account_id = t.credit_account "
+     "AND e.amount = t.amount) = 1 THEN 'ok' ELSE 'wrong' END) "
+     "FROM transfers t LEFT JOIN entries e ON e.transfer_id = t.id GROUP BY t.id "
+     "HAVING count(e.id) <> 2 "
+     "OR count(*) FILTER (WHERE e.account_id = t.debit_account AND e.amount = -t.amount) <> 1 "
+     "OR count(*) FILTER (WHERE e.account_id = t.credit_account AND e.amount = t.amount) <> 1 "
+     "ORDER BY t.id"},
+    {"entries_belong_to_transfers", "every entry belongs to a transfer of its account",
+     "SELECT format('entry %s: account %s is not a side of transfer %s', e.id, e.account_id, "
+     "e.transfer_id) FROM entries e JOIN transfers t ON t.id = e.transfer_id "
+     "WHERE e.account_id NOT IN (t.debit_account, t.credit_account) ORDER BY e.id"},
+    {"currency_consistent", "a transfer's currency is the currency of both its accounts",
+     "SELECT format('transfer %s (%s): %s, but account %s is %s', t.id, t.ref, t.currency, a.id, "
+     "a.currency) FROM transfers t JOIN accounts a ON a.id IN (t.debit_account, "
+     "t.credit_account) WHERE a.currency <> t.currency ORDER BY t.id"},
+    {"balance_after_chain", "each entry's balance_after is the running sum of its account",
+     "SELECT format('entry %s of account %s: balance_after %s, running sum %s', id, account_id, "
+     "balance_after, running) FROM (SELECT id, account_id, balance_after, "
+     "sum(amount) OVER (PARTITION BY account_id ORDER BY id) AS running FROM entries) x "
+     "WHERE balance_after <> running ORDER BY id"},
+};
+
+#define NINVARIANTS (sizeof invariants / sizeof invariants[0])
+
+int cmd_verify(ctl_t *c, int argc, char **argv)
+{
+    const ctl_cmd_t *cmd = ctl_find_cmd("verify");
+    int ch;
+    while ((ch = ctl_getopt(c, cmd, argc, argv, "", NULL)) != -1)
+        return ch == 'h' ? 0 : 2;
+    if (optind < argc)
+        return ctl_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    db_t *db = ctl_db(c);
+    if (!db)
+        return 1;
+    /* one consistent snapshot for every check */
+    if (db_exec(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") != LL_OK)
+        return ctl_fail(NULL, "cannot start a read-only transaction: %s", db_errstr(db));
+
+    json_t *list = c->json ? json_array() : NULL;
+    int broken = 0;
+    for (size_t i = 0; i < NINVARIANTS; i++) {
+        const invariant_t *inv = &invariants[i];
+        char sql[2048];
+        snprintf(sql, sizeof sql, "%s LIMIT %d", inv->sql, VERIFY_ROWS + 1);
+        PGresult *r;
+        if (db_query(db, &r, sql, 0, NULL) != LL_OK) {
+            json_decref(list);
+            return ctl_fail("run `ledgerctl migrate` if the schema is missing", "checking %s: %s",
+                            inv->name, db_errstr(db));
+        }
+        int n = PQntuples(r);
+        broken += n > 0;
+        if (list) {
+            json_t *rows = json_array();
+            for (int k = 0; k < n && k < VERIFY_ROWS; k++)
+                json_array_append_new(rows, json_string(PQgetvalue(r, k, 0)));
+            json_array_append_new(list,
+                                  json_pack("{s:s, s:s, s:b, s:o}", "name", inv->name, "promise",
+                                            inv->promise, "ok", n == 0, "rows", rows));
+        } else {
+            printf("%-5s %-28s %s\n", n ? "FAIL" : "ok", inv->name, inv->promise);
+            for (int k = 0; k < n && k < VERIFY_ROWS; k++)
+                printf("        %s\n", PQgetvalue(r, k, 0));
+            if (n > VERIFY_ROWS)
+                printf("        ... and more\n");
+        }
+        PQclear(r);
+    }
+    db_try(db, "COMMIT");
+    if (list) {
+        ctl_json_print(json_pack("{s:b, s:i, s:i, s:o}", "ok", broken == 0, "checked",
+                                 (int)NINVARIANTS, "broken", broken, "invariants", list));
+    } else if (broken) {
+        printf("ledger verify: %d of %zu invariants BROKEN\n", broken, NINVARIANTS);
+    } else {
+        printf("ledger verify: all %zu invariants hold\n", NINVARIANTS);
+    }
+    if (broken)
+        fprintf(stderr,
+                "ledgerctl: %d ledger invariant(s) broken (listed above)\n"
+                "  fix: stop the workers, find what wrote the rows listed above "
+                "(worker logs, manual SQL), and repair them with compensating transfers\n",
+                broken);
+    return broken ? 1 : 0;
+}

@@ -1,0 +1,159 @@
+/*
+ * ctl.c - shared plumbing of the ledgerctl commands: see ctl.h.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "msg.h"
+
+int ctl_fail(const char *fix, const char *fmt, ...)
+{
+    va_list ap;
+    fputs("ledgerctl: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    if (fix)
+        fprintf(stderr, "  fix: %s\n", fix);
+    return 1;
+}
+
+int ctl_usage_error(const ctl_cmd_t *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "ledgerctl %s: ", cmd->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    /* the usage's first line(s) up to the first blank-indented description */
+    fprintf(stderr, "%s", cmd->usage);
+    return 2;
+}
+
+static void conn_name(char *buf, size_t n, const char *what)
+{
+    char host[64] = "";
+    gethostname(host, sizeof host - 1);
+    snprintf(buf, n, "ledgerctl %s@%s:%d", what, host, (int)getpid());
+}
+
+db_t *ctl_db(ctl_t *c)
+{
+    if (c->db)
+        return c->db;
+    char app[128];
+    conn_name(app, sizeof app, "");
+    db_opts_t o = {
+        .host = c->cfg.postgres.host,
+        .port = (int)c->cfg.postgres.port,
+        .dbname = c->cfg.postgres.dbname,
+        .user = c->cfg.postgres.user,
+        .password = c->cfg.postgres.password,
+        .connect_timeout_s = (int)c->cfg.postgres.connect_timeout_s,
+        .sslmode = settings_sslmode_names[c->cfg.postgres.sslmode],
+        .application_name =
+            c->cfg.postgres.application_name[0] ? c->cfg.postgres.application_name : "ledgerctl",
+    };
+    db_t *db = db_new(&o);
+    if (db_connect(db) != LL_OK) {
+        ctl_fail("start the local stack (./ops/stack up) and export its settings "
+                 "(eval \"$(./ops/stack env)\"), or point LEDGERLINE_POSTGRES_HOST/PORT/DBNAME/"
+                 "USER/PASSWORD at your server",
+                 "%s", db_errstr(db));
+        db_free(db);
+        return NULL;
+    }
+    c->db = db;
+    return db;
+}
+
+mq_t *ctl_mq(ctl_t *c)
+{
+    if (c->mq)
+        return c->mq;
+    char name[128];
+    if (c->cfg.amqp.connection_name[0])
+        snprintf(name, sizeof name, "%s", c->cfg.amqp.connection_name);
+    else
+        conn_name(name, sizeof name, "");
+    mq_opts_t o = {
+        .host = c->cfg.amqp.host,
+        .port = (int)c->cfg.amqp.port,
+        .user = c->cfg.amqp.user,
+        .password = c->cfg.amqp.password,
+        .vhost = c->cfg.amqp.vhost,
+        .heartbeat_s = (int)c->cfg.amqp.heartbeat_s,
+        .connect_timeout_ms = (int)c->cfg.amqp.connect_timeout_ms,
+        .conn_name = name,
+    };
+    mq_t *m = mq_new(&o);
+    if (mq_connect(m) != LL_OK) {
+        ctl_fail("start the local stack (./ops/stack up) and export its settings "
+                 "(eval \"$(./ops/stack env)\"), or point LEDGERLINE_AMQP_HOST/PORT/USER/"
+                 "PASSWORD/VHOST at your broker",
+                 "%s", mq_errstr(m));
+        mq_free(m);
+        return NULL;
+    }
+    c->mq = m;
+    return m;
+}
+
+int ctl_getopt(ctl_t *c, const ctl_cmd_t *cmd, int argc, char **argv, const char *shortopts,
+               const struct option *longopts)
+{
+    /* longopts + --json + --help, built once per call site */
+    struct option all[32];
+    size_t n = 0;
+    for (; longopts && longopts[n].name && n < 29; n++)
+        all[n] = longopts[n];
+    all[n++] = (struct option){"json", no_argument, NULL, 0x100};
+    all[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    all[n] = (struct option){NULL, 0, NULL, 0};
+    opterr = 0;
+    for (;;) {
+        int longindex = 0;
+        int ch = getopt_long(argc, argv, shortopts ? shortopts : "", all, &longindex);
+        if (ch == 0x100) {
+            c->json = true;
+            continue;
+        }
+        if (ch == 'h') {
+            fputs(cmd->usage, stdout);
+            return 'h';
+        }
+        if (ch == '?') {
+            if (optopt)
+                ctl_usage_error(cmd, "option -%c is unknown or needs a value", optopt);
+            else
+                ctl_usage_error(cmd, "option '%s' is unknown or needs a value", argv[optind - 1]);
+            return '?';
+        }
+        if (ch == ':') {
+            ctl_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
+            return '?';
+        }
+        return ch;
+    }
+}
+
+void ctl_json_print(json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (s) {
+        puts(s);
+        free(s);
+    }
+    json_decref(j);
+}
+
+bool ctl_valid_id(const char *s)
+{
+    return msg_id_valid(s, strlen(s));
+}

@@ -1,0 +1,84 @@
+/*
+ * ctl.h - what every ledgerctl command shares: the loaded settings, lazily
+ * opened PostgreSQL and RabbitMQ connections, option parsing, output.
+ *
+ * Conventions of every command:
+ *   - exit 0 on success, 1 when the command ran and failed (or found a
+ *     broken invariant), 2 on a usage error;
+ *   - errors go to stderr as "ledgerctl: <problem>" followed by
+ *     "  fix: <what to do>", never a bare errno;
+ *   - --json prints one JSON document on stdout for scripts;
+ *   - --help prints the command's usage on stdout and exits 0.
+ *
+ * Public API: ctl_t, ctl_cmd_t, ctl_fail, ctl_usage_error, ctl_db, ctl_mq,
+ * ctl_getopt, ctl_json_print, ctl_valid_id, the cmd_* entry points.
+ */
+#ifndef LL_CTL_H
+#define LL_CTL_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <jansson.h>
+
+#include "db.h"
+#include "mq.h"
+#include "settings.h"
+
+typedef struct ctl {
+    settings_t cfg;
+    const char *config_path; /* NULL: environment only */
+    bool json;
+    db_t *db; /* opened by ctl_db() */
+    mq_t *mq; /* opened by ctl_mq() */
+} ctl_t;
+
+typedef struct ctl_cmd {
+    const char *name; /* "account create" */
+    int (*run)(ctl_t *c, int argc, char **argv);
+    const char *summary; /* one line for `ledgerctl --help` */
+    const char *usage;   /* full text for `ledgerctl <cmd> --help` */
+} ctl_cmd_t;
+
+/* Prints "ledgerctl: <problem>\n  fix: <fix>\n" to stderr; returns 1. */
+int ctl_fail(const char *fix, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints the problem and the command's usage line to stderr; returns 2. */
+int ctl_usage_error(const ctl_cmd_t *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The PostgreSQL / RabbitMQ connection, opened on first use. NULL after
+ * printing an error that names the server and how to reach it. */
+db_t *ctl_db(ctl_t *c);
+mq_t *ctl_mq(ctl_t *c);
+
+/*
+ * getopt_long over a command's argv with --json and --help added.
+ * Returns the option like getopt_long, 'h' when --help was given (the usage
+ * has been printed), '?' on a bad option (an error has been printed), -1 at
+ * the end. --json sets c->json.
+ */
+int ctl_getopt(ctl_t *c, const ctl_cmd_t *cmd, int argc, char **argv, const char *shortopts,
+               const struct option *longopts);
+
+/* Prints `j` compactly on stdout with a newline and releases it. */
+void ctl_json_print(json_t *j);
+
+/* An account id or payment id: 1-64 chars of [A-Za-z0-9_.:-]. */
+bool ctl_valid_id(const char *s);
+
+int cmd_migrate(ctl_t *c, int argc, char **argv);
+int cmd_topology_apply(ctl_t *c, int argc, char **argv);
+int cmd_account_create(ctl_t *c, int argc, char **argv);
+int cmd_account_fund(ctl_t *c, int argc, char **argv);
+int cmd_account_freeze(ctl_t *c, int argc, char **argv);
+int cmd_account_unfreeze(ctl_t *c, int argc, char **argv);
+int cmd_account_show(ctl_t *c, int argc, char **argv);
+int cmd_account_list(ctl_t *c, int argc, char **argv);
+int cmd_publish(ctl_t *c, int argc, char **argv);
+int cmd_verify(ctl_t *c, int argc, char **argv);
+int cmd_config_check(ctl_t *c, int argc, char **argv);
+int cmd_config_reference(ctl_t *c, int argc, char **argv);
+
+/* The command table, for usage lookups by the commands themselves. */
+const ctl_cmd_t *ctl_find_cmd(const char *name);
+
+#endif

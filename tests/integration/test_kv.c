@@ -1,0 +1,384 @@
+/*
+ * test_kv.c - the Redis client against a real Redis (the stack's, from
+ * LEDGERLINE_REDIS_HOST / _PORT / _PASSWORD_FILE): SET NX, TTLs, get/set/
+ * del, compare-and-delete / compare-and-expire, INCR, pipelined SET NX,
+ * the key prefix (checked with a raw hiredis connection), a wrong
+ * password, error replies; and, on a throwaway redis-server this test
+ * starts itself, Redis going away (calls fail fast with LL_ECONN) and
+ * coming back (the client is up again within the backoff).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "clock.h"
+#include "kv.h"
+#include "ll_test.h"
+
+#define TIMEOUT_MS 500
+
+static const char *host;
+static int port;
+static char *password;
+static char prefix[64];
+
+static void stack_conf(void)
+{
+    host = llt_env("LEDGERLINE_REDIS_HOST");
+    port = atoi(llt_env("LEDGERLINE_REDIS_PORT"));
+    if (!getenv("LEDGERLINE_REDIS_PASSWORD"))
+        (void)llt_env("LEDGERLINE_REDIS_PASSWORD_FILE");
+    free(password);
+    password = llt_secret("LEDGERLINE_REDIS_PASSWORD");
+    /* keys of this run only */
+    snprintf(prefix, sizeof prefix, "llt:kv:%d:%lld:", (int)getpid(), (long long)clock_now_ms());
+}
+
+static kv_t *stack_kv(void)
+{
+    stack_conf();
+    kv_t *kv;
+    ck_assert_int_eq(kv_open(&kv, host, port, password, 0, TIMEOUT_MS, prefix), LL_OK);
+    ck_assert_msg(kv_is_up(kv), "cannot reach the stack's Redis at %s:%d: %s", host, port,
+                  kv_errstr(kv));
+    return kv;
+}
+
+/* A raw connection to the stack's Redis, authenticated. */
+static redisContext *raw(void)
+{
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout(host, port, tv);
+    ck_assert_msg(c && !c->err, "raw connect: %s", c ? c->errstr : "no memory");
+    if (password[0]) {
+        redisReply *r = redisCommand(c, "AUTH %s", password);
+        ck_assert_msg(r && r->type == REDIS_REPLY_STATUS, "raw AUTH failed");
+        freeReplyObject(r);
+    }
+    return c;
+}
+
+START_TEST(kv_set_nx_twice)
+{
+    kv_t *kv = stack_kv();
+    ck_assert_int_eq(kv_set_nx(kv, "once", "h1", 10000), LL_OK);
+    ck_assert_int_eq(kv_set_nx(kv, "once", "h2", 10000), LL_EEXISTS);
+    char buf[16];
+    ck_assert_int_eq(kv_get(kv, "once", buf, sizeof buf), LL_OK);
+    ck_assert_str_eq(buf, "h1"); /* the second SET NX changed nothing */
+    ck_assert_int_eq(kv_set_nx(kv, "forever", "v", 0), LL_OK);
+    ck_assert_int_eq(kv_del(kv, "forever"), LL_OK);
+    ck_assert_int_eq(kv_del(kv, "once"), LL_OK);
+    kv_free(kv);
+}
+END_TEST
+
+START_TEST(kv_ttl_expires)
+{
+    kv_t *kv = stack_kv();
+    char buf[16];
+    ck_assert_int_eq(kv_set_nx(kv, "short", "x", 150), LL_OK);
+    ck_assert_int_eq(kv_get(kv, "short", buf, sizeof buf), LL_OK);
+    ck_assert_int_eq(kv_set_nx(kv, "short", "y", 150), LL_EEXISTS);
+    usleep(400 * 1000);
+    ck_assert_int_eq(kv_get(kv, "short", buf, sizeof buf), LL_ENOTFOUND);
+    ck_assert_int_eq(kv_set_nx(kv, "short", "y", 150), LL_OK);
+    /* kv_set with a TTL expires too */
+    ck_assert_int_eq(kv_set(kv, "short2", "z", 150), LL_OK);
+    usleep(400 * 1000);
+    ck_assert_int_eq(kv_get(kv, "short2", buf, sizeof buf), LL_ENOTFOUND);
+    kv_free(kv);
+}
+END_TEST
+
+/* values that must round-trip unchanged */
+static const char *const values[] = {
+    "",      "v", "with space", "quote\"back\\slash", "line\nbreak", "caf\xc3\xa9 \xe2\x82\xac",
+    "%s%n%d"};
+
+START_TEST(kv_get_set_del)
+{
+    kv_t *kv = stack_kv();
+    const char *v = values[_i];
+    char buf[64];
+    ck_assert_int_eq(kv_get(kv, "gsd", buf, sizeof buf), LL_ENOTFOUND);
+    ck_assert_int_eq(kv_set(kv, "gsd", "old", 0), LL_OK);
+    ck_assert_int_eq(kv_set(kv, "gsd", v, 0), LL_OK); /* overwrites */
+    ck_assert_int_eq(kv_get(kv, "gsd", buf, sizeof buf), LL_OK);
+    ck_assert_str_eq(buf, v);
+    /* exactly fitting and one byte short */
+    size_t len = strlen(v);
+    ck_assert_int_eq(kv_get(kv, "gsd", buf, len + 1), LL_OK);
+    if (len > 0)
+        ck_assert_int_eq(kv_get(kv, "gsd", buf, len), LL_ERANGE);
+    ck_assert_int_eq(kv_del(kv, "gsd"), LL_OK);
+    ck_assert_int_eq(kv_del(kv, "gsd"), LL_ENOTFOUND);
+    ck_assert_int_eq(kv_get(kv, "gsd", buf, sizeof buf), LL_ENOTFOUND);
+    kv_free(kv);
+}
+END_TEST
+
+START_TEST(kv_compare_and_delete_expire)
+{
+    kv_t *kv = stack_kv();
+    char buf[32];
+    ck_assert_int_eq(kv_del_if_eq(kv, "lock", "tokA"), LL_ENOTFOUND); /* absent */
+    ck_assert_int_eq(kv_pexpire_if_eq(kv, "lock", "tokA", 1000), LL_ENOTFOUND);
+    ck_assert_int_eq(kv_set_nx(kv, "lock", "tokA", 60000), LL_OK);
+
+    /* someone else's token changes nothing */
+    ck_assert_int_eq(kv_del_if_eq(kv, "lock", "tokB"), LL_ENOTFOUND);
+    ck_assert_int_eq(kv_pexpire_if_eq(kv, "lock", "tokB", 100), LL_ENOTFOUND);
+    ck_assert_int_eq(kv_get(kv, "lock", buf, sizeof buf), LL_OK);
+    ck_assert_str_eq(buf, "tokA");
+
+    redisContext *c = raw();
+    redisReply *r = redisCommand(c, "PTTL %slock", prefix);
+    ck_assert_int_gt(r->integer, 50000); /* tokB's 100 ms was not applied */
+    freeReplyObject(r);
+
+    /* the owner extends: the TTL is what it asked for */
+    ck_assert_int_eq(kv_pexpire_if_eq(kv, "lock", "tokA", 30000), LL_OK);
+    r = redisCommand(c, "PTTL %slock", prefix);
+    ck_assert_int_gt(r->integer, 25000);
+    ck_assert_int_le(r->integer, 30000);
+    freeReplyObject(r);
+
+    ck_assert_int_eq(kv_del_if_eq(kv, "lock", "tokA"), LL_OK);
+    ck_assert_int_eq(kv_get(kv, "lock", buf, sizeof buf), LL_ENOTFOUND);
+    ck_assert_int_eq(kv_del_if_eq(kv, "lock", "tokA"), LL_ENOTFOUND);
+    ck_assert_int_eq(kv_pexpire_if_eq(kv, "lock", "tokA", 0), LL_EINVAL);
+    redisFree(c);
+    kv_free(kv);
+}
+END_TEST
+
+START_TEST(kv_incr_monotonic)
+{
+    kv_t *kv = stack_kv();
+    long long prev = 0, v = 0;
+    for (int i = 0; i < 200; i++) {
+        ck_assert_int_eq(kv_incr(kv, "fence", &v), LL_OK);
+        ck_assert_int_eq(v, prev + 1);
+        prev = v;
+    }
+    ck_assert_int_eq(v, 200);
+    /* an error reply is LL_EIO with Redis's text */
+    ck_assert_int_eq(kv_set(kv, "notnum", "abc", 10000), LL_OK);
+    ck_assert_int_eq(kv_incr(kv, "notnum", &v), LL_EIO);
+    ck_assert_msg(strstr(kv_errstr(kv), "not an integer") != NULL, "%s", kv_errstr(kv));
+    ck_assert(kv_is_up(kv)); /* an error reply is not a lost connection */
+    ck_assert_int_eq(kv_ping(kv), LL_OK);
+    ck_assert_int_eq(kv_del(kv, "fence"), LL_OK);
+    kv_free(kv);
+}
+END_TEST
+
+START_TEST(kv_set_nx_many_mixed)
+{
+    kv_t *kv = stack_kv();
+    ck_assert_int_eq(kv_set_nx(kv, "m1", "old1", 60000), LL_OK);
+    ck_assert_int_eq(kv_set_nx(kv, "m3", "old3", 60000), LL_OK);
+    const char *keys[] = {"m0", "m1", "m2", "m3", "m4", "m2"};
+    const char *vals[] = {"new0", "new1", "new2", "new3", "new4", "again"};
+    int want[] = {LL_OK, LL_EEXISTS, LL_OK, LL_EEXISTS, LL_OK, LL_EEXISTS};
+    int got[6];
+    memset(got, 0x7f, sizeof got);
+    ck_assert_int_eq(kv_set_nx_many(kv, 6, keys, vals, 60000, got), LL_OK);
+    for (int i = 0; i < 6; i++)
+        ck_assert_msg(got[i] == want[i], "result %d: %s, want %s", i, ll_errname(got[i]),
+                      ll_errname(want[i]));
+    const char *after[] = {"new0", "old1", "new2", "old3", "new4"};
+    for (int i = 0; i < 5; i++) {
+        char buf[16];
+        ck_assert_int_eq(kv_get(kv, keys[i], buf, sizeof buf), LL_OK);
+        ck_assert_str_eq(buf, after[i]);
+    }
+    ck_assert_int_eq(kv_set_nx_many(kv, 0, NULL, NULL, 0, NULL), LL_OK);
+    kv_free(kv);
+}
+END_TEST
+
+START_TEST(kv_prefix_applied)
+{
+    kv_t *kv = stack_kv();
+    ck_assert_int_eq(kv_set(kv, "pfx", "here", 60000), LL_OK);
+    redisContext *c = raw();
+    redisReply *r = redisCommand(c, "GET %spfx", prefix);
+    ck_assert_int_eq(r->type, REDIS_REPLY_STRING);
+    ck_assert_str_eq(r->str, "here");
+    freeReplyObject(r);
+    r = redisCommand(c, "EXISTS pfx");
+    ck_assert_int_eq(r->integer, 0);
+    freeReplyObject(r);
+    redisFree(c);
+    kv_free(kv);
+}
+END_TEST
+
+START_TEST(kv_wrong_password)
+{
+    stack_conf();
+    kv_t *kv;
+    ck_assert_int_eq(kv_open(&kv, host, port, "definitely-not-the-password", 0, TIMEOUT_MS, prefix),
+                     LL_OK);
+    ck_assert(!kv_is_up(kv));
+    const char *e = kv_errstr(kv);
+    ck_assert_msg(strstr(e, "AUTH") != NULL, "%s", e);
+    ck_assert_msg(strstr(e, "WRONGPASS") || strstr(e, "invalid") || strstr(e, "no password"), "%s",
+                  e);
+    ck_assert_msg(strstr(e, "definitely") == NULL, "password in errstr: %s", e);
+    ck_assert_int_eq(kv_ping(kv), LL_ECONN);
+    kv_free(kv);
+    /* nothing listens: down, not an error */
+    ck_assert_int_eq(kv_open(&kv, "127.0.0.1", 1, NULL, 0, TIMEOUT_MS, NULL), LL_OK);
+    ck_assert(!kv_is_up(kv));
+    ck_assert_msg(strstr(kv_errstr(kv), "connect") != NULL, "%s", kv_errstr(kv));
+    kv_free(kv);
+    ck_assert_int_eq(kv_open(&kv, "127.0.0.1", 0, NULL, 0, TIMEOUT_MS, NULL), LL_EINVAL);
+    ck_assert_ptr_null(kv);
+}
+END_TEST
+
+/* ---- our own redis-server: going away and coming back ------------------- */
+
+static pid_t server = -1;
+
+static void stop_server(void)
+{
+    if (server > 0) {
+        kill(server, SIGTERM);
+        waitpid(server, NULL, 0);
+        server = -1;
+    }
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void start_server(int p)
+{
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", p);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the test */
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        execlp("redis-server", "redis-server", "--port", ps, "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--daemonize", "no", "--dir", "/tmp", (char *)NULL);
+        _exit(127);
+    }
+    server = pid;
+    /* ready when it answers PING */
+    int64_t deadline = clock_mono_ms() + 10000;
+    for (;;) {
+        struct timeval tv = {0, 200000};
+        redisContext *c = redisConnectWithTimeout("127.0.0.1", p, tv);
+        bool ok = false;
+        if (c && !c->err) {
+            redisReply *r = redisCommand(c, "PING");
+            ok = r && r->type == REDIS_REPLY_STATUS;
+            if (r)
+                freeReplyObject(r);
+        }
+        redisFree(c);
+        if (ok)
+            return;
+        int status;
+        ck_assert_msg(waitpid(pid, &status, WNOHANG) == 0, "redis-server exited (status %d)",
+                      status);
+        ck_assert_msg(clock_mono_ms() < deadline, "redis-server on port %d never answered", p);
+        usleep(20000);
+    }
+}
+
+START_TEST(kv_server_goes_away_and_comes_back)
+{
+    int p = free_port();
+    start_server(p);
+    kv_t *kv;
+    ck_assert_int_eq(kv_open(&kv, "127.0.0.1", p, NULL, 0, TIMEOUT_MS, "t:"), LL_OK);
+    ck_assert_msg(kv_is_up(kv), "%s", kv_errstr(kv));
+    ck_assert_int_eq(kv_set_nx(kv, "k", "v", 0), LL_OK);
+
+    stop_server();
+    /* every call fails with LL_ECONN, each well within 2x the timeout */
+    int fails = 0;
+    int64_t worst = 0;
+    for (int i = 0; i < 200; i++) {
+        int64_t t0 = clock_mono_ms();
+        int rc = kv_set_nx(kv, "k2", "v", 0);
+        int64_t took = clock_mono_ms() - t0;
+        worst = took > worst ? took : worst;
+        ck_assert_msg(rc == LL_ECONN, "call %d: %s", i, ll_errname(rc));
+        ck_assert_msg(took <= 2 * TIMEOUT_MS, "call %d blocked %lld ms", i, (long long)took);
+        fails++;
+        usleep(1000);
+    }
+    ck_assert_int_eq(fails, 200);
+    ck_assert(!kv_is_up(kv));
+    ck_assert_msg(kv_errstr(kv)[0] != '\0', "no errstr while down");
+    char buf[8];
+    ck_assert_int_eq(kv_get(kv, "k", buf, sizeof buf), LL_ECONN);
+    long long n;
+    ck_assert_int_eq(kv_incr(kv, "n", &n), LL_ECONN);
+
+    /* back on the same port: up again within the backoff ceiling */
+    start_server(p);
+    int64_t t0 = clock_mono_ms();
+    int rc;
+    while ((rc = kv_ping(kv)) != LL_OK && clock_mono_ms() - t0 < KV_BACKOFF_MAX_MS + 2000)
+        usleep(10000);
+    ck_assert_msg(rc == LL_OK, "not back after %lld ms: %s", (long long)(clock_mono_ms() - t0),
+                  kv_errstr(kv));
+    ck_assert(kv_is_up(kv));
+    ck_assert_int_eq(kv_set_nx(kv, "k", "v", 0), LL_OK); /* fresh server, empty */
+    ck_assert_int_eq(kv_set_nx(kv, "k", "v", 0), LL_EEXISTS);
+    kv_free(kv);
+    stop_server();
+}
+END_TEST
+
+int main(void)
+{
+    atexit(stop_server);
+    Suite *s = suite_create("kv");
+    TCase *tc = tcase_create("stack");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, kv_set_nx_twice);
+    tcase_add_test(tc, kv_ttl_expires);
+    tcase_add_loop_test(tc, kv_get_set_del, 0, (int)(sizeof values / sizeof values[0]));
+    tcase_add_test(tc, kv_compare_and_delete_expire);
+    tcase_add_test(tc, kv_incr_monotonic);
+    tcase_add_test(tc, kv_set_nx_many_mixed);
+    tcase_add_test(tc, kv_prefix_applied);
+    tcase_add_test(tc, kv_wrong_password);
+    suite_add_tcase(s, tc);
+    TCase *own = tcase_create("own-server");
+    tcase_set_timeout(own, 60);
+    tcase_add_checked_fixture(own, NULL, stop_server);
+    tcase_add_test(own, kv_server_goes_away_and_comes_back);
+    suite_add_tcase(s, own);
+    return llt_run_suite(s);
+}

@@ -1,0 +1,148 @@
+/*
+ * test_verify.c - `ledgerctl verify`: green on a funded ledger, and red,
+ * naming the broken invariant and the rows involved, on ledgers this test
+ * corrupts on purpose, one corruption per case.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ll_test.h"
+
+static char *ledger;
+static db_t *db;
+
+static void ctl(const char *args)
+{
+    char *out, *err;
+    int rc = llt_ctl(&out, &err, ledger, "%s", args);
+    ck_assert_msg(rc == 0, "ledgerctl %s: %s%s", args, out, err);
+    free(out);
+    free(err);
+}
+
+/* A small funded ledger: alice and bob (EUR), carol (USD), a transfer. */
+static void setup(void)
+{
+    ledger = llt_ledger();
+    db = llt_db(ledger);
+    ctl("account create alice --currency EUR");
+    ctl("account create bob --currency EUR --overdraft 100");
+    ctl("account create carol --currency USD");
+    ctl("account fund alice 1000 --ref f1");
+    ctl("account fund bob 500 --ref f2");
+    ctl("account fund carol 70 --ref f3");
+    llt_exec(db, "SELECT * FROM ledger_post('p-1', 'payment', 'alice', 'bob', 300, 'EUR')");
+}
+
+static void teardown(void)
+{
+    db_free(db);
+    llt_dropdb(ledger);
+    free(ledger);
+}
+
+START_TEST(verify_is_green_on_a_funded_ledger)
+{
+    char *out, *err;
+    int rc = llt_ctl(&out, &err, ledger, "verify");
+    ck_assert_msg(rc == 0, "%s%s", out, err);
+    ck_assert_msg(strstr(out, "all 8 invariants hold") != NULL, "%s", out);
+    free(out);
+    free(err);
+    rc = llt_ctl(&out, &err, ledger, "verify --json");
+    ck_assert_int_eq(rc, 0);
+    json_t *j = llt_json(out);
+    ck_assert(json_is_true(json_object_get(j, "ok")));
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "broken")), 0);
+    json_decref(j);
+    free(out);
+    free(err);
+}
+END_TEST
+
+static const struct {
+    const char *label;
+    const char *corrupt;   /* SQL run on the funded ledger */
+    const char *invariant; /* must be reported broken */
+    const char *row;       /* must appear in that invariant's rows */
+} corruptions[] = {
+    {"balance edited by hand", "UPDATE accounts SET balance = balance + 1 WHERE id = 'alice'",
+     "balance_matches_entries", "account alice: balance 701, entries sum to 700"},
+    {"money created from nothing", "UPDATE accounts SET balance = balance + 1 WHERE id = 'alice'",
+     "zero_sum", "currency EUR: balances sum to 1"},
+    {"customer below its overdraft",
+     "SELECT * FROM ledger_post('x', 'funding', 'carol', 'sys:funding:USD', 70, 'USD');"
+     "UPDATE accounts SET balance = balance - 5 WHERE id = 'carol';"
+     "UPDATE accounts SET balance = balance + 5 WHERE id = 'sys:funding:USD'",
+     "overdraft_respected", "account carol: balance -5 is below -0"},
+    {"payment posted twice",
+     "ALTER TABLE transfers DROP CONSTRAINT transfers_kind_ref_key;"
+     "INSERT INTO transfers (ref, kind, debit_account, credit_account, amount, currency) "
+     "VALUES ('p-1', 'payment', 'alice', 'bob', 300, 'EUR')",
+     "one_transfer_per_payment", "payment p-1: 2 payment transfers"},
+    {"transfer without entries",
+     "INSERT INTO transfers (ref, kind, debit_account, credit_account, amount, currency) "
+     "VALUES ('ghost', 'payment', 'alice', 'bob', 5, 'EUR')",
+     "double_entry", "(payment ghost): 0 entries"},
+    {"entry on a third account",
+     "UPDATE entries SET account_id = 'carol' WHERE id = (SELECT max(id) FROM entries)",
+     "entries_belong_to_transfers", "account carol is not a side of transfer"},
+    {"transfer currency rewritten", "UPDATE transfers SET currency = 'USD' WHERE ref = 'p-1'",
+     "currency_consistent", "(p-1): USD, but account alice is EUR"},
+    {"balance_after rewritten",
+     "UPDATE entries SET balance_after = balance_after + 7 WHERE id = (SELECT min(id) FROM "
+     "entries WHERE account_id = 'alice')",
+     "balance_after_chain", "of account alice: balance_after 1007, running sum 1000"},
+};
+
+START_TEST(verify_names_each_broken_invariant_and_its_rows)
+{
+    llt_exec(db, corruptions[_i].corrupt);
+    char *out, *err;
+    int rc = llt_ctl(&out, &err, ledger, "verify --json");
+    ck_assert_msg(rc == 1, "%s: verify exited %d: %s", corruptions[_i].label, rc, out);
+    ck_assert_msg(strstr(err, "invariant(s) broken") && strstr(err, "fix:"), "%s", err);
+    json_t *j = llt_json(out);
+    ck_assert(json_is_false(json_object_get(j, "ok")));
+    json_t *inv;
+    size_t k;
+    int seen = 0;
+    json_array_foreach(json_object_get(j, "invariants"), k, inv)
+    {
+        if (strcmp(json_string_value(json_object_get(inv, "name")), corruptions[_i].invariant))
+            continue;
+        seen = 1;
+        ck_assert_msg(json_is_false(json_object_get(inv, "ok")), "%s: %s reported ok",
+                      corruptions[_i].label, corruptions[_i].invariant);
+        char *rows = json_dumps(json_object_get(inv, "rows"), 0);
+        ck_assert_msg(strstr(rows, corruptions[_i].row) != NULL, "%s: rows %s lack '%s'",
+                      corruptions[_i].label, rows, corruptions[_i].row);
+        free(rows);
+    }
+    ck_assert_msg(seen, "invariant %s not in the report", corruptions[_i].invariant);
+    json_decref(j);
+    free(out);
+    free(err);
+    /* the human report names it too */
+    rc = llt_ctl(&out, &err, ledger, "verify");
+    ck_assert_int_eq(rc, 1);
+    char want[128];
+    snprintf(want, sizeof want, "FAIL  %s", corruptions[_i].invariant);
+    ck_assert_msg(strstr(out, want) && strstr(out, corruptions[_i].row), "%s", out);
+    free(out);
+    free(err);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("verify");
+    TCase *tc = tcase_create("postgres");
+    tcase_set_timeout(tc, 120);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, verify_is_green_on_a_funded_ledger);
+    tcase_add_loop_test(tc, verify_names_each_broken_invariant_and_its_rows, 0,
+                        (int)(sizeof corruptions / sizeof corruptions[0]));
+    suite_add_tcase(s, tc);
+    return llt_run_suite(s);
+}

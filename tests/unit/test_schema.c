@@ -1,0 +1,548 @@
+/*
+ * test_schema.c - "code and schema agree": the JSON Schemas of
+ * schemas/json/ (read from LL_SOURCE_DIR) against the codec in common/msg.*
+ * and the ISO 4217 table in common/money.c.
+ *
+ * No real JSON Schema validator is packaged for this machine, so the
+ * agreement is checked two ways:
+ *   1. structurally: each schema's properties/required equal msg_fields()
+ *      for its routing key; its limits (minLength, maxLength, pattern,
+ *      minimum, maximum, maxProperties, maxItems, x-maxBytes, x-maxBodyBytes)
+ *      equal the MSG_* constants; the currency enum equals money.c's table;
+ *      the reason enums equal the codec's strings; the request fields are
+ *      spelled identically in every schema that carries them;
+ *   2. with a small validator for exactly the keywords our schemas use
+ *      (the test first asserts that no other keyword appears): every event
+ *      encoder's output validates against its schema, and sample request
+ *      bodies get the same verdict from the schema and from the decoder,
+ *      except for the three rules JSON Schema cannot express (payer != payee,
+ *      the 200-BYTE description limit, and "never a float": JSON Schema's
+ *      integer type accepts 100.0), which are listed as such.
+ */
+#include <check.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "money.h"
+#include "msg.h"
+
+#ifndef LL_SOURCE_DIR
+#error "LL_SOURCE_DIR must be defined (the CMake test definitions do)"
+#endif
+
+#define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static const char *const types[] = {
+    MSG_TYPE_REQUESTED, MSG_TYPE_APPROVED,     MSG_TYPE_DECLINED, MSG_TYPE_COMPLETED,
+    MSG_TYPE_FAILED,    MSG_TYPE_BATCH_CLOSED, MSG_TYPE_REJECTED,
+};
+
+static json_t *load_schema(const char *type)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/schemas/json/%s.json", LL_SOURCE_DIR, type);
+    json_error_t err;
+    json_t *s = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
+    ck_assert_msg(s != NULL, "%s: %s (line %d)", path, err.text, err.line);
+    ck_assert(json_is_object(s));
+    return s;
+}
+
+static json_t *prop(json_t *schema, const char *name)
+{
+    json_t *p = json_object_get(json_object_get(schema, "properties"), name);
+    ck_assert_msg(p != NULL, "schema has no property %s", name);
+    return p;
+}
+
+static json_int_t int_kw(json_t *o, const char *kw)
+{
+    json_t *v = json_object_get(o, kw);
+    ck_assert_msg(json_is_integer(v), "keyword %s missing or not an integer", kw);
+    return json_integer_value(v);
+}
+
+/* ---- a validator for the keywords our schemas use ----------------------- */
+
+static const char *const known_keywords[] = {
+    "$schema",        "$id",           "$comment",
+    "title",          "description",   "type",
+    "properties",     "required",      "additionalProperties",
+    "minLength",      "maxLength",     "pattern",
+    "enum",           "const",         "minimum",
+    "maximum",        "maxProperties", "items",
+    "maxItems",       "format",        "x-maxBytes",
+    "x-maxBodyBytes",
+};
+
+/* Every keyword of every (sub)schema is one the validator understands. */
+static void check_keywords(json_t *s, const char *where)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(s, k, v)
+    {
+        bool ok = false;
+        for (int i = 0; i < N(known_keywords) && !ok; i++)
+            ok = strcmp(k, known_keywords[i]) == 0;
+        ck_assert_msg(ok, "%s: keyword %s is not understood by this test's validator", where, k);
+    }
+    json_t *props = json_object_get(s, "properties");
+    json_object_foreach(props, k, v) check_keywords(v, k);
+    json_t *ap = json_object_get(s, "additionalProperties");
+    if (json_is_object(ap))
+        check_keywords(ap, "additionalProperties");
+    json_t *items = json_object_get(s, "items");
+    if (items)
+        check_keywords(items, "items");
+}
+
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+static bool pattern_matches(const char *pattern, const char *s)
+{
+    regex_t re;
+    ck_assert_msg(regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB) == 0, "bad pattern %s", pattern);
+    bool m = regexec(&re, s, 0, NULL, 0) == 0;
+    regfree(&re);
+    return m;
+}
+
+static bool type_ok(const char *t, json_t *v)
+{
+    if (strcmp(t, "object") == 0)
+        return json_is_object(v);
+    if (strcmp(t, "array") == 0)
+        return json_is_array(v);
+    if (strcmp(t, "string") == 0)
+        return json_is_string(v);
+    if (strcmp(t, "integer") == 0)
+        return json_is_integer(v) ||
+               (json_is_real(v) && json_real_value(v) == (double)(long long)json_real_value(v));
+    ck_assert_msg(0, "type %s not handled", t);
+    return false;
+}
+
+/* true iff v is valid against s; `why` gets the first failure. */
+static bool validate(json_t *s, json_t *v, char *why, size_t n)
+{
+    json_t *kw;
+    if ((kw = json_object_get(s, "type")) && !type_ok(json_string_value(kw), v))
+        return snprintf(why, n, "type"), false;
+    if ((kw = json_object_get(s, "const")) && !json_equal(kw, v))
+        return snprintf(why, n, "const"), false;
+    if ((kw = json_object_get(s, "enum"))) {
+        bool in = false;
+        size_t i;
+        json_t *e;
+        json_array_foreach(kw, i, e) in = in || json_equal(e, v);
+        if (!in)
+            return snprintf(why, n, "enum"), false;
+    }
+    if (json_is_string(v)) {
+        size_t chars = utf8_chars(json_string_value(v));
+        if ((kw = json_object_get(s, "minLength")) && chars < (size_t)json_integer_value(kw))
+            return snprintf(why, n, "minLength"), false;
+        if ((kw = json_object_get(s, "maxLength")) && chars > (size_t)json_integer_value(kw))
+            return snprintf(why, n, "maxLength"), false;
+        if ((kw = json_object_get(s, "pattern")) &&
+            !pattern_matches(json_string_value(kw), json_string_value(v)))
+            return snprintf(why, n, "pattern"), false;
+    }
+    if (json_is_number(v)) {
+        double d = json_number_value(v);
+        if ((kw = json_object_get(s, "minimum")) && d < json_number_value(kw))
+            return snprintf(why, n, "minimum"), false;
+        if ((kw = json_object_get(s, "maximum")) && d > json_number_value(kw))
+            return snprintf(why, n, "maximum"), false;
+    }
+    if (json_is_array(v)) {
+        if ((kw = json_object_get(s, "maxItems")) &&
+            json_array_size(v) > (size_t)json_integer_value(kw))
+            return snprintf(why, n, "maxItems"), false;
+        size_t i;
+        json_t *e;
+        json_t *items = json_object_get(s, "items");
+        json_array_foreach(v, i, e) if (items && !validate(items, e, why, n)) return false;
+    }
+    if (json_is_object(v)) {
+        if ((kw = json_object_get(s, "maxProperties")) &&
+            json_object_size(v) > (size_t)json_integer_value(kw))
+            return snprintf(why, n, "maxProperties"), false;
+        size_t i;
+        json_t *r;
+        json_array_foreach(json_object_get(s, "required"), i, r)
+        {
+            if (!json_object_get(v, json_string_value(r)))
+                return snprintf(why, n, "required %s", json_string_value(r)), false;
+        }
+        json_t *props = json_object_get(s, "properties");
+        json_t *ap = json_object_get(s, "additionalProperties");
+        const char *k;
+        json_t *x;
+        json_object_foreach(v, k, x)
+        {
+            json_t *ps = json_object_get(props, k);
+            if (ps) {
+                if (!validate(ps, x, why, n))
+                    return false;
+            } else if (json_is_false(ap)) {
+                return snprintf(why, n, "additionalProperties %s", k), false;
+            } else if (json_is_object(ap) && !validate(ap, x, why, n)) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/* ---- structural agreement ----------------------------------------------- */
+
+START_TEST(test_fields_match)
+{
+    const char *type = types[_i];
+    json_t *s = load_schema(type);
+    check_keywords(s, type);
+    ck_assert_str_eq(json_string_value(json_object_get(s, "$schema")),
+                     "https://json-schema.org/draft/2020-12/schema");
+    ck_assert_str_eq(json_string_value(json_object_get(s, "type")), "object");
+    ck_assert(json_is_false(json_object_get(s, "additionalProperties")));
+    ck_assert_str_eq(json_string_value(json_object_get(s, "title")), type);
+
+    size_t nf;
+    const msg_field_t *f = msg_fields(type, &nf);
+    ck_assert_ptr_nonnull(f);
+    json_t *props = json_object_get(s, "properties");
+    json_t *req = json_object_get(s, "required");
+    ck_assert_uint_eq(json_object_size(props), nf);
+    size_t nreq = 0;
+    for (size_t i = 0; i < nf; i++) {
+        ck_assert_msg(json_object_get(props, f[i].name), "%s: schema lacks property %s", type,
+                      f[i].name);
+        bool in_req = false;
+        size_t j;
+        json_t *r;
+        json_array_foreach(req, j, r) in_req =
+            in_req || strcmp(json_string_value(r), f[i].name) == 0;
+        ck_assert_msg(in_req == f[i].required, "%s: %s required in code %d, in schema %d", type,
+                      f[i].name, f[i].required, in_req);
+        nreq += f[i].required;
+    }
+    ck_assert_uint_eq(json_array_size(req), nreq);
+    /* events: `type` is the routing key */
+    if (strcmp(type, MSG_TYPE_REQUESTED) != 0)
+        ck_assert_str_eq(json_string_value(json_object_get(prop(s, "type"), "const")), type);
+    json_decref(s);
+}
+END_TEST
+
+START_TEST(test_requested_limits)
+{
+    json_t *s = load_schema(MSG_TYPE_REQUESTED);
+    char idpat[64];
+    snprintf(idpat, sizeof idpat, "^[%s]{1,%d}$", MSG_ID_CHARSET, MSG_ID_MAX);
+    static const char *const ids[] = {"payment_id", "payer", "payee"};
+    for (int i = 0; i < N(ids); i++) {
+        json_t *p = prop(s, ids[i]);
+        ck_assert_int_eq(int_kw(p, "minLength"), 1);
+        ck_assert_int_eq(int_kw(p, "maxLength"), MSG_ID_MAX);
+        ck_assert_str_eq(json_string_value(json_object_get(p, "pattern")), idpat);
+    }
+    json_t *amount = prop(s, "amount");
+    ck_assert_str_eq(json_string_value(json_object_get(amount, "type")), "integer");
+    ck_assert(int_kw(amount, "minimum") == MSG_AMOUNT_MIN);
+    ck_assert(int_kw(amount, "maximum") == MSG_AMOUNT_MAX);
+    json_t *desc = prop(s, "description");
+    ck_assert_int_eq(int_kw(desc, "maxLength"), MSG_DESCRIPTION_MAX);
+    ck_assert_int_eq(int_kw(desc, "x-maxBytes"), MSG_DESCRIPTION_MAX);
+    ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(desc, "$comment")), "BYTES"));
+    json_t *md = prop(s, "metadata");
+    ck_assert_int_eq(int_kw(md, "maxProperties"), MSG_METADATA_MAX);
+    ck_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(md, "additionalProperties"), "type")),
+        "string");
+    ck_assert_int_eq(int_kw(s, "x-maxBodyBytes"), MSG_BODY_MAX);
+    ck_assert_str_eq(json_string_value(json_object_get(prop(s, "currency"), "pattern")),
+                     "^[A-Z]{3}$");
+    json_decref(s);
+}
+END_TEST
+
+/* Every schema spells the request fields (and ids, times) like
+ * payment.requested does, and carries money.c's currency table. */
+START_TEST(test_shared_definitions)
+{
+    json_t *req = load_schema(MSG_TYPE_REQUESTED);
+    json_t *s = load_schema(types[_i]);
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(s, "properties"), k, v)
+    {
+        json_t *rp = json_object_get(json_object_get(req, "properties"), k);
+        if (rp) {
+            /* same rule; descriptions may differ */
+            json_t *a = json_deep_copy(rp), *b = json_deep_copy(v);
+            json_object_del(a, "description");
+            json_object_del(b, "description");
+            ck_assert_msg(json_equal(a, b), "%s.%s differs from payment.requested's", types[_i], k);
+            json_decref(a);
+            json_decref(b);
+        }
+        if (strcmp(k, "currency") == 0) {
+            json_t *en = json_object_get(v, "enum");
+            ck_assert_uint_eq(json_array_size(en), money_currency_count());
+            for (size_t i = 0; i < money_currency_count(); i++)
+                ck_assert_str_eq(json_string_value(json_array_get(en, i)), money_currency_at(i));
+        }
+        if (strcmp(k, "occurred_at") == 0 || strcmp(k, "posted_at") == 0 ||
+            strcmp(k, "window_start") == 0 || strcmp(k, "window_end") == 0) {
+            char t[MSG_TIME_LEN + 1];
+            msg_format_time(1795426285123LL, t);
+            char why[128];
+            json_t *good = json_string(t), *bad = json_string("2026-11-23T09:31:25Z");
+            ck_assert_msg(validate(v, good, why, sizeof why), "%s: %s", k, why);
+            ck_assert(!validate(v, bad, why, sizeof why));
+            json_decref(good);
+            json_decref(bad);
+        }
+    }
+    json_decref(s);
+    json_decref(req);
+}
+END_TEST
+
+START_TEST(test_currency_enum_exact)
+{
+    /* the enum is exactly the table: every listed code valid, in order */
+    json_t *s = load_schema(MSG_TYPE_REQUESTED);
+    json_t *en = json_object_get(prop(s, "currency"), "enum");
+    size_t i;
+    json_t *c;
+    json_array_foreach(en, i, c)
+    {
+        ck_assert_msg(money_currency_valid(json_string_value(c)), "%s", json_string_value(c));
+        ck_assert(money_currency_exponent(json_string_value(c)) >= 0);
+    }
+    ck_assert_uint_eq(json_array_size(en), money_currency_count());
+    json_decref(s);
+}
+END_TEST
+
+START_TEST(test_reason_enums)
+{
+    json_t *s = load_schema(MSG_TYPE_REJECTED);
+    json_t *en = json_object_get(prop(s, "reason"), "enum");
+    ck_assert_uint_eq(json_array_size(en), MSG_REASON_COUNT);
+    for (int i = 0; i < MSG_REASON_COUNT; i++)
+        ck_assert_str_eq(json_string_value(json_array_get(en, (size_t)i)),
+                         msg_reason_str((msg_reason_t)i));
+    ck_assert_int_eq(int_kw(prop(s, "detail"), "maxLength"),
+                     (int)sizeof(((msg_reject_t *)0)->detail) - 1);
+    json_decref(s);
+
+    s = load_schema(MSG_TYPE_FAILED);
+    en = json_object_get(prop(s, "reason"), "enum");
+    size_t n = 0;
+    while (msg_failure_reason_at(n))
+        n++;
+    ck_assert_uint_eq(json_array_size(en), n);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_str_eq(json_string_value(json_array_get(en, i)), msg_failure_reason_at(i));
+    json_decref(s);
+
+    s = load_schema(MSG_TYPE_DECLINED);
+    en = json_object_get(prop(s, "reason"), "enum");
+    ck_assert_uint_eq(json_array_size(en), 1);
+    ck_assert_str_eq(json_string_value(json_array_get(en, 0)), MSG_DECLINE_REASON);
+    ck_assert_int_eq(int_kw(prop(s, "rules"), "maxItems"), MSG_RULES_MAX);
+    json_decref(s);
+
+    s = load_schema(MSG_TYPE_APPROVED);
+    json_t *risk = prop(s, "risk");
+    json_t *rp = json_object_get(risk, "properties");
+    ck_assert(json_is_false(json_object_get(risk, "additionalProperties")));
+    ck_assert_uint_eq(json_object_size(rp), 2);
+    ck_assert_int_eq(int_kw(json_object_get(rp, "score"), "minimum"), 0);
+    ck_assert_int_eq(int_kw(json_object_get(rp, "score"), "maximum"), MSG_SCORE_MAX);
+    ck_assert_int_eq(int_kw(json_object_get(rp, "rules"), "maxItems"), MSG_RULES_MAX);
+    ck_assert_uint_eq(json_array_size(json_object_get(risk, "required")), 2);
+    json_decref(s);
+}
+END_TEST
+
+/* ---- encoder output against the schemas --------------------------------- */
+
+/* Output keys == schema properties when every optional field is present;
+ * the output validates. */
+static void check_event(const char *type, char *body, bool all_optionals)
+{
+    ck_assert_msg(body != NULL, "%s: encoder returned NULL", type);
+    json_t *s = load_schema(type);
+    json_t *o = json_loads(body, JSON_REJECT_DUPLICATES, NULL);
+    ck_assert_ptr_nonnull(o);
+    char why[256] = "";
+    ck_assert_msg(validate(s, o, why, sizeof why), "%s: encoder output fails its schema: %s\n%s",
+                  type, why, body);
+    json_t *props = json_object_get(s, "properties");
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v) ck_assert_msg(json_object_get(props, k), "%s: extra %s", type, k);
+    if (all_optionals)
+        ck_assert_uint_eq(json_object_size(o), json_object_size(props));
+    json_decref(o);
+    json_decref(s);
+    free(body);
+}
+
+START_TEST(test_encoders_match_schemas)
+{
+    const char *body =
+        "{\"payment_id\":\"p-1\",\"payer\":\"acc_A\",\"payee\":\"acc_B\","
+        "\"amount\":100000000000000,\"currency\":\"CLF\",\"description\":\"\xc3\xa9t\xc3\xa9\","
+        "\"metadata\":{\"a\":\"1\"}}";
+    msg_payment_t p;
+    msg_reject_t why;
+    ck_assert_int_eq(msg_payment_decode(body, strlen(body), &p, &why), LL_OK);
+    const char *rules[] = {"r1", "r2"};
+    const int64_t t = 1795426285123LL;
+    check_event(MSG_TYPE_APPROVED, msg_encode_approved(&p, 7, rules, 2, t), true);
+    check_event(MSG_TYPE_DECLINED, msg_encode_declined(&p, rules, 2, t), true);
+    check_event(MSG_TYPE_COMPLETED, msg_encode_completed(&p, "t-1", t, t), true);
+    for (size_t i = 0; msg_failure_reason_at(i); i++)
+        check_event(MSG_TYPE_FAILED, msg_encode_failed(&p, msg_failure_reason_at(i), t), true);
+    msg_batch_closed_t b = {"b-1", "acc_B", "EUR", t, t + 1000, 2, 500, 20, 480};
+    check_event(MSG_TYPE_BATCH_CLOSED, msg_encode_batch_closed(&b, t), true);
+    for (int r = 0; r < MSG_REASON_COUNT; r++) {
+        msg_reject_t rj = {(msg_reason_t)r, "amount", ""};
+        memset(rj.detail, 'x', sizeof rj.detail - 1); /* longest detail */
+        check_event(MSG_TYPE_REJECTED, msg_encode_rejected("risk", &rj, "p-1", "risk\np-1", t),
+                    true);
+        check_event(MSG_TYPE_REJECTED, msg_encode_rejected("risk", &rj, NULL, "risk\nh", t), false);
+    }
+    msg_payment_clear(&p);
+    /* without the optional fields */
+    body = "{\"payment_id\":\"p-1\",\"payer\":\"acc_A\",\"payee\":\"acc_B\",\"amount\":1,"
+           "\"currency\":\"EUR\"}";
+    ck_assert_int_eq(msg_payment_decode(body, strlen(body), &p, &why), LL_OK);
+    check_event(MSG_TYPE_APPROVED, msg_encode_approved(&p, 0, NULL, 0, t), false);
+    check_event(MSG_TYPE_COMPLETED, msg_encode_completed(&p, "t-1", t, t), false);
+    msg_payment_clear(&p);
+}
+END_TEST
+
+/* ---- decoder and schema verdicts on request bodies ----------------------- */
+
+#define RQ(amount, cur, extra)                                                                     \
+    "{\"payment_id\":\"p-1\",\"payer\":\"acc_A\",\"payee\":\"acc_B\",\"amount\":" amount           \
+    ",\"currency\":\"" cur "\"" extra "}"
+
+static const struct {
+    const char *label;
+    const char *body;
+    bool decoder_ok;
+    bool schema_ok; /* differs from decoder_ok only where JSON Schema cannot say it */
+} verdicts[] = {
+    {"valid", RQ("1", "EUR", ""), true, true},
+    {"valid full",
+     RQ("100000000000000", "JPY", ",\"description\":\"x\",\"metadata\":{\"k\":\"v\"}"), true, true},
+    {"amount 0", RQ("0", "EUR", ""), false, false},
+    {"amount 10^14+1", RQ("100000000000001", "EUR", ""), false, false},
+    {"amount real", RQ("1.5", "EUR", ""), false, false},
+    {"amount string", RQ("\"1\"", "EUR", ""), false, false},
+    {"currency lower", RQ("1", "eur", ""), false, false},
+    {"currency unknown", RQ("1", "XYZ", ""), false, false},
+    {"unknown field", RQ("1", "EUR", ",\"x\":\"y\""), false, false},
+    {"metadata value object", RQ("1", "EUR", ",\"metadata\":{\"k\":{}}"), false, false},
+    {"metadata 17 keys",
+     RQ("1", "EUR",
+        ",\"metadata\":{\"a\":\"\",\"b\":\"\",\"c\":\"\",\"d\":\"\",\"e\":\"\",\"f\":\"\",\"g\":"
+        "\"\",\"h\":\"\",\"i\":\"\",\"j\":\"\",\"k\":\"\",\"l\":\"\",\"m\":\"\",\"n\":\"\",\"o\":"
+        "\"\",\"p\":\"\",\"q\":\"\"}"),
+     false, false},
+    {"id bad charset",
+     "{\"payment_id\":\"p 1\",\"payer\":\"acc_A\",\"payee\":\"acc_B\",\"amount\":1,\"currency\":"
+     "\"EUR\"}",
+     false, false},
+    {"missing currency",
+     "{\"payment_id\":\"p-1\",\"payer\":\"acc_A\",\"payee\":\"acc_B\",\"amount\":1}", false, false},
+    /* the rules only the code can check */
+    {"amount 100.0 (code only: JSON Schema's integer includes 100.0)", RQ("100.0", "EUR", ""),
+     false, true},
+    {"payer == payee (code only)",
+     "{\"payment_id\":\"p-1\",\"payer\":\"acc_A\",\"payee\":\"acc_A\",\"amount\":1,\"currency\":"
+     "\"EUR\"}",
+     false, true},
+    {"description 101 chars / 202 bytes (code only)",
+     RQ("1", "EUR",
+        ",\"description\":"
+        "\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+        "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+        "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+        "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+        "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+        "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+        "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+        "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+        "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+        "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+        "\xc3\xa9\""),
+     false, true},
+};
+
+START_TEST(test_verdicts)
+{
+    json_t *s = load_schema(MSG_TYPE_REQUESTED);
+    const char *b = verdicts[_i].body;
+    msg_payment_t p;
+    msg_reject_t why;
+    int rc = msg_payment_decode(b, strlen(b), &p, &why);
+    ck_assert_msg((rc == LL_OK) == verdicts[_i].decoder_ok, "%s: decoder %s (%s)",
+                  verdicts[_i].label, ll_errname(rc), rc ? why.detail : "");
+    if (rc != LL_OK)
+        ck_assert_int_eq(why.reason, MSG_REASON_SCHEMA_VIOLATION);
+    msg_payment_clear(&p);
+    json_t *o = json_loads(b, JSON_REJECT_DUPLICATES, NULL);
+    ck_assert_ptr_nonnull(o);
+    char w[256] = "";
+    bool ok = validate(s, o, w, sizeof w);
+    ck_assert_msg(ok == verdicts[_i].schema_ok, "%s: schema says %d (%s)", verdicts[_i].label, ok,
+                  w);
+    json_decref(o);
+    json_decref(s);
+}
+END_TEST
+
+static Suite *schema_suite(void)
+{
+    Suite *s = suite_create("schema");
+    TCase *tc = tcase_create("agreement");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_fields_match, 0, N(types));
+    tcase_add_test(tc, test_requested_limits);
+    tcase_add_loop_test(tc, test_shared_definitions, 0, N(types));
+    tcase_add_test(tc, test_currency_enum_exact);
+    tcase_add_test(tc, test_reason_enums);
+    tcase_add_test(tc, test_encoders_match_schemas);
+    tcase_add_loop_test(tc, test_verdicts, 0, N(verdicts));
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(schema_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,206 @@
+/*
+ * test_settings.c - Ledgerline's real settings table: with no file and no
+ * environment it yields the documented defaults; every row has help text;
+ * environment names are unique; the README reference has one row per
+ * setting; an environment override reaches the struct.
+ */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ll_test.h"
+#include "settings.h"
+
+/* The documented defaults: {key, field offset, type, text, integer} */
+#define S(f) offsetof(settings_t, f)
+static const struct {
+    const char *key;
+    size_t off;
+    cfg_type_t type;
+    const char *str;
+    long long num;
+} defaults[] = {
+    {"log.level", S(log.level), CFG_ENUM, NULL, SETTINGS_LOG_INFO},
+    {"amqp.host", S(amqp.host), CFG_STR, "127.0.0.1", 0},
+    {"amqp.port", S(amqp.port), CFG_INT, NULL, 5672},
+    {"amqp.user", S(amqp.user), CFG_STR, "guest", 0},
+    {"amqp.password", S(amqp.password), CFG_STR, "guest", 0},
+    {"amqp.vhost", S(amqp.vhost), CFG_STR, "/", 0},
+    {"amqp.heartbeat_s", S(amqp.heartbeat_s), CFG_INT, NULL, 30},
+    {"amqp.connection_name", S(amqp.connection_name), CFG_STR, "", 0},
+    {"amqp.prefetch", S(amqp.prefetch), CFG_INT, NULL, 256},
+    {"amqp.confirm_timeout_ms", S(amqp.confirm_timeout_ms), CFG_INT, NULL, 10000},
+    {"amqp.connect_timeout_ms", S(amqp.connect_timeout_ms), CFG_INT, NULL, 5000},
+    {"amqp.queue_type", S(amqp.queue_type), CFG_ENUM, NULL, SETTINGS_QUEUE_QUORUM},
+    {"amqp.delivery_limit", S(amqp.delivery_limit), CFG_INT, NULL, 20},
+    {"redis.host", S(redis.host), CFG_STR, "127.0.0.1", 0},
+    {"redis.port", S(redis.port), CFG_INT, NULL, 6379},
+    {"redis.password", S(redis.password), CFG_STR, "", 0},
+    {"redis.db", S(redis.db), CFG_INT, NULL, 0},
+    {"redis.timeout_ms", S(redis.timeout_ms), CFG_INT, NULL, 2000},
+    {"redis.key_prefix", S(redis.key_prefix), CFG_STR, "ll:", 0},
+    {"postgres.host", S(postgres.host), CFG_STR, "127.0.0.1", 0},
+    {"postgres.port", S(postgres.port), CFG_INT, NULL, 5432},
+    {"postgres.dbname", S(postgres.dbname), CFG_STR, "ledgerline", 0},
+    {"postgres.user", S(postgres.user), CFG_STR, "ledgerline", 0},
+    {"postgres.password", S(postgres.password), CFG_STR, "", 0},
+    {"postgres.connect_timeout_s", S(postgres.connect_timeout_s), CFG_INT, NULL, 5},
+    {"postgres.sslmode", S(postgres.sslmode), CFG_ENUM, NULL, SETTINGS_SSLMODE_PREFER},
+    {"postgres.application_name", S(postgres.application_name), CFG_STR, "", 0},
+};
+
+static const cfg_setting_t *find(const char *key)
+{
+    for (size_t i = 0; i < settings_count; i++) {
+        char k[128];
+        snprintf(k, sizeof k, "%s.%s", settings_table[i].section, settings_table[i].key);
+        if (strcmp(k, key) == 0)
+            return &settings_table[i];
+    }
+    return NULL;
+}
+
+START_TEST(settings_documented_defaults)
+{
+    settings_t s;
+    cfg_error_t err;
+    char *env[] = {NULL};
+    ck_assert_msg(settings_load_env(&s, NULL, env, &err) == LL_OK, "%s", err.msg);
+    const cfg_setting_t *row = find(defaults[_i].key);
+    ck_assert_msg(row != NULL, "%s not in the table", defaults[_i].key);
+    ck_assert_uint_eq(row->offset, defaults[_i].off);
+    ck_assert_int_eq(row->type, defaults[_i].type);
+    const char *p = (const char *)&s + defaults[_i].off;
+    switch (defaults[_i].type) {
+    case CFG_STR:
+        ck_assert_str_eq(*(char *const *)p, defaults[_i].str);
+        break;
+    case CFG_INT:
+        ck_assert_int_eq(*(const long long *)p, defaults[_i].num);
+        break;
+    case CFG_ENUM:
+        ck_assert_int_eq(*(const int *)p, defaults[_i].num);
+        break;
+    case CFG_BOOL:
+        ck_assert_int_eq(*(const bool *)p, defaults[_i].num);
+        break;
+    }
+    ck_assert_int_eq(s.origins[row - settings_table].from, CFG_FROM_DEFAULT);
+    settings_free(&s);
+    settings_free(&s);
+}
+END_TEST
+
+START_TEST(settings_table_is_documented)
+{
+    /* every row of the table is in the defaults list above, and back */
+    ck_assert_uint_eq(settings_count, sizeof defaults / sizeof defaults[0]);
+    const char *secrets[] = {"amqp.password", "redis.password", "postgres.password"};
+    for (size_t i = 0; i < settings_count; i++) {
+        const cfg_setting_t *t = &settings_table[i];
+        ck_assert_msg(t->help && strlen(t->help) > 5 && !strchr(t->help, '\n'),
+                      "%s.%s: no one-line help", t->section, t->key);
+        char k[128];
+        snprintf(k, sizeof k, "%s.%s", t->section, t->key);
+        bool secret = false;
+        for (size_t j = 0; j < 3; j++)
+            secret |= strcmp(k, secrets[j]) == 0;
+        ck_assert_msg(((t->flags & CFG_SECRET) != 0) == secret, "%s: secret flag wrong", k);
+        if (t->type == CFG_INT)
+            ck_assert_msg(t->min < t->max, "%s: no range", k);
+        if (t->type == CFG_ENUM)
+            ck_assert_ptr_nonnull(t->choices);
+    }
+}
+END_TEST
+
+START_TEST(settings_env_names_unique)
+{
+    for (size_t i = 0; i < settings_count; i++) {
+        char a[128], af[160];
+        cfg_env_name(&settings_table[i], a, sizeof a);
+        snprintf(af, sizeof af, "%s_FILE", a);
+        for (size_t j = i + 1; j < settings_count; j++) {
+            char b[128];
+            cfg_env_name(&settings_table[j], b, sizeof b);
+            ck_assert_str_ne(a, b);
+            ck_assert_str_ne(af, b); /* a _FILE variable never shadows a setting */
+        }
+    }
+}
+END_TEST
+
+START_TEST(settings_reference_one_row_each)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cfg_print_reference(settings_table, settings_count, f);
+    fclose(f);
+    size_t rows = 0;
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, "| `", 3) != 0)
+            continue;
+        rows++;
+        const cfg_setting_t *t = &settings_table[rows - 1];
+        char want[160];
+        snprintf(want, sizeof want, "| `%s.%s` |", t->section, t->key);
+        ck_assert_msg(strncmp(line, want, strlen(want)) == 0, "row %zu: %s", rows, line);
+        ck_assert_msg(strstr(line, t->help) != NULL, "row %zu lacks help: %s", rows, line);
+    }
+    ck_assert_uint_eq(rows, settings_count);
+    free(buf);
+}
+END_TEST
+
+START_TEST(settings_env_and_file)
+{
+    char path[] = "/tmp/test_settings_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    const char *yaml = "amqp:\n  queue_type: classic\n  prefetch: 10\npostgres:\n"
+                       "  sslmode: verify-full\nlog:\n  level: debug\n";
+    ck_assert_int_eq(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+    close(fd);
+    char *env[] = {"LEDGERLINE_AMQP_PREFETCH=64", "LEDGERLINE_REDIS_KEY_PREFIX=t:", NULL};
+    settings_t s;
+    cfg_error_t err;
+    ck_assert_msg(settings_load_env(&s, path, env, &err) == LL_OK, "%s", err.msg);
+    ck_assert_int_eq(s.amqp.queue_type, SETTINGS_QUEUE_CLASSIC);
+    ck_assert_int_eq(s.amqp.prefetch, 64);
+    ck_assert_int_eq(s.log.level, LOG_DEBUG);
+    ck_assert_str_eq(settings_sslmode_names[s.postgres.sslmode], "verify-full");
+    ck_assert_str_eq(s.redis.key_prefix, "t:");
+    settings_free(&s);
+    unlink(path);
+}
+END_TEST
+
+START_TEST(settings_error_leaves_nothing)
+{
+    char *env[] = {"LEDGERLINE_REDIS_DB=16", NULL};
+    settings_t s;
+    cfg_error_t err;
+    ck_assert_int_eq(settings_load_env(&s, NULL, env, &err), LL_ECONFIG);
+    ck_assert_msg(strstr(err.msg, "redis.db") && strstr(err.msg, "0..15"), "%s", err.msg);
+    ck_assert_ptr_null(s.origins);
+    ck_assert_ptr_null(s.redis.host);
+    settings_free(&s);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("settings");
+    TCase *tc = tcase_create("settings");
+    tcase_add_loop_test(tc, settings_documented_defaults, 0,
+                        (int)(sizeof defaults / sizeof defaults[0]));
+    tcase_add_test(tc, settings_table_is_documented);
+    tcase_add_test(tc, settings_env_names_unique);
+    tcase_add_test(tc, settings_reference_one_row_each);
+    tcase_add_test(tc, settings_env_and_file);
+    tcase_add_test(tc, settings_error_leaves_nothing);
+    suite_add_tcase(s, tc);
+    return llt_run_suite(s);
+}
