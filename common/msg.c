@@ -714,14 +714,12 @@ int msg_peek_payment_id(const void *body, size_t len, char out[MSG_ID_MAX + 1])
 
 /* ---- hash and diff ------------------------------------------------------ */
 
-int msg_payment_hash(const msg_payment_t *p, char out[65])
+char *msg_payment_canonical(const msg_payment_t *p)
 {
-    out[0] = '\0';
-    int rc = LL_ENOMEM;
     char *text = NULL;
     json_t *o = json_object();
     if (!o)
-        goto fail;
+        return NULL;
     json_t *s[5] = {json_string(p->payment_id), json_string(p->payer), json_string(p->payee),
                     json_string(p->currency),
                     p->has_description ? json_string(p->description) : NULL};
@@ -733,21 +731,21 @@ int msg_payment_hash(const msg_payment_t *p, char out[65])
         bad |= json_object_set_new(o, "description", s[4]);
     if (p->metadata)
         bad |= json_object_set(o, "metadata", p->metadata);
-    if (bad) {
-        /* json_string() refuses invalid UTF-8; tell that apart from OOM */
-        bool utf8 = (s[0] && s[1] && s[2] && s[3] && (!p->has_description || s[4]));
-        rc = utf8 ? LL_ENOMEM : LL_EINVAL;
-        goto fail;
-    }
-    text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-    if (!text)
-        goto fail;
-    msg_body_hash(text, strlen(text), out);
-    rc = LL_OK;
-fail:
-    free(text);
+    if (!bad)
+        text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(o);
-    return rc;
+    return text;
+}
+
+int msg_payment_hash(const msg_payment_t *p, char out[65])
+{
+    out[0] = '\0';
+    char *text = msg_payment_canonical(p);
+    if (!text)
+        return LL_ENOMEM;
+    msg_body_hash(text, strlen(text), out);
+    free(text);
+    return LL_OK;
 }
 
 int msg_payment_diff(const msg_payment_t *a, const msg_payment_t *b, char *out, size_t n)

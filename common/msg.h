@@ -35,7 +35,7 @@
  * msg_payment_clear(), msg_payment_decode(), msg_approved_t,
  * msg_approved_decode(), msg_approved_clear(), msg_completed_t,
  * msg_completed_decode(), msg_completed_clear(), msg_peek_payment_id(),
- * msg_payment_hash(), msg_payment_diff(), msg_body_hash(), msg_event_id(),
+ * msg_payment_canonical(), msg_payment_hash(), msg_payment_diff(), msg_body_hash(), msg_event_id(),
  * msg_rejected_key(), msg_id_valid(), msg_format_time(), msg_parse_time(), msg_fields(),
  * msg_encode_approved(), msg_encode_declined(), msg_encode_completed(),
  * msg_encode_failed(), msg_batch_closed_t, msg_encode_batch_closed(),
@@ -164,12 +164,20 @@ void msg_completed_clear(msg_completed_t *c);
  */
 LL_MUSTCHECK int msg_peek_payment_id(const void *body, size_t len, char out[MSG_ID_MAX + 1]);
 
+/* The request fields of p as canonical JSON (keys sorted, compact): a valid
+ * payment.requested body, the same for the same payment whatever the key
+ * order or spacing of the message it came from. Stored by the stages so an
+ * idempotency conflict can name the fields that differ. Caller frees; NULL
+ * on OOM. */
+char *msg_payment_canonical(const msg_payment_t *p);
+
 /*
  * The idempotency payload hash: lower-case hex SHA-256 of the canonical
  * encoding of the request fields (compact JSON, keys sorted bytewise,
  * description and metadata included when present). Independent of the key
- * order and whitespace of the original body. LL_OK, LL_ENOMEM, or
- * LL_EINVAL if a string of `p` is not valid UTF-8.
+ * order and whitespace of the original body. LL_OK, or LL_ENOMEM (also
+ * when a string of `p` is not valid UTF-8, which a decoded payment never
+ * has).
  */
 LL_MUSTCHECK int msg_payment_hash(const msg_payment_t *p, char out[65]);
 

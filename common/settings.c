@@ -95,6 +95,27 @@ const cfg_setting_t settings_table[] = {
          "libpq sslmode"),
     STR("postgres", "application_name", postgres.application_name, "",
         "application_name shown in pg_stat_activity (empty: derived from the worker)"),
+
+    /* worker: the shared runtime of every stage */
+    STR("worker", "instance", worker.instance, "",
+        "this process's name in logs, outbox claims and Redis guards (empty: <host>:<pid>)"),
+    INT("worker", "batch_max_messages", worker.batch_max_messages, "64", 1, 4096,
+        "a batch closes at this many messages (one PostgreSQL transaction per batch)"),
+    INT("worker", "batch_max_wait_ms", worker.batch_max_wait_ms, "20", 0, 60000,
+        "...or this long after its first message, whichever comes first"),
+    INT("worker", "max_attempts", worker.max_attempts, "5", 1, 100,
+        "attempts at a message whose processing keeps failing before it is parked with "
+        "processing_failed"),
+    INT("worker", "inflight_ttl_ms", worker.inflight_ttl_ms, "30000", 1000, 3600000,
+        "lifetime of the Redis in-flight guard of a message being processed"),
+    INT("worker", "done_ttl_s", worker.done_ttl_s, "86400", 1, 2592000,
+        "how long Redis remembers a processed payment (the fast path for duplicates)"),
+    INT("worker", "shutdown_timeout_ms", worker.shutdown_timeout_ms, "15000", 100, 600000,
+        "after SIGTERM, how long to finish the batch in hand before giving up"),
+    INT("worker", "outbox_sweep_interval_ms", worker.outbox_sweep_interval_ms, "1000", 100, 3600000,
+        "how often unsent outbox rows are looked for"),
+    INT("worker", "outbox_sweep_age_ms", worker.outbox_sweep_age_ms, "5000", 0, 3600000,
+        "an unsent outbox row older than this is republished by the sweep"),
 };
 
 const size_t settings_count = sizeof settings_table / sizeof settings_table[0];

@@ -83,6 +83,17 @@ typedef struct settings {
         int sslmode;            /* SETTINGS_SSLMODE_* */
         char *application_name; /* "": the program derives one */
     } postgres;
+    struct {
+        char *instance; /* "": <host>:<pid> */
+        long long batch_max_messages;
+        long long batch_max_wait_ms;
+        long long max_attempts;
+        long long inflight_ttl_ms;
+        long long done_ttl_s;
+        long long shutdown_timeout_ms;
+        long long outbox_sweep_interval_ms;
+        long long outbox_sweep_age_ms;
+    } worker;
     cfg_origin_t *origins; /* settings_count entries: where each value came from */
 } settings_t;
 

@@ -48,6 +48,15 @@ static const struct {
     {"postgres.connect_timeout_s", S(postgres.connect_timeout_s), CFG_INT, NULL, 5},
     {"postgres.sslmode", S(postgres.sslmode), CFG_ENUM, NULL, SETTINGS_SSLMODE_PREFER},
     {"postgres.application_name", S(postgres.application_name), CFG_STR, "", 0},
+    {"worker.instance", S(worker.instance), CFG_STR, "", 0},
+    {"worker.batch_max_messages", S(worker.batch_max_messages), CFG_INT, NULL, 64},
+    {"worker.batch_max_wait_ms", S(worker.batch_max_wait_ms), CFG_INT, NULL, 20},
+    {"worker.max_attempts", S(worker.max_attempts), CFG_INT, NULL, 5},
+    {"worker.inflight_ttl_ms", S(worker.inflight_ttl_ms), CFG_INT, NULL, 30000},
+    {"worker.done_ttl_s", S(worker.done_ttl_s), CFG_INT, NULL, 86400},
+    {"worker.shutdown_timeout_ms", S(worker.shutdown_timeout_ms), CFG_INT, NULL, 15000},
+    {"worker.outbox_sweep_interval_ms", S(worker.outbox_sweep_interval_ms), CFG_INT, NULL, 1000},
+    {"worker.outbox_sweep_age_ms", S(worker.outbox_sweep_age_ms), CFG_INT, NULL, 5000},
 };
 
 static const cfg_setting_t *find(const char *key)

@@ -1,0 +1,118 @@
+/*
+ * batch.c - items of a batch and their one state-changing function: see
+ * batch.h for the state diagram.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "clock.h"
+#include "log.h"
+#include "xmalloc.h"
+
+static const char *const state_names[] = {
+    [ITEM_RECEIVED] = "received",   [ITEM_DECODED] = "decoded",     [ITEM_BATCHED] = "batched",
+    [ITEM_COMMITTED] = "committed", [ITEM_PUBLISHED] = "published", [ITEM_ACKED] = "acked",
+};
+
+const char *item_state_name(item_state_t s)
+{
+    return (unsigned)s <= ITEM_ACKED ? state_names[s] : "?";
+}
+
+void item_set_state(item_t *it, item_state_t to)
+{
+    bool ok;
+    switch (it->state) {
+    case ITEM_RECEIVED:
+        ok = to == ITEM_DECODED || to == ITEM_COMMITTED;
+        break;
+    case ITEM_DECODED:
+        ok = to == ITEM_BATCHED || to == ITEM_COMMITTED;
+        break;
+    case ITEM_BATCHED:
+        ok = to == ITEM_COMMITTED || to == ITEM_DECODED;
+        break;
+    case ITEM_COMMITTED:
+        ok = to == ITEM_PUBLISHED;
+        break;
+    case ITEM_PUBLISHED:
+        ok = to == ITEM_ACKED;
+        break;
+    case ITEM_ACKED:
+        ok = false;
+        break;
+    default:
+        log_panic("item %s: unknown state %d", it->payment_id, (int)it->state);
+    }
+    if (!ok)
+        log_panic("item %s: illegal state change %s -> %s", it->payment_id,
+                  item_state_name(it->state), item_state_name(to));
+    it->state = to;
+}
+
+void item_set_event(item_t *it, const char *event_id, char *rk, char *body)
+{
+    free(it->ev_rk);
+    free(it->ev_body);
+    snprintf(it->ev_id, sizeof it->ev_id, "%s", event_id);
+    it->ev_rk = rk;
+    it->ev_body = body;
+}
+
+void item_reject(item_t *it, const char *queue, const msg_reject_t *why)
+{
+    const char *pid = it->payment_id[0] ? it->payment_id : NULL;
+    char key[MSG_ID_MAX * 2 + 96], ev_id[MSG_EVENT_ID_LEN + 1];
+    if (msg_rejected_key(queue, pid, it->d.body, it->d.len, key, sizeof key) != LL_OK)
+        log_panic("rejection key does not fit (queue %s)", queue);
+    msg_event_id(MSG_TYPE_REJECTED, key, ev_id);
+    char *body = msg_encode_rejected(queue, why, pid, key, clock_now_ms());
+    if (!body)
+        log_panic("cannot encode message.rejected for queue %s", queue);
+    it->why = *why;
+    it->verdict = VERDICT_REJECT;
+    it->park = true;
+    item_set_event(it, ev_id, ll_xstrdup(MSG_TYPE_REJECTED), body);
+    log_warnx((&(log_ctx_t){.queue = queue, .payment_id = pid}), "rejected (%s): %s",
+              msg_reason_str(why->reason), why->detail);
+}
+
+void item_clear(item_t *it)
+{
+    mq_delivery_clear(&it->d);
+    free(it->canonical);
+    free(it->ev_rk);
+    free(it->ev_body);
+    memset(it, 0, sizeof *it);
+}
+
+item_t *batch_add(batch_t *b, mq_delivery_t *d)
+{
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 64;
+        b->items = ll_xrealloc(b->items, b->cap * sizeof *b->items);
+    }
+    item_t *it = &b->items[b->n++];
+    memset(it, 0, sizeof *it);
+    it->d = *d;
+    memset(d, 0, sizeof *d);
+    it->state = ITEM_RECEIVED;
+    return it;
+}
+
+void batch_clear(batch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        item_clear(&b->items[i]);
+    b->n = 0;
+}
+
+void batch_free(batch_t *b)
+{
+    batch_clear(b);
+    free(b->items);
+    b->items = NULL;
+    b->cap = 0;
+}

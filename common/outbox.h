@@ -1,0 +1,46 @@
+/*
+ * outbox.h - the transactional outbox of DESIGN.md section 3 (table outbox,
+ * schemas/sql/002_runtime.sql).
+ *
+ * In the batch transaction, after the stage decided: outbox_write() stores
+ * the outcome event of every new item and fetches the stored event of every
+ * duplicate, in one pipeline (no round trip per row). After publishing with
+ * confirms: outbox_mark_sent(). A crash in between leaves rows unsent;
+ * outbox_claim() hands them to exactly one sweeper: it claims rows older
+ * than `age` with FOR UPDATE SKIP LOCKED and a lease, so two workers never
+ * republish the same rows at once (a sweeper that dies loses its lease).
+ *
+ * Public API: outbox_write, outbox_mark_sent, outbox_row_t, outbox_claim,
+ * outbox_rows_free.
+ */
+#ifndef LL_OUTBOX_H
+#define LL_OUTBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "batch.h"
+#include "db.h"
+
+#define OUTBOX_EXCHANGE "ledgerline.events"
+
+/* For the BATCHED items of `items`: VERDICT_NEW -> row inserted, outbox_id
+ * set; VERDICT_DUPLICATE -> ev_* and outbox_id set from the stored row.
+ * Inside the caller's transaction. db error codes. */
+int outbox_write(db_t *db, const char *stage, item_t *items, size_t n) LL_MUSTCHECK;
+
+/* Marks rows sent. */
+int outbox_mark_sent(db_t *db, const int64_t *ids, size_t n) LL_MUSTCHECK;
+
+typedef struct outbox_row {
+    int64_t id;
+    char *exchange, *routing_key, *event_id, *body;
+} outbox_row_t;
+
+/* Claims up to `limit` unsent rows older than age_ms for `instance` (lease
+ * 60 s). On LL_OK *rows (caller frees with outbox_rows_free) holds *n rows. */
+int outbox_claim(db_t *db, const char *instance, int64_t age_ms, int limit, outbox_row_t **rows,
+                 size_t *n) LL_MUSTCHECK;
+void outbox_rows_free(outbox_row_t *rows, size_t n);
+
+#endif

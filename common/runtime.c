@@ -1,0 +1,696 @@
+/*
+ * runtime.c - the worker loop: see runtime.h for the order of things and
+ * the failure rules. One rt_t per process; single-threaded.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backoff.h"
+#include "clock.h"
+#include "crash.h"
+#include "idem.h"
+#include "kv.h"
+#include "log.h"
+#include "migrate.h"
+#include "mq.h"
+#include "outbox.h"
+#include "runtime.h"
+#include "settings.h"
+#include "topo.h"
+#include "xmalloc.h"
+
+#define RT_POLL_MS         200 /* longest wait for a delivery: the tick period */
+#define RT_SWEEP_LIMIT     500
+#define RT_STATS_PERIOD_MS 10000
+
+typedef struct rt {
+    const rt_stage_t *st;
+    settings_t cfg;
+    char instance[128];
+    mq_t *in;  /* consumes the work queue */
+    mq_t *out; /* publishes, with confirms */
+    db_t *db;
+    kv_t *kv;
+    topo_t *topo;
+    bool consuming;
+    batch_t batch;
+    backoff_t bo;
+    int64_t stop_deadline; /* mono ms; set at the first signal */
+    int64_t next_sweep, next_stats;
+    long long done, done_at_stats;
+} rt_t;
+
+static volatile sig_atomic_t rt_signals;
+
+static void on_signal(int sig)
+{
+    if (rt_signals++ > 0)
+        _exit(128 + sig); /* second signal: now; unacked messages go back */
+}
+
+static bool rt_stopping(rt_t *rt)
+{
+    if (rt_signals && rt->stop_deadline == 0) {
+        rt->stop_deadline = clock_mono_ms() + rt->cfg.worker.shutdown_timeout_ms;
+        log_info("signal received: finishing the batch in hand, then exiting");
+    }
+    return rt_signals != 0;
+}
+
+/* Past the shutdown deadline: give up on the batch (nothing acked). */
+static bool rt_give_up(rt_t *rt)
+{
+    return rt_stopping(rt) && clock_mono_ms() > rt->stop_deadline;
+}
+
+/* Sleeps the next backoff interval, waking early on a signal. */
+static void rt_backoff(rt_t *rt)
+{
+    int ms = backoff_next_ms(&rt->bo);
+    int64_t end = clock_mono_ms() + ms;
+    while (clock_mono_ms() < end && !rt_give_up(rt)) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* --- connections ---------------------------------------------------------- */
+
+static mq_t *rt_mq_new(rt_t *rt, const char *role)
+{
+    char name[256];
+    if (rt->cfg.amqp.connection_name[0])
+        snprintf(name, sizeof name, "%s %s", rt->cfg.amqp.connection_name, role);
+    else
+        snprintf(name, sizeof name, "%s %s %s", rt->st->worker, rt->instance, role);
+    mq_opts_t o = {
+        .host = rt->cfg.amqp.host,
+        .port = (int)rt->cfg.amqp.port,
+        .user = rt->cfg.amqp.user,
+        .password = rt->cfg.amqp.password,
+        .vhost = rt->cfg.amqp.vhost,
+        .heartbeat_s = (int)rt->cfg.amqp.heartbeat_s,
+        .connect_timeout_ms = (int)rt->cfg.amqp.connect_timeout_ms,
+        .conn_name = name,
+    };
+    return mq_new(&o);
+}
+
+static int rt_connect_db(rt_t *rt)
+{
+    int rc = db_connect(rt->db);
+    if (rc != LL_OK) {
+        log_warnx((&(log_ctx_t){.err = db_errstr(rt->db)}), "PostgreSQL unavailable");
+        return rc;
+    }
+    char err[256];
+    int pending = migrate_pending(rt->db, err, sizeof err);
+    if (pending != 0) {
+        log_error("%s: the database schema is not up to date (%d migration(s) pending): run "
+                  "`ledgerctl migrate`",
+                  pending > 0 ? "refusing to start" : err, pending);
+        db_close(rt->db);
+        return LL_ECONFIG;
+    }
+    log_info("connected to PostgreSQL");
+    return LL_OK;
+}
+
+static int rt_connect_out(rt_t *rt)
+{
+    int rc = mq_connect(rt->out);
+    char err[512];
+    if (rc == LL_OK) {
+        topo_params_t p = {.quorum = rt->cfg.amqp.queue_type == SETTINGS_QUEUE_QUORUM,
+                           .delivery_limit = (int)rt->cfg.amqp.delivery_limit};
+        rc = topo_apply(rt->topo, rt->out, &p, NULL, NULL, err, sizeof err);
+        if (rc != LL_OK) {
+            log_error("declaring the topology failed: %s", err);
+            mq_close(rt->out);
+            return rc;
+        }
+        log_info("connected to RabbitMQ (publisher), topology declared");
+        return LL_OK;
+    }
+    log_warnx((&(log_ctx_t){.err = mq_errstr(rt->out)}), "RabbitMQ unavailable (publisher)");
+    return rc;
+}
+
+static int rt_connect_in(rt_t *rt)
+{
+    rt->consuming = false;
+    int rc = mq_connect(rt->in);
+    if (rc == LL_OK) {
+        long long prefetch = rt->cfg.amqp.prefetch;
+        if (prefetch < rt->cfg.worker.batch_max_messages)
+            prefetch = rt->cfg.worker.batch_max_messages;
+        rc = mq_consume(rt->in, rt->st->queue, (int)prefetch);
+        if (rc == LL_OK) {
+            rt->consuming = true;
+            log_infox((&(log_ctx_t){.queue = rt->st->queue}), "consuming (prefetch %lld)",
+                      prefetch);
+            return LL_OK;
+        }
+        mq_close(rt->in);
+    }
+    log_warnx((&(log_ctx_t){.queue = rt->st->queue, .err = mq_errstr(rt->in)}),
+              "RabbitMQ unavailable (consumer)");
+    return rc;
+}
+
+/* Brings every connection up, backing off between rounds. LL_OK, or
+ * LL_ESTATE when stopping, or LL_ECONFIG (do not retry). */
+static int rt_ensure_up(rt_t *rt, bool want_consumer)
+{
+    for (;;) {
+        int rc = LL_OK;
+        if (!db_is_up(rt->db))
+            rc = rt_connect_db(rt);
+        if (rc == LL_ECONFIG)
+            return rc;
+        if (rc == LL_OK && !mq_is_up(rt->out))
+            rc = rt_connect_out(rt);
+        if (rc == LL_ECONFIG || rc == LL_EPROTO)
+            return LL_ECONFIG;
+        if (rc == LL_OK && want_consumer && !(mq_is_up(rt->in) && rt->consuming))
+            rc = rt_connect_in(rt);
+        if (rc == LL_OK) {
+            backoff_reset(&rt->bo);
+            return LL_OK;
+        }
+        if (rt_stopping(rt) && (want_consumer || rt_give_up(rt)))
+            return LL_ESTATE;
+        rt_backoff(rt);
+    }
+}
+
+/* --- gathering ------------------------------------------------------------- */
+
+/* Fills the batch: LL_OK (possibly empty), or LL_ECONN when the consumer
+ * connection broke (the batch is dropped: the broker redelivers it). */
+static int rt_gather(rt_t *rt)
+{
+    mq_delivery_t d;
+    int rc = mq_next(rt->in, &d, RT_POLL_MS);
+    if (rc == LL_ETIMEOUT)
+        return LL_OK;
+    if (rc != LL_OK)
+        goto lost;
+    batch_add(&rt->batch, &d);
+    crash_point("mid_batch");
+    int64_t deadline = clock_mono_ms() + rt->cfg.worker.batch_max_wait_ms;
+    while ((long long)rt->batch.n < rt->cfg.worker.batch_max_messages && !rt_stopping(rt)) {
+        int64_t left = deadline - clock_mono_ms();
+        rc = mq_next(rt->in, &d, left > 0 ? (int)left : 0);
+        if (rc == LL_ETIMEOUT)
+            break;
+        if (rc != LL_OK)
+            goto lost;
+        batch_add(&rt->batch, &d);
+    }
+    return LL_OK;
+lost:
+    log_warnx((&(log_ctx_t){.queue = rt->st->queue, .err = mq_errstr(rt->in)}),
+              "consumer connection lost: %zu unacked message(s) will be redelivered", rt->batch.n);
+    mq_close(rt->in);
+    rt->consuming = false;
+    return LL_ECONN;
+}
+
+static void rt_release_all(rt_t *rt)
+{
+    for (size_t i = 0; i < rt->batch.n; i++) {
+        rt->st->release(&rt->batch.items[i]);
+        rt->batch.items[i].msg = NULL;
+    }
+    batch_clear(&rt->batch);
+}
+
+/* --- the transaction ------------------------------------------------------- */
+
+static bool transient(int rc)
+{
+    return rc == LL_ECONN || rc == LL_ERETRY || rc == LL_ETIMEOUT;
+}
+
+/* Undoes what a failed transaction left on its items. */
+static void rt_unbatch(item_t *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        item_t *it = &items[i];
+        if (it->state != ITEM_BATCHED)
+            continue;
+        free(it->ev_rk);
+        free(it->ev_body);
+        it->ev_rk = it->ev_body = NULL;
+        it->ev_id[0] = '\0';
+        it->verdict = VERDICT_NONE;
+        it->outbox_id = 0;
+        it->park = false;
+        item_set_state(it, ITEM_DECODED);
+    }
+}
+
+/* One transaction over the DECODED items of items[0..n). */
+static int rt_tx(rt_t *rt, item_t *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (items[i].state == ITEM_DECODED)
+            item_set_state(&items[i], ITEM_BATCHED);
+    int rc = db_exec(rt->db, "BEGIN");
+    if (rc == LL_OK)
+        rc = rt->st->apply(rt->db, items, n);
+    if (rc == LL_OK)
+        rc = outbox_write(rt->db, rt->st->name, items, n);
+    if (rc == LL_OK) {
+        crash_point("before_commit");
+        rc = db_exec(rt->db, "COMMIT");
+    }
+    if (rc != LL_OK) {
+        db_try(rt->db, "ROLLBACK");
+        rt_unbatch(items, n);
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (items[i].state == ITEM_BATCHED)
+            item_set_state(&items[i], ITEM_COMMITTED);
+    return LL_OK;
+}
+
+static size_t count_decoded(const item_t *items, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += items[i].state == ITEM_DECODED;
+    return k;
+}
+
+/* Commits items[0..n): retries transient faults, splits on other failures
+ * until one message is alone, parks it after max_attempts. LL_OK, or
+ * LL_ESTATE when giving up at shutdown. */
+static int rt_commit(rt_t *rt, item_t *items, size_t n)
+{
+    for (;;) {
+        size_t k = count_decoded(items, n);
+        if (k == 0)
+            return LL_OK;
+        int rc = rt_tx(rt, items, n);
+        if (rc == LL_OK) {
+            backoff_reset(&rt->bo);
+            return LL_OK;
+        }
+        if (transient(rc)) {
+            log_warnx((&(log_ctx_t){.queue = rt->st->queue, .err = db_errstr(rt->db)}),
+                      "transaction of %zu message(s) failed (%s): retrying", k, ll_errname(rc));
+            if (rc == LL_ECONN)
+                db_close(rt->db);
+            if (rt_give_up(rt))
+                return LL_ESTATE;
+            rt_backoff(rt);
+            if (rt_ensure_up(rt, false) != LL_OK)
+                return LL_ESTATE;
+            continue;
+        }
+        if (k > 1) {
+            /* split at the middle decoded item and commit each half */
+            size_t half = k / 2, seen = 0, mid = 0;
+            for (; mid < n; mid++)
+                if (items[mid].state == ITEM_DECODED && seen++ == half)
+                    break;
+            log_warnx((&(log_ctx_t){.queue = rt->st->queue, .err = db_errstr(rt->db)}),
+                      "transaction of %zu messages failed: splitting to find the cause", k);
+            if ((rc = rt_commit(rt, items, mid)) != LL_OK)
+                return rc;
+            return rt_commit(rt, items + mid, n - mid);
+        }
+        item_t *it = items;
+        while (it->state != ITEM_DECODED)
+            it++;
+        it->attempts++;
+        log_warnx(
+            (&(log_ctx_t){
+                .queue = rt->st->queue, .payment_id = it->payment_id, .err = db_errstr(rt->db)}),
+            "processing failed (attempt %d of %lld)", it->attempts, rt->cfg.worker.max_attempts);
+        if (it->attempts >= rt->cfg.worker.max_attempts) {
+            msg_reject_t why = {.reason = MSG_REASON_PROCESSING_FAILED};
+            snprintf(why.detail, sizeof why.detail, "failed %d times: %s", it->attempts,
+                     db_errstr(rt->db));
+            item_reject(it, rt->st->queue, &why);
+            item_set_state(it, ITEM_COMMITTED);
+            continue;
+        }
+        if (rt_give_up(rt))
+            return LL_ESTATE;
+        rt_backoff(rt);
+    }
+}
+
+/* --- publishing ------------------------------------------------------------ */
+
+/* Publishes a copy of the original delivery, headers kept, plus `extra`. */
+static int rt_republish(rt_t *rt, const item_t *it, const char *exchange, const char *key,
+                        const mq_header_t *extra, size_t nextra)
+{
+    const amqp_basic_properties_t *p = &it->d.env.message.properties;
+    amqp_table_entry_t entries[64];
+    int n = 0;
+    if (p->_flags & AMQP_BASIC_HEADERS_FLAG)
+        for (int i = 0; i < p->headers.num_entries && n < 48; i++) {
+            const amqp_table_entry_t *e = &p->headers.entries[i];
+            bool ours = false;
+            for (size_t j = 0; j < nextra; j++)
+                ours |= e->key.len == strlen(extra[j].key) &&
+                        memcmp(e->key.bytes, extra[j].key, e->key.len) == 0;
+            if (!ours)
+                entries[n++] = *e;
+        }
+    for (size_t j = 0; j < nextra; j++, n++) {
+        entries[n].key = amqp_cstring_bytes(extra[j].key);
+        entries[n].value.kind = AMQP_FIELD_KIND_UTF8;
+        entries[n].value.value.bytes = amqp_cstring_bytes(extra[j].str);
+    }
+    amqp_table_t headers = {.num_entries = n, .entries = entries};
+    char mid[256] = "", type[128] = "";
+    if (p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG)
+        snprintf(mid, sizeof mid, "%.*s", (int)p->message_id.len, (char *)p->message_id.bytes);
+    if (p->_flags & AMQP_BASIC_TYPE_FLAG)
+        snprintf(type, sizeof type, "%.*s", (int)p->type.len, (char *)p->type.bytes);
+    mq_props_t props = {.message_id = mid[0] ? mid : NULL,
+                        .type = type[0] ? type : NULL,
+                        .raw_headers = &headers,
+                        .timestamp_s = clock_now_ms() / 1000};
+    return mq_publish(rt->out, exchange, key, it->d.body, it->d.len, &props, false);
+}
+
+static int rt_publish_item(rt_t *rt, item_t *it)
+{
+    int rc = LL_OK;
+    if (it->ev_body) {
+        mq_props_t props = {
+            .message_id = it->ev_id, .type = it->ev_rk, .timestamp_s = clock_now_ms() / 1000};
+        rc = mq_publish(rt->out, OUTBOX_EXCHANGE, it->ev_rk, it->ev_body, strlen(it->ev_body),
+                        &props, false);
+    }
+    if (rc == LL_OK && it->park) {
+        mq_header_t h[] = {{"x-ledgerline-reason", msg_reason_str(it->why.reason), 0},
+                           {"x-ledgerline-detail", it->why.detail, 0},
+                           {"x-ledgerline-queue", rt->st->queue, 0},
+                           {"x-ledgerline-worker", rt->instance, 0}};
+        rc = rt_republish(rt, it, "ledgerline.dead", rt->st->queue, h, 4);
+    }
+    if (rc == LL_OK && it->defer) {
+        char key[128];
+        snprintf(key, sizeof key, "%s.1s", rt->st->queue);
+        mq_header_t h[] = {{"x-ledgerline-deferred-by", rt->instance, 0}};
+        rc = rt_republish(rt, it, "ledgerline.retry", key, h, 1);
+    }
+    return rc;
+}
+
+/* Publishes the events, parked and deferred copies of every COMMITTED item
+ * and waits for the confirms; on any fault reconnects and publishes them
+ * all again (consumers dedupe by event_id). LL_OK or LL_ESTATE. */
+static int rt_publish(rt_t *rt)
+{
+    batch_t *b = &rt->batch;
+    for (;;) {
+        int rc = LL_OK;
+        for (size_t i = 0; i < b->n && rc == LL_OK; i++)
+            if (b->items[i].state == ITEM_COMMITTED)
+                rc = rt_publish_item(rt, &b->items[i]);
+        if (rc == LL_OK)
+            rc = mq_confirm_wait(rt->out, (int)rt->cfg.amqp.confirm_timeout_ms, NULL);
+        if (rc == LL_OK)
+            break;
+        log_warnx((&(log_ctx_t){.queue = rt->st->queue, .err = mq_errstr(rt->out)}),
+                  "publishing the batch's events failed (%s): publishing again", ll_errname(rc));
+        if (rc != LL_ENACK)
+            mq_close(rt->out);
+        if (rt_give_up(rt))
+            return LL_ESTATE;
+        rt_backoff(rt);
+        if (rt_ensure_up(rt, false) != LL_OK)
+            return LL_ESTATE;
+    }
+    for (size_t i = 0; i < b->n; i++)
+        if (b->items[i].state == ITEM_COMMITTED)
+            item_set_state(&b->items[i], ITEM_PUBLISHED);
+    return LL_OK;
+}
+
+/* After the confirms: outbox rows sent (best effort: the sweep repairs). */
+static void rt_mark_sent(rt_t *rt)
+{
+    batch_t *b = &rt->batch;
+    int64_t *ids = ll_xcalloc(b->n ? b->n : 1, sizeof *ids);
+    size_t k = 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (b->items[i].outbox_id > 0)
+            ids[k++] = b->items[i].outbox_id;
+    if (k && outbox_mark_sent(rt->db, ids, k) != LL_OK)
+        log_warnx((&(log_ctx_t){.err = db_errstr(rt->db)}),
+                  "could not mark %zu outbox row(s) sent: the sweep will publish them again", k);
+    free(ids);
+}
+
+/* --- one batch ------------------------------------------------------------- */
+
+static void rt_process(rt_t *rt)
+{
+    batch_t *b = &rt->batch;
+    const rt_stage_t *st = rt->st;
+    for (size_t i = 0; i < b->n; i++) {
+        item_t *it = &b->items[i];
+        if (st->decode(it) == LL_OK) {
+            item_set_state(it, ITEM_DECODED);
+        } else {
+            item_reject(it, st->queue, &it->why);
+            item_set_state(it, ITEM_COMMITTED);
+        }
+    }
+    crash_point("after_decode");
+    idem_claim(rt->kv, st->name, rt->instance, b->items, b->n, rt->cfg.worker.inflight_ttl_ms);
+    if (rt_commit(rt, b->items, b->n) != LL_OK)
+        goto abandon;
+    crash_point("after_commit");
+    if (rt_publish(rt) != LL_OK)
+        goto abandon;
+    crash_point("after_publish");
+    rt_mark_sent(rt);
+    idem_done(rt->kv, st->name, b->items, b->n, rt->cfg.worker.done_ttl_s * 1000);
+    uint64_t last = 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (b->items[i].d.tag > last)
+            last = b->items[i].d.tag;
+    if (mq_ack(rt->in, last, true) != LL_OK) {
+        /* the broker redelivers them; their replays are idempotent */
+        log_warnx((&(log_ctx_t){.queue = st->queue, .err = mq_errstr(rt->in)}),
+                  "ack of %zu message(s) failed: they will be redelivered and replayed", b->n);
+        rt->consuming = false;
+    } else {
+        for (size_t i = 0; i < b->n; i++)
+            item_set_state(&b->items[i], ITEM_ACKED);
+        rt->done += (long long)b->n;
+    }
+    crash_point("after_ack");
+    log_debugx((&(log_ctx_t){.queue = st->queue}), "batch of %zu done", b->n);
+    rt_release_all(rt);
+    return;
+abandon:
+    log_warnx((&(log_ctx_t){.queue = st->queue}),
+              "shutdown deadline passed: abandoning a batch of %zu unacked message(s) (they "
+              "return to the queue)",
+              b->n);
+    rt_release_all(rt);
+}
+
+/* --- the periodic tick ----------------------------------------------------- */
+
+static void rt_sweep(rt_t *rt)
+{
+    outbox_row_t *rows;
+    size_t n;
+    if (!db_is_up(rt->db) || !mq_is_up(rt->out))
+        return;
+    if (outbox_claim(rt->db, rt->instance, rt->cfg.worker.outbox_sweep_age_ms, RT_SWEEP_LIMIT,
+                     &rows, &n) != LL_OK) {
+        log_warnx((&(log_ctx_t){.err = db_errstr(rt->db)}), "outbox sweep failed");
+        return;
+    }
+    if (n == 0) {
+        outbox_rows_free(rows, n);
+        return;
+    }
+    int rc = LL_OK;
+    for (size_t i = 0; i < n && rc == LL_OK; i++) {
+        mq_props_t props = {.message_id = rows[i].event_id, .type = rows[i].routing_key};
+        rc = mq_publish(rt->out, rows[i].exchange, rows[i].routing_key, rows[i].body,
+                        strlen(rows[i].body), &props, false);
+    }
+    if (rc == LL_OK)
+        rc = mq_confirm_wait(rt->out, (int)rt->cfg.amqp.confirm_timeout_ms, NULL);
+    if (rc == LL_OK) {
+        int64_t *ids = ll_xcalloc(n, sizeof *ids);
+        for (size_t i = 0; i < n; i++)
+            ids[i] = rows[i].id;
+        if (outbox_mark_sent(rt->db, ids, n) == LL_OK)
+            log_info("outbox sweep republished %zu event(s) a crash left unsent", n);
+        free(ids);
+    } else {
+        log_warnx((&(log_ctx_t){.err = mq_errstr(rt->out)}),
+                  "outbox sweep could not publish: the rows stay claimed until their lease "
+                  "expires");
+        if (rc != LL_ENACK)
+            mq_close(rt->out);
+    }
+    outbox_rows_free(rows, n);
+}
+
+static void rt_tick(rt_t *rt)
+{
+    int64_t now = clock_mono_ms();
+    if (mq_is_up(rt->out) && mq_service(rt->out) != LL_OK)
+        log_warnx((&(log_ctx_t){.err = mq_errstr(rt->out)}), "publisher connection lost");
+    if (now >= rt->next_sweep) {
+        rt->next_sweep = now + rt->cfg.worker.outbox_sweep_interval_ms;
+        rt_sweep(rt);
+    }
+    if (now >= rt->next_stats) {
+        if (rt->next_stats && rt->done > rt->done_at_stats)
+            log_infox((&(log_ctx_t){.queue = rt->st->queue}),
+                      "processed %lld message(s) in the last %d s (%lld in all)",
+                      rt->done - rt->done_at_stats, RT_STATS_PERIOD_MS / 1000, rt->done);
+        rt->done_at_stats = rt->done;
+        rt->next_stats = now + RT_STATS_PERIOD_MS;
+    }
+}
+
+/* --- main ------------------------------------------------------------------ */
+
+static int usage(const rt_stage_t *st, FILE *out, int rc)
+{
+    fprintf(out,
+            "usage: %s [--config FILE] [--check-config]\n"
+            "  Consumes queue '%s'. Settings come from FILE (or LEDGERLINE_CONFIG) and\n"
+            "  LEDGERLINE_* variables; `ledgerctl config reference` lists them.\n"
+            "  --check-config  print the effective configuration (secrets masked), exit\n",
+            st->worker, st->queue);
+    return rc;
+}
+
+static int rt_run(rt_t *rt)
+{
+    backoff_init(&rt->bo, 100, 5000, (uint64_t)getpid() ^ (uint64_t)clock_now_ms());
+    int rc = rt_ensure_up(rt, true);
+    if (rc == LL_ECONFIG)
+        return 1;
+    while (!rt_stopping(rt)) {
+        if (rt_ensure_up(rt, true) != LL_OK)
+            break;
+        if (rt_gather(rt) == LL_OK && rt->batch.n > 0)
+            rt_process(rt);
+        else
+            rt_release_all(rt); /* consumer lost: the broker redelivers */
+        rt_tick(rt);
+    }
+    log_info("stopped after %lld message(s)", rt->done);
+    return 0;
+}
+
+int rt_main(const rt_stage_t *st, int argc, char **argv)
+{
+    const char *path = getenv("LEDGERLINE_CONFIG");
+    bool check = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--check-config") == 0)
+            check = true;
+        else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            path = argv[++i];
+        else if (strcmp(argv[i], "--version") == 0)
+            return printf("%s %s\n", st->worker, LEDGERLINE_VERSION) < 0;
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return usage(st, stdout, 0);
+        else {
+            fprintf(stderr, "%s: unknown argument '%s'\n", st->worker, argv[i]);
+            return usage(st, stderr, 2);
+        }
+    }
+    rt_t rt;
+    memset(&rt, 0, sizeof rt);
+    rt.st = st;
+    cfg_error_t err;
+    memset(&err, 0, sizeof err);
+    if (settings_load(&rt.cfg, path && *path ? path : NULL, &err) != LL_OK) {
+        fprintf(stderr, "%s: %s\n", st->worker, err.msg);
+        return 2;
+    }
+    if (check) {
+        settings_print(&rt.cfg, stdout);
+        settings_free(&rt.cfg);
+        return 0;
+    }
+    log_init(st->worker, (log_level_t)rt.cfg.log.level);
+    if (rt.cfg.worker.instance[0]) {
+        snprintf(rt.instance, sizeof rt.instance, "%s", rt.cfg.worker.instance);
+    } else {
+        char host[64] = "";
+        gethostname(host, sizeof host - 1);
+        snprintf(rt.instance, sizeof rt.instance, "%s:%d", host, (int)getpid());
+    }
+    char terr[512];
+    if (topo_load_builtin(&rt.topo, terr, sizeof terr) != LL_OK) {
+        log_error("%s", terr);
+        settings_free(&rt.cfg);
+        return 1;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char app[192];
+    snprintf(app, sizeof app, "%s %s", st->worker, rt.instance);
+    db_opts_t dbo = {
+        .host = rt.cfg.postgres.host,
+        .port = (int)rt.cfg.postgres.port,
+        .dbname = rt.cfg.postgres.dbname,
+        .user = rt.cfg.postgres.user,
+        .password = rt.cfg.postgres.password,
+        .connect_timeout_s = (int)rt.cfg.postgres.connect_timeout_s,
+        .sslmode = settings_sslmode_names[rt.cfg.postgres.sslmode],
+        .application_name =
+            rt.cfg.postgres.application_name[0] ? rt.cfg.postgres.application_name : app,
+    };
+    rt.db = db_new(&dbo);
+    rt.in = rt_mq_new(&rt, "consumer");
+    rt.out = rt_mq_new(&rt, "publisher");
+    if (kv_open(&rt.kv, rt.cfg.redis.host, (int)rt.cfg.redis.port, rt.cfg.redis.password,
+                (int)rt.cfg.redis.db, (int)rt.cfg.redis.timeout_ms,
+                rt.cfg.redis.key_prefix) != LL_OK)
+        rt.kv = NULL; /* only the fast path is lost */
+    if (rt.kv && !kv_is_up(rt.kv))
+        log_warnx((&(log_ctx_t){.err = kv_errstr(rt.kv)}),
+                  "Redis unavailable: PostgreSQL decides every duplicate until it is back");
+    log_infox((&(log_ctx_t){.queue = st->queue}),
+              "starting %s as %s (batches of up to %lld messages / %lld ms)", st->worker,
+              rt.instance, rt.cfg.worker.batch_max_messages, rt.cfg.worker.batch_max_wait_ms);
+
+    int rc = rt_run(&rt);
+
+    batch_free(&rt.batch);
+    mq_free(rt.in);
+    mq_free(rt.out);
+    db_free(rt.db);
+    kv_free(rt.kv);
+    topo_free(rt.topo);
+    settings_free(&rt.cfg);
+    return rc;
+}
