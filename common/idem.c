@@ -11,9 +11,9 @@
 
 #define IDEM_VAL_MAX (MSG_BODY_MAX * 2 + 256)
 
-static void idem_key(char *buf, size_t n, const char *stage, const char *payment_id)
+static void idem_key(char *buf, size_t n, const char *scope, const char *payment_id)
 {
-    snprintf(buf, n, "idem:%s:%s", stage, payment_id);
+    snprintf(buf, n, "idem:%s:%s", scope, payment_id);
 }
 
 /* Parses "D|hash|event_id|rk|body" in place; 1 if it is one. */
@@ -35,7 +35,7 @@ static int parse_done(char *v, char **hash, char **ev_id, char **rk, char **body
     return strlen(*ev_id) == MSG_EVENT_ID_LEN && **rk && **body;
 }
 
-size_t idem_claim(kv_t *kv, const char *stage, const char *instance, item_t *items, size_t n,
+size_t idem_claim(kv_t *kv, const char *scope, const char *instance, item_t *items, size_t n,
                   int64_t inflight_ttl_ms)
 {
     if (!kv || n == 0)
@@ -49,7 +49,7 @@ size_t idem_claim(kv_t *kv, const char *stage, const char *instance, item_t *ite
         if (items[i].state != ITEM_DECODED)
             continue;
         char k[128], v[256];
-        idem_key(k, sizeof k, stage, items[i].payment_id);
+        idem_key(k, sizeof k, scope, items[i].payment_id);
         snprintf(v, sizeof v, "P|%s|%s", items[i].hash, instance);
         keys[m] = ll_xstrdup(k);
         vals[m] = ll_xstrdup(v);
@@ -101,7 +101,7 @@ out:
     return answered;
 }
 
-void idem_done(kv_t *kv, const char *stage, item_t *items, size_t n, int64_t done_ttl_ms)
+void idem_done(kv_t *kv, const char *scope, item_t *items, size_t n, int64_t done_ttl_ms)
 {
     if (!kv || !kv_is_up(kv))
         return;
@@ -112,7 +112,7 @@ void idem_done(kv_t *kv, const char *stage, item_t *items, size_t n, int64_t don
             (it->verdict != VERDICT_NEW && it->verdict != VERDICT_DUPLICATE))
             continue;
         char k[128];
-        idem_key(k, sizeof k, stage, it->payment_id);
+        idem_key(k, sizeof k, scope, it->payment_id);
         snprintf(v, IDEM_VAL_MAX, "D|%s|%s|%s|%s", it->hash, it->ev_id, it->ev_rk, it->ev_body);
         if (kv_set(kv, k, v, done_ttl_ms) != LL_OK)
             break; /* down: the next duplicates go to PostgreSQL */

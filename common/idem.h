@@ -1,6 +1,9 @@
 /*
  * idem.h - the Redis fast path and in-flight guard of DESIGN.md section 3,
- * per (stage, payment_id): key "<prefix>idem:<stage>:<payment_id>".
+ * per (ledger, stage, payment_id): key "<prefix>idem:<scope>:<payment_id>",
+ * scope = "<ledger id>:<stage>". The ledger id (table ledger_identity) keeps
+ * a Redis that outlived its database, or serves several, from answering for
+ * a payment this ledger never processed.
  *
  *   before work: SET NX "P|<hash>|<instance>" with the in-flight TTL;
  *   after publish: SET "D|<hash>|<event_id>|<routing key>|<event body>"
@@ -26,11 +29,11 @@
 #include "kv.h"
 
 /* Returns the number of items answered or deferred (now COMMITTED). */
-size_t idem_claim(kv_t *kv, const char *stage, const char *instance, item_t *items, size_t n,
+size_t idem_claim(kv_t *kv, const char *scope, const char *instance, item_t *items, size_t n,
                   int64_t inflight_ttl_ms);
 
 /* Records the outcome of every PUBLISHED item that carries an outcome event
  * (new or replayed); best effort. */
-void idem_done(kv_t *kv, const char *stage, item_t *items, size_t n, int64_t done_ttl_ms);
+void idem_done(kv_t *kv, const char *scope, item_t *items, size_t n, int64_t done_ttl_ms);
 
 #endif

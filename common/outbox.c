@@ -2,75 +2,111 @@
  * outbox.c - the transactional outbox: see outbox.h.
  */
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "outbox.h"
 #include "xmalloc.h"
 
+/* The BATCHED items with verdict v. */
+static bool wanted(const item_t *it, item_verdict_t v)
+{
+    return it->state == ITEM_BATCHED && it->verdict == v;
+}
+
+/* New events as a JSON array for the INSERT; NULL when there are none. */
+static char *new_events_json(item_t *items, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        if (!wanted(&items[i], VERDICT_NEW))
+            continue;
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "payment_id", items[i].payment_id, "event_id",
+                              items[i].ev_id, "rk", items[i].ev_rk, "body", items[i].ev_body);
+        if (!o || json_array_append_new(arr, o) != 0)
+            log_panic("out of memory building outbox rows");
+    }
+    char *text = json_array_size(arr) ? json_dumps(arr, JSON_COMPACT) : NULL;
+    json_decref(arr);
+    return text;
+}
+
+/* "{p1,p2}": the payment ids of the duplicates (ids need no quoting). */
+static char *duplicate_ids(item_t *items, size_t n)
+{
+    size_t len = 3, k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (wanted(&items[i], VERDICT_DUPLICATE))
+            len += strlen(items[i].payment_id) + 1, k++;
+    if (k == 0)
+        return NULL;
+    char *arr = ll_xmalloc(len);
+    size_t w = 0;
+    arr[w++] = '{';
+    for (size_t i = 0; i < n; i++)
+        if (wanted(&items[i], VERDICT_DUPLICATE))
+            w += (size_t)snprintf(arr + w, len - w, "%s%s", w > 1 ? "," : "", items[i].payment_id);
+    snprintf(arr + w, len - w, "}");
+    return arr;
+}
+
 int outbox_write(db_t *db, const char *stage, item_t *items, size_t n)
 {
-    PGconn *c = db_conn(db);
-    if (!c)
-        return LL_ECONN;
-    int rc = db_pipeline_enter(db);
-    if (rc)
-        return rc;
-    size_t nsent = 0;
-    for (size_t i = 0; i < n; i++) {
-        item_t *it = &items[i];
-        if (it->state != ITEM_BATCHED)
-            continue;
-        int ok = 1;
-        if (it->verdict == VERDICT_NEW) {
-            const char *p[] = {stage,           it->payment_id, it->ev_id,
-                               OUTBOX_EXCHANGE, it->ev_rk,      it->ev_body};
-            ok = PQsendQueryParams(c,
-                                   "INSERT INTO outbox (stage, payment_id, event_id, exchange, "
-                                   "routing_key, body) VALUES ($1, $2, $3, $4, $5, $6) "
-                                   "RETURNING id, event_id, routing_key, body",
-                                   6, NULL, p, NULL, NULL, 0);
-        } else if (it->verdict == VERDICT_DUPLICATE) {
-            const char *p[] = {stage, it->payment_id};
-            ok = PQsendQueryParams(c,
-                                   "SELECT id, event_id, routing_key, body FROM outbox "
-                                   "WHERE stage = $1 AND payment_id = $2 ORDER BY id LIMIT 1",
-                                   2, NULL, p, NULL, NULL, 0);
-        } else {
-            continue;
-        }
-        if (!ok) {
-            int e = db_check(db, NULL); /* sets errstr; the connection is gone */
-            return e ? e : LL_ECONN;
-        }
-        nsent++;
+    int rc = LL_OK;
+    char *rows = new_events_json(items, n);
+    if (rows) {
+        const char *p[] = {stage, OUTBOX_EXCHANGE, rows};
+        PGresult *r;
+        rc = db_query(db, &r,
+                      "INSERT INTO outbox (stage, payment_id, event_id, exchange, routing_key, "
+                      "body) SELECT $1, x ->> 'payment_id', x ->> 'event_id', $2, x ->> 'rk', "
+                      "x ->> 'body' FROM jsonb_array_elements($3::jsonb) x "
+                      "RETURNING id, event_id",
+                      3, p);
+        free(rows);
+        if (rc != LL_OK)
+            return rc;
+        /* new events have distinct event_ids: match rows by it */
+        for (int row = 0; row < PQntuples(r); row++)
+            for (size_t i = 0; i < n; i++)
+                if (wanted(&items[i], VERDICT_NEW) &&
+                    strcmp(items[i].ev_id, PQgetvalue(r, row, 1)) == 0)
+                    items[i].outbox_id = strtoll(PQgetvalue(r, row, 0), NULL, 10);
+        PQclear(r);
     }
-    PGresult **res = ll_xcalloc(nsent ? nsent : 1, sizeof *res);
-    int got = 0;
-    rc = db_pipeline_sync_read(db, res, (int)nsent, &got);
-    size_t k = 0;
-    for (size_t i = 0; rc == LL_OK && i < n; i++) {
-        item_t *it = &items[i];
-        if (it->state != ITEM_BATCHED ||
-            (it->verdict != VERDICT_NEW && it->verdict != VERDICT_DUPLICATE))
-            continue;
-        PGresult *r = res[k++];
-        if (PQntuples(r) != 1) {
-            /* processed before but its event is not stored: cannot replay */
-            rc = LL_EDB;
-            break;
+    char *ids = duplicate_ids(items, n);
+    if (ids) {
+        const char *p[] = {stage, ids};
+        PGresult *r;
+        rc = db_query(db, &r,
+                      "SELECT DISTINCT ON (payment_id) payment_id, id, event_id, routing_key, "
+                      "body FROM outbox WHERE stage = $1 AND payment_id = ANY($2::text[]) "
+                      "ORDER BY payment_id, id",
+                      2, p);
+        free(ids);
+        if (rc != LL_OK)
+            return rc;
+        for (size_t i = 0; i < n; i++) {
+            if (!wanted(&items[i], VERDICT_DUPLICATE))
+                continue;
+            int row = 0;
+            while (row < PQntuples(r) && strcmp(PQgetvalue(r, row, 0), items[i].payment_id))
+                row++;
+            if (row == PQntuples(r)) {
+                /* processed before but its event is not stored: cannot replay */
+                PQclear(r);
+                return LL_EDB;
+            }
+            items[i].outbox_id = strtoll(PQgetvalue(r, row, 1), NULL, 10);
+            item_set_event(&items[i], PQgetvalue(r, row, 2), ll_xstrdup(PQgetvalue(r, row, 3)),
+                           ll_xstrdup(PQgetvalue(r, row, 4)));
         }
-        it->outbox_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-        if (it->verdict == VERDICT_DUPLICATE)
-            item_set_event(it, PQgetvalue(r, 0, 1), ll_xstrdup(PQgetvalue(r, 0, 2)),
-                           ll_xstrdup(PQgetvalue(r, 0, 3)));
+        PQclear(r);
     }
-    for (int i = 0; i < got; i++)
-        PQclear(res[i]);
-    free(res);
-    int rc2 = db_pipeline_exit(db);
-    return rc ? rc : rc2;
+    return rc;
 }
 
 int outbox_mark_sent(db_t *db, const int64_t *ids, size_t n)

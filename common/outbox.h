@@ -3,8 +3,8 @@
  * schemas/sql/002_runtime.sql).
  *
  * In the batch transaction, after the stage decided: outbox_write() stores
- * the outcome event of every new item and fetches the stored event of every
- * duplicate, in one pipeline (no round trip per row). After publishing with
+ * the outcome event of every new item (one INSERT for the batch) and
+ * fetches the stored event of every duplicate (one SELECT). After publishing with
  * confirms: outbox_mark_sent(). A crash in between leaves rows unsent;
  * outbox_claim() hands them to exactly one sweeper: it claims rows older
  * than `age` with FOR UPDATE SKIP LOCKED and a lease, so two workers never

@@ -31,8 +31,9 @@ typedef struct rt {
     const rt_stage_t *st;
     settings_t cfg;
     char instance[128];
-    mq_t *in;  /* consumes the work queue */
-    mq_t *out; /* publishes, with confirms */
+    char scope[96]; /* "<ledger id>:<stage>": the Redis key scope (idem.h) */
+    mq_t *in;       /* consumes the work queue */
+    mq_t *out;      /* publishes, with confirms */
     db_t *db;
     kv_t *kv;
     topo_t *topo;
@@ -116,7 +117,16 @@ static int rt_connect_db(rt_t *rt)
         db_close(rt->db);
         return LL_ECONFIG;
     }
-    log_info("connected to PostgreSQL");
+    PGresult *r;
+    if (db_query(rt->db, &r, "SELECT id FROM ledger_identity", 0, NULL) != LL_OK ||
+        PQntuples(r) != 1) {
+        log_error("cannot read the ledger identity: %s", db_errstr(rt->db));
+        db_close(rt->db);
+        return LL_ECONN;
+    }
+    snprintf(rt->scope, sizeof rt->scope, "%s:%s", PQgetvalue(r, 0, 0), rt->st->name);
+    PQclear(r);
+    log_info("connected to PostgreSQL (ledger %.16s)", rt->scope);
     return LL_OK;
 }
 
@@ -473,7 +483,7 @@ static void rt_process(rt_t *rt)
         }
     }
     crash_point("after_decode");
-    idem_claim(rt->kv, st->name, rt->instance, b->items, b->n, rt->cfg.worker.inflight_ttl_ms);
+    idem_claim(rt->kv, rt->scope, rt->instance, b->items, b->n, rt->cfg.worker.inflight_ttl_ms);
     if (rt_commit(rt, b->items, b->n) != LL_OK)
         goto abandon;
     crash_point("after_commit");
@@ -481,7 +491,7 @@ static void rt_process(rt_t *rt)
         goto abandon;
     crash_point("after_publish");
     rt_mark_sent(rt);
-    idem_done(rt->kv, st->name, b->items, b->n, rt->cfg.worker.done_ttl_s * 1000);
+    idem_done(rt->kv, rt->scope, b->items, b->n, rt->cfg.worker.done_ttl_s * 1000);
     uint64_t last = 0;
     for (size_t i = 0; i < b->n; i++)
         if (b->items[i].d.tag > last)

@@ -19,8 +19,9 @@
 #include "ctl.h"
 #include "money.h"
 #include "msg.h"
+#include "xmalloc.h"
 
-#define MAX_ACCOUNTS 256
+#define MAX_ACCOUNTS 100000
 
 typedef struct pub {
     ctl_t *c;
@@ -246,13 +247,16 @@ int cmd_publish(ctl_t *c, int argc, char **argv)
         return ctl_usage_error(cmd, "need 0 <= --count <= 10^8, 1 <= --window <= 65535 and "
                                     "1 <= --min-amount <= --max-amount <= 10^14");
     }
-    char *payers[MAX_ACCOUNTS], *payees[MAX_ACCOUNTS];
+    char **payers = ll_xcalloc(MAX_ACCOUNTS, sizeof *payers);
+    char **payees = ll_xcalloc(MAX_ACCOUNTS, sizeof *payees);
     int np = 0, nq = 0;
     if (count > 0) {
         np = split_ids(payers_s, payers, MAX_ACCOUNTS);
         nq = split_ids(payees_s, payees, MAX_ACCOUNTS);
         if (np <= 0 || nq <= 0 || (np == 1 && nq == 1 && strcmp(payers[0], payees[0]) == 0)) {
             json_decref(metadata);
+            free(payers);
+            free(payees);
             return ctl_usage_error(cmd,
                                    "--payers and --payees must be comma-separated account "
                                    "ids (at most %d each) that allow payer != payee",
@@ -266,6 +270,8 @@ int cmd_publish(ctl_t *c, int argc, char **argv)
     p.m = ctl_mq(c);
     if (!p.m) {
         json_decref(metadata);
+        free(payers);
+        free(payees);
         return 1;
     }
     p.progress = count > 0 && !c->json && isatty(STDERR_FILENO);
@@ -301,6 +307,8 @@ int cmd_publish(ctl_t *c, int argc, char **argv)
     if (rc == 0 && p.sent > p.confirmed)
         rc = confirm(&p);
     json_decref(metadata);
+    free(payers);
+    free(payees);
     if (rc != 0)
         return rc;
     progress(&p, count, true);

@@ -60,6 +60,10 @@ static const ctl_cmd_t commands[] = {
      "usage: ledgerctl verify [--json]\n"
      "  Checks the invariants of DESIGN.md section 4 and prints each broken one\n"
      "  with the rows involved (at most 20 each).\n"},
+    {"status", cmd_status, "depth and consumers of every queue (work, dead, retry)",
+     "usage: ledgerctl status [--queue NAME] [--json]\n"
+     "  Ready messages and consumers of each queue of the topology. With --queue,\n"
+     "  prints only that queue's ready-message count (for scripts).\n"},
     {"config check", cmd_config_check, "validate the configuration and print it (secrets masked)",
      "usage: ledgerctl config check\n"
      "  Same as --check-config: loads the file and environment, prints the\n"

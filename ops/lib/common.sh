@@ -25,7 +25,7 @@ LL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 LL_DEPS=(build-essential cmake pkg-config git librabbitmq-dev libhiredis-dev
   libpq-dev libyaml-dev libjansson-dev libssl-dev check libsubunit-dev
-  rabbitmq-server redis-server postgresql docker-compose clang-format)
+  rabbitmq-server redis-server postgresql docker-compose clang-format bc)
 
 ll_info() {
   printf 'ledgerline: %s\n' "$*" >&2

@@ -1,13 +1,13 @@
 /*
  * payment.c - the payment stage's callbacks: see payment.h.
  *
- * apply() sends, in one pipeline: a lock of every account the batch
- * touches, in sorted-id order (so concurrent workers never deadlock on
- * each other's accounts), then one payment_apply() per payment in queue
- * order, so the outcome equals one-at-a-time processing. Then it reads all
- * results and encodes each outcome event.
+ * apply() is one statement per batch: payment_apply_batch()
+ * (schemas/sql/003_payment_batch.sql) locks every account the batch
+ * touches in sorted-id order (so concurrent workers never deadlock on each
+ * other's accounts), then decides each payment in queue order, so the
+ * outcome equals one-at-a-time processing. apply() then encodes each
+ * outcome event.
  */
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,46 +46,13 @@ static void payment_release(item_t *it)
     }
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* "{a,b,c}": the sorted, distinct accounts of the batch (ids need no quoting:
- * their charset has no comma, brace, quote or backslash). */
-static char *account_array(item_t *items, size_t n)
-{
-    const char **ids = ll_xcalloc(2 * n + 1, sizeof *ids);
-    size_t k = 0, len = 3;
-    for (size_t i = 0; i < n; i++) {
-        if (items[i].state != ITEM_BATCHED)
-            continue;
-        const msg_approved_t *a = items[i].msg;
-        ids[k++] = a->payment.payer;
-        ids[k++] = a->payment.payee;
-    }
-    qsort(ids, k, sizeof *ids, cmp_str);
-    for (size_t i = 0; i < k; i++)
-        len += strlen(ids[i]) + 1;
-    char *arr = ll_xmalloc(len);
-    size_t w = 0;
-    arr[w++] = '{';
-    for (size_t i = 0; i < k; i++) {
-        if (i > 0 && strcmp(ids[i], ids[i - 1]) == 0)
-            continue;
-        w += (size_t)snprintf(arr + w, len - w, "%s%s", w > 1 ? "," : "", ids[i]);
-    }
-    snprintf(arr + w, len - w, "}");
-    free(ids);
-    return arr;
-}
-
-/* Sets the item's outcome event from payment_apply()'s row. */
-static void decide(item_t *it, PGresult *r)
+/* Sets the item's outcome from row `row` of payment_apply_batch(): columns
+ * ord, verdict, outcome, transfer_id, prior_payload. */
+static void decide(item_t *it, PGresult *r, int row)
 {
     const msg_approved_t *a = it->msg;
-    const char *verdict = PQgetvalue(r, 0, 0);
-    const char *outcome = PQgetvalue(r, 0, 1);
+    const char *verdict = PQgetvalue(r, row, 1);
+    const char *outcome = PQgetvalue(r, row, 2);
     if (strcmp(verdict, "duplicate") == 0) {
         it->verdict = VERDICT_DUPLICATE;
         return;
@@ -94,7 +61,7 @@ static void decide(item_t *it, PGresult *r)
         msg_payment_t prior;
         msg_reject_t ignore, why = {.reason = MSG_REASON_IDEMPOTENCY_CONFLICT};
         memset(&prior, 0, sizeof prior);
-        const char *pp = PQgetvalue(r, 0, 3);
+        const char *pp = PQgetvalue(r, row, 4);
         char fields[160] = "?";
         if (msg_payment_decode(pp, strlen(pp), &prior, &ignore) == LL_OK) {
             if (msg_payment_diff(&prior, &a->payment, fields, sizeof fields) != LL_OK)
@@ -114,7 +81,7 @@ static void decide(item_t *it, PGresult *r)
     const char *type;
     if (strcmp(outcome, "completed") == 0) {
         type = MSG_TYPE_COMPLETED;
-        body = msg_encode_completed(&a->payment, PQgetvalue(r, 0, 2), now, now);
+        body = msg_encode_completed(&a->payment, PQgetvalue(r, row, 3), now, now);
     } else {
         type = MSG_TYPE_FAILED;
         body = msg_encode_failed(&a->payment, outcome, now);
@@ -126,55 +93,58 @@ static void decide(item_t *it, PGresult *r)
     item_set_event(it, ev_id, ll_xstrdup(type), body);
 }
 
-static int payment_apply(db_t *db, item_t *items, size_t n)
+/* The BATCHED items as payment_apply_batch()'s argument. Caller frees. */
+static char *batch_json(item_t *items, size_t n, size_t *count)
 {
-    PGconn *c = db_conn(db);
-    if (!c)
-        return LL_ECONN;
-    int rc = db_pipeline_enter(db);
-    if (rc)
-        return rc;
-    char *accounts = account_array(items, n);
-    const char *lp[] = {accounts};
-    int ok = PQsendQueryParams(c,
-                               "SELECT id FROM accounts WHERE id = ANY($1::text[]) "
-                               "ORDER BY id FOR UPDATE",
-                               1, NULL, lp, NULL, NULL, 0);
-    size_t nq = 1;
-    for (size_t i = 0; ok && i < n; i++) {
+    json_t *arr = json_array();
+    *count = 0;
+    for (size_t i = 0; i < n; i++) {
         item_t *it = &items[i];
         if (it->state != ITEM_BATCHED)
             continue;
         const msg_payment_t *p = &((const msg_approved_t *)it->msg)->payment;
-        char amount[24];
-        snprintf(amount, sizeof amount, "%" PRId64, p->amount);
-        const char *params[] = {p->payment_id, it->hash, it->canonical, p->payer,
-                                p->payee,      amount,   p->currency};
-        ok = PQsendQueryParams(c,
-                               "SELECT verdict, outcome, transfer_id, prior_payload "
-                               "FROM payment_apply($1, $2, $3, $4, $5, $6::bigint, $7)",
-                               7, NULL, params, NULL, NULL, 0);
-        nq++;
+        json_t *o =
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "payment_id", p->payment_id, "hash",
+                      it->hash, "payload", it->canonical, "payer", p->payer, "payee", p->payee,
+                      "amount", (json_int_t)p->amount, "currency", p->currency);
+        if (!o || json_array_append_new(arr, o) != 0)
+            log_panic("out of memory building a batch");
+        (*count)++;
     }
-    free(accounts);
-    if (!ok) {
-        int e = db_check(db, NULL);
-        return e ? e : LL_ECONN;
+    char *text = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    if (!text)
+        log_panic("out of memory encoding a batch");
+    return text;
+}
+
+static int payment_apply(db_t *db, item_t *items, size_t n)
+{
+    size_t count;
+    char *batch = batch_json(items, n, &count);
+    if (count == 0) {
+        free(batch);
+        return LL_OK;
     }
-    PGresult **res = ll_xcalloc(nq, sizeof *res);
-    int got = 0;
-    rc = db_pipeline_sync_read(db, res, (int)nq, &got);
-    if (rc == LL_OK && (size_t)got != nq)
-        rc = LL_EDB;
-    size_t k = 1;
-    for (size_t i = 0; rc == LL_OK && i < n; i++)
+    const char *params[] = {batch};
+    PGresult *r;
+    int rc = db_query(db, &r,
+                      "SELECT ord, verdict, outcome, transfer_id, prior_payload "
+                      "FROM payment_apply_batch($1::jsonb) ORDER BY ord",
+                      1, params);
+    free(batch);
+    if (rc != LL_OK)
+        return rc;
+    if ((size_t)PQntuples(r) != count) {
+        PQclear(r);
+        return LL_EDB;
+    }
+    int row = 0;
+    for (size_t i = 0; i < n; i++)
         if (items[i].state == ITEM_BATCHED)
-            decide(&items[i], res[k++]);
-    for (int i = 0; i < got; i++)
-        PQclear(res[i]);
-    free(res);
-    int rc2 = db_pipeline_exit(db);
-    return rc ? rc : rc2;
+            decide(&items[i], r, row++);
+    PQclear(r);
+    return LL_OK;
 }
 
 const rt_stage_t payment_stage = {
