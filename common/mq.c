@@ -547,9 +547,9 @@ int mq_confirm_wait(mq_t *m, int timeout_ms, size_t *failed)
         if (rc != LL_OK)
             return rc;
         rc = mq_handle_frame(m, &f);
-        amqp_maybe_release_buffers(m->conn);
         if (rc != LL_OK)
-            return rc;
+            return rc; /* the connection may be gone (mq_broken): touch nothing */
+        amqp_maybe_release_buffers(m->conn);
     }
     size_t nacked = 0;
     for (uint64_t s = m->win_first; s < m->next_seq; s++)
@@ -711,9 +711,9 @@ int mq_service(mq_t *m)
         if (rc != LL_OK)
             return rc;
         rc = mq_handle_frame(m, &f);
-        amqp_maybe_release_buffers(m->conn);
         if (rc != LL_OK)
-            return rc;
+            return rc; /* the connection may be gone (mq_broken): touch nothing */
+        amqp_maybe_release_buffers(m->conn);
     }
 }
 

@@ -1,0 +1,374 @@
+/*
+ * test_payment_faults.c - the payment-worker under server faults, and a
+ * poison message.
+ *
+ *   - Redis stopped mid-run (ops/stack stop-one redis): payments are still
+ *     posted exactly once while it is down; once it is back (and the
+ *     client's reconnect backoff, at most KV_BACKOFF_MAX_MS, has passed) the
+ *     worker writes its idempotency keys there again;
+ *   - PostgreSQL stopped right after a burst of payments and started again
+ *     two seconds later, with more payments published while it is down;
+ *   - RabbitMQ stopped right after a burst and started again (~10 s);
+ *   - a poison message: a payment into an account funded to near INT64_MAX
+ *     overflows its bigint balance in PostgreSQL (SQLSTATE 22003) at every
+ *     attempt; with LEDGERLINE_WORKER_MAX_ATTEMPTS=3 it is parked with
+ *     processing_failed while the 20 good payments around it are posted.
+ * After each: every payment decided once, balances equal one-at-a-time
+ * processing (accounts are funded so that nothing fails), the worker exits
+ * 0 on SIGTERM, verify green, the queue empty.
+ *
+ * The servers are always restored: by the checked setup of the next test,
+ * by the teardown, and by an unchecked teardown that Check runs in its own
+ * process even when a test failed.
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ll_test.h"
+#include "ll_worker.h"
+
+#define WORKER  LL_BIN_DIR "/payment-worker"
+#define WAIT_MS 60000
+#define T0_MS   1767225600000LL
+#define NACC    4
+#define FUNDS   1000000
+
+static char *ledger;
+static db_t *db;
+static mq_t *m;
+static llw_events_t *ev;
+
+static const char *const work_queues[] = {"payments",          "payments.dead",      "settlement",
+                                          "payments.retry.1s", "payments.retry.30s", NULL};
+
+static void setup(void)
+{
+    llw_stack_restore();
+    ledger = llt_ledger(); /* first: fails with advice when the stack's env is missing */
+    llw_ctl(NULL, "topology apply");
+    db = llt_db(ledger);
+    m = llt_mq();
+    llw_purge(m, work_queues);
+    ev = llw_events_open(NULL);
+}
+
+static void teardown(void)
+{
+    llw_kill_all();
+    llw_stack_restore();
+    llw_events_close(ev);
+    mq_free(m);
+    db_free(db);
+    llt_dropdb(ledger);
+    free(ledger);
+}
+
+static llw_account_t acc[NACC];
+static msg_payment_t pays[200];
+static int npays;
+
+static void accounts_generous(void)
+{
+    static const char *const ids[NACC] = {"f0", "f1", "f2", "f3"};
+    for (int i = 0; i < NACC; i++)
+        acc[i] = (llw_account_t){ids[i], "EUR", FUNDS, 0, false};
+    llw_accounts_create(ledger, acc, NACC);
+    npays = 0;
+}
+
+/* Publishes n more payments among the generous accounts (model updated). */
+static void publish_more(int n)
+{
+    for (int k = 0; k < n; k++, npays++) {
+        ck_assert(npays < (int)(sizeof pays / sizeof pays[0]));
+        int i = npays;
+        msg_payment_t *p = &pays[i];
+        memset(p, 0, sizeof *p);
+        snprintf(p->payment_id, sizeof p->payment_id, "%s-f%d", ledger, i);
+        snprintf(p->payer, sizeof p->payer, "f%d", i % NACC);
+        snprintf(p->payee, sizeof p->payee, "f%d", (i % NACC + 1 + (i / NACC) % (NACC - 1)) % NACC);
+        p->amount = 1 + (i * 53) % 700;
+        snprintf(p->currency, sizeof p->currency, "EUR");
+        const char *got = llw_model_apply(acc, NACC, p);
+        ck_assert_msg(strcmp(got, "completed") == 0, "test data: payment %d would be %s", i, got);
+        free(llw_publish_approved(m, p, T0_MS + i));
+    }
+    llw_confirm(m);
+}
+
+typedef struct {
+    int64_t processed;
+    size_t completed;
+    size_t rejected;
+} want_t;
+
+static bool done_cond(void *arg, char *status, size_t n)
+{
+    const want_t *w = arg;
+    llw_events_collect(ev);
+    int64_t processed = -1, unsent = -1;
+    llw_try_scalar(
+        db, "SELECT count(*) FROM processed WHERE stage = 'payment' AND outcome = 'completed'",
+        &processed);
+    llw_try_scalar(db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL", &unsent);
+    size_t completed = llw_events_distinct(ev, MSG_TYPE_COMPLETED);
+    size_t rejected = llw_events_distinct(ev, MSG_TYPE_REJECTED);
+    snprintf(status, n,
+             "processed %" PRId64 "/%" PRId64 ", distinct payment.completed %zu/%zu, "
+             "message.rejected %zu/%zu, unsent outbox rows %" PRId64,
+             processed, w->processed, completed, w->completed, rejected, w->rejected, unsent);
+    return processed == w->processed && completed == w->completed && rejected == w->rejected &&
+           unsent == 0;
+}
+
+static void wait_done(int64_t processed, size_t completed, size_t rejected, const char *what)
+{
+    want_t w = {processed, completed, rejected};
+    llw_wait_until(done_cond, &w, WAIT_MS, what);
+}
+
+/* Ready messages of `queue`, reconnecting the test's client if needed. */
+static uint32_t depth(const char *queue)
+{
+    if (!mq_is_up(m)) {
+        int rc = mq_connect(m);
+        ck_assert_msg(rc == LL_OK, "reconnect to RabbitMQ: %s", mq_errstr(m));
+    }
+    return llw_queue_depth(m, queue);
+}
+
+/* Everything the generous runs must end with. */
+static void check_all_posted_once(const char *label)
+{
+    llw_events_collect(ev);
+    int64_t processed = llw_count(db, "SELECT count(*) FROM processed WHERE outcome = 'completed'");
+    LLW_ASSERT(processed == npays, "%s: %" PRId64 " completed processed rows, want %d", label,
+               processed, npays);
+    for (int i = 0; i < npays; i++) {
+        const char *id = pays[i].payment_id;
+        int64_t t = llw_count(db,
+                              "SELECT count(*) FROM transfers WHERE kind = 'payment' AND ref = "
+                              "'%s' AND amount = %" PRId64,
+                              id, pays[i].amount);
+        LLW_ASSERT(t == 1, "%s: payment %s has %" PRId64 " transfers", label, id, t);
+        LLW_ASSERT(llw_events_count(ev, MSG_TYPE_COMPLETED, id) >= 1,
+                   "%s: payment.completed of %s never published", label, id);
+    }
+    LLW_ASSERT(llw_count(db, "SELECT count(*) FROM transfers WHERE kind = 'payment'") == npays,
+               "%s: extra payment transfers", label);
+    for (int i = 0; i < NACC; i++) {
+        int64_t b = llw_balance(db, acc[i].id);
+        LLW_ASSERT(b == acc[i].balance, "%s: %s balance %" PRId64 ", one-at-a-time %" PRId64, label,
+                   acc[i].id, b, acc[i].balance);
+    }
+    LLW_ASSERT(llw_events_count(ev, MSG_TYPE_REJECTED, NULL) == 0, "%s: message.rejected", label);
+    LLW_ASSERT(depth("payments") == 0, "%s: messages left in payments", label);
+    LLW_ASSERT(depth("payments.dead") == 0, "%s: messages parked", label);
+    LLW_ASSERT(llw_count(db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0,
+               "%s: unsent outbox rows", label);
+    llw_assert_verify(ledger);
+}
+
+static pid_t start(const char *instance)
+{
+    char inst[96];
+    snprintf(inst, sizeof inst, "LEDGERLINE_WORKER_INSTANCE=%s", instance);
+    const char *env[] = {inst, "LEDGERLINE_WORKER_OUTBOX_SWEEP_INTERVAL_MS=200",
+                         "LEDGERLINE_WORKER_OUTBOX_SWEEP_AGE_MS=1000", NULL};
+    pid_t w = llw_start(WORKER, ledger, env, NULL);
+    llw_wait_consuming(m, "payments", 1, WAIT_MS);
+    return w;
+}
+
+static void stop_ok(pid_t w, const char *label)
+{
+    int st = llw_stop(w, 20000);
+    LLW_ASSERT(st == 0, "%s: SIGTERM: %s", label, llw_status_str(st));
+}
+
+static void server(const char *cmd, const char *name)
+{
+    int rc = llw_stack(cmd, name);
+    LLW_ASSERT(rc == 0, "ops/stack %s %s exited %d", cmd, name, rc);
+}
+
+START_TEST(redis_stopped_mid_run)
+{
+    accounts_generous();
+    pid_t w = start("redis-fault");
+    publish_more(30);
+    wait_done(30, 30, 0, "30 payments with Redis up");
+    server("stop-one", "redis");
+    publish_more(30);
+    wait_done(60, 60, 0, "30 more payments with Redis stopped");
+    server("start-one", "redis");
+    /* let the worker's Redis client pass its reconnect backoff */
+    llw_sleep_ms(KV_BACKOFF_MAX_MS + 1000);
+    int first_after = npays;
+    publish_more(30);
+    wait_done(90, 90, 0, "30 more payments after Redis came back");
+    kv_t *kv = llw_kv(); /* a fresh client: connects now */
+    LLW_ASSERT(kv_ping(kv) == LL_OK, "the test cannot reach Redis: %s", kv_errstr(kv));
+    for (int i = first_after; i < npays; i++) {
+        char key[160], val[4096];
+        llw_redis_key(key, sizeof key, db, "payment", pays[i].payment_id);
+        int rc = kv_get(kv, key, val, sizeof val);
+        LLW_ASSERT(rc == LL_OK || rc == LL_ERANGE,
+                   "Redis is back but the worker did not use it: %s for %s (payment %d)",
+                   ll_errname(rc), key, i);
+    }
+    kv_free(kv);
+    stop_ok(w, "redis");
+    check_all_posted_once("redis stopped");
+}
+END_TEST
+
+START_TEST(postgres_restarted_mid_run)
+{
+    accounts_generous();
+    pid_t w = start("pg-fault");
+    publish_more(60);
+    server("stop-one", "postgres");
+    publish_more(40); /* while PostgreSQL is down */
+    llw_sleep_ms(2000);
+    llw_check_alive();
+    server("start-one", "postgres");
+    publish_more(40);
+    wait_done(npays, (size_t)npays, 0, "every payment after PostgreSQL came back");
+    stop_ok(w, "postgres");
+    check_all_posted_once("postgres restarted");
+}
+END_TEST
+
+START_TEST(rabbitmq_restarted_mid_run)
+{
+    accounts_generous();
+    pid_t w = start("rmq-fault");
+    publish_more(60);
+    server("stop-one", "rabbitmq");
+    llw_check_alive();
+    server("start-one", "rabbitmq");
+    mq_free(m);
+    m = llt_mq();
+    publish_more(40);
+    wait_done(npays, (size_t)npays, 0, "every payment after RabbitMQ came back");
+    llw_wait_consuming(m, "payments", 1, WAIT_MS);
+    stop_ok(w, "rabbitmq");
+    check_all_posted_once("rabbitmq restarted");
+}
+END_TEST
+
+START_TEST(a_poison_message_is_parked_after_max_attempts)
+{
+    /* every balance stays near 0 except rich's: no funding may follow rich's
+     * (sys:funding:EUR would overflow), so the payers live on overdraft */
+    llw_account_t pacc[] = {
+        {"alice", "EUR", 0, 10000000, false},
+        {"bob", "EUR", 0, 10000000, false},
+        {"carol", "EUR", 0, 10000000, false},
+        {"rich", "EUR", 9223372036854775000LL, 0, false},
+    };
+    const size_t nacc = sizeof pacc / sizeof pacc[0];
+    llw_accounts_create(ledger, pacc, nacc);
+    static const char *const names[] = {"alice", "bob", "carol"};
+    msg_payment_t good[20], poison;
+    memset(&poison, 0, sizeof poison);
+    snprintf(poison.payment_id, sizeof poison.payment_id, "%s-poison", ledger);
+    snprintf(poison.payer, sizeof poison.payer, "alice");
+    snprintf(poison.payee, sizeof poison.payee, "rich");
+    poison.amount = 10000;
+    snprintf(poison.currency, sizeof poison.currency, "EUR");
+    char *poison_body = NULL;
+    for (int i = 0; i < 20; i++) {
+        if (i == 10) {
+            llw_account_t copy[4];
+            memcpy(copy, pacc, sizeof copy);
+            const char *got = llw_model_apply(copy, nacc, &poison);
+            ck_assert_msg(strcmp(got, "overflow") == 0, "test data: the poison would be %s", got);
+            poison_body = llw_publish_approved(m, &poison, T0_MS);
+        }
+        msg_payment_t *p = &good[i];
+        memset(p, 0, sizeof *p);
+        snprintf(p->payment_id, sizeof p->payment_id, "%s-g%d", ledger, i);
+        snprintf(p->payer, sizeof p->payer, "%s", names[i % 3]);
+        snprintf(p->payee, sizeof p->payee, "%s", names[(i + 1) % 3]);
+        p->amount = 100 + i;
+        snprintf(p->currency, sizeof p->currency, "EUR");
+        const char *got = llw_model_apply(pacc, nacc, p);
+        ck_assert_msg(strcmp(got, "completed") == 0, "test data: payment %d would be %s", i, got);
+        free(llw_publish_approved(m, p, T0_MS + i));
+    }
+    llw_confirm(m);
+    const char *env[] = {"LEDGERLINE_WORKER_INSTANCE=poison", "LEDGERLINE_WORKER_MAX_ATTEMPTS=3",
+                         NULL};
+    pid_t w = llw_start(WORKER, ledger, env, NULL);
+    want_t want = {20, 20, 1};
+    llw_wait_until(done_cond, &want, WAIT_MS, "20 good payments posted and the poison rejected");
+    llw_wait_drained(m, "payments", WAIT_MS);
+    stop_ok(w, "poison");
+    llw_events_collect(ev);
+
+    json_t *e = llw_events_find(ev, MSG_TYPE_REJECTED, poison.payment_id, 0);
+    LLW_ASSERT(e, "no message.rejected for the poison");
+    const json_t *j = json_object_get(e, "json");
+    const char *reason = json_string_value(json_object_get(j, "reason"));
+    const char *queue = json_string_value(json_object_get(j, "queue"));
+    LLW_ASSERT(reason && strcmp(reason, "processing_failed") == 0 && queue &&
+                   strcmp(queue, "payments") == 0,
+               "poison: %s", json_string_value(json_object_get(e, "body")));
+    LLW_ASSERT(llw_events_count(ev, MSG_TYPE_REJECTED, NULL) == 1, "more than one rejection");
+    json_t *dead = llw_queue_drain(m, "payments.dead");
+    LLW_ASSERT(json_array_size(dead) == 1, "payments.dead holds %zu messages, want the poison",
+               json_array_size(dead));
+    json_t *parked = json_array_get(dead, 0);
+    const char *hr = llw_header(parked, "x-ledgerline-reason");
+    LLW_ASSERT(strcmp(json_string_value(json_object_get(parked, "body")), poison_body) == 0,
+               "the parked message is not the poison");
+    LLW_ASSERT(hr && strcmp(hr, "processing_failed") == 0, "parked with reason %s",
+               hr ? hr : "(none)");
+    json_decref(dead);
+    free(poison_body);
+    LLW_ASSERT(llw_count(db, "SELECT count(*) FROM transfers WHERE kind = 'payment' AND ref = '%s'",
+                         poison.payment_id) == 0,
+               "the poison was posted");
+    LLW_ASSERT(llw_count(db,
+                         "SELECT count(*) FROM processed WHERE payment_id = '%s' AND outcome = "
+                         "'completed'",
+                         poison.payment_id) == 0,
+               "the poison is recorded as completed");
+    for (int i = 0; i < 20; i++) {
+        LLW_ASSERT(llw_count(db,
+                             "SELECT count(*) FROM transfers WHERE kind = 'payment' AND ref = "
+                             "'%s'",
+                             good[i].payment_id) == 1,
+                   "good payment %d not posted once", i);
+        LLW_ASSERT(llw_events_count(ev, MSG_TYPE_COMPLETED, good[i].payment_id) >= 1,
+                   "good payment %d: no payment.completed", i);
+    }
+    for (size_t i = 0; i < nacc; i++) {
+        int64_t b = llw_balance(db, pacc[i].id);
+        LLW_ASSERT(b == pacc[i].balance, "%s balance %" PRId64 ", want %" PRId64, pacc[i].id, b,
+                   pacc[i].balance);
+    }
+    LLW_ASSERT(llw_queue_depth(m, "payments") == 0, "messages left in payments");
+    llw_assert_verify(ledger);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("payment_faults");
+    TCase *tc = tcase_create("faults");
+    tcase_set_timeout(tc, 180);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    /* runs in Check's own process, even after a failed test */
+    tcase_add_unchecked_fixture(tc, NULL, llw_stack_restore);
+    tcase_add_test(tc, redis_stopped_mid_run);
+    tcase_add_test(tc, postgres_restarted_mid_run);
+    tcase_add_test(tc, rabbitmq_restarted_mid_run);
+    tcase_add_test(tc, a_poison_message_is_parked_after_max_attempts);
+    suite_add_tcase(s, tc);
+    return llt_run_suite(s);
+}
