@@ -79,6 +79,50 @@ void item_reject(item_t *it, const char *queue, const msg_reject_t *why)
               msg_reason_str(why->reason), why->detail);
 }
 
+void item_reject_conflict(item_t *it, const char *queue, const char *prior,
+                          const msg_payment_t *now)
+{
+    msg_payment_t first;
+    msg_reject_t ignore, why = {.reason = MSG_REASON_IDEMPOTENCY_CONFLICT};
+    memset(&first, 0, sizeof first);
+    char fields[160] = "?";
+    if (prior && msg_payment_decode(prior, strlen(prior), &first, &ignore) == LL_OK) {
+        if (msg_payment_diff(&first, now, fields, sizeof fields) != LL_OK)
+            snprintf(fields, sizeof fields, "?");
+        msg_payment_clear(&first);
+    }
+    snprintf(why.detail, sizeof why.detail,
+             "payment_id %s was already processed with different values of: %s", it->payment_id,
+             fields);
+    snprintf(why.field, sizeof why.field, "payment_id");
+    item_reject(it, queue, &why);
+}
+
+char *batch_requests_json(item_t *items, size_t n, const msg_payment_t *(*pay)(const item_t *),
+                          size_t *count)
+{
+    json_t *arr = json_array();
+    *count = 0;
+    for (size_t i = 0; i < n; i++) {
+        item_t *it = &items[i];
+        if (it->state != ITEM_BATCHED)
+            continue;
+        const msg_payment_t *p = pay(it);
+        json_t *o =
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "payment_id", p->payment_id, "hash",
+                      it->hash, "payload", it->canonical, "payer", p->payer, "payee", p->payee,
+                      "amount", (json_int_t)p->amount, "currency", p->currency);
+        if (!o || json_array_append_new(arr, o) != 0)
+            log_panic("out of memory building a batch");
+        (*count)++;
+    }
+    char *text = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    if (!text)
+        log_panic("out of memory encoding a batch");
+    return text;
+}
+
 void item_clear(item_t *it)
 {
     mq_delivery_clear(&it->d);

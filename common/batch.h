@@ -15,7 +15,8 @@
  * from there on the only work left is publishing and acking.
  *
  * Public API: item_state_t, item_t, item_set_state, item_state_name,
- * item_reject, item_clear, batch_t, batch_add, batch_clear.
+ * item_reject, item_reject_conflict, batch_requests_json, item_clear, batch_t, batch_add,
+ * batch_clear.
  */
 #ifndef LL_BATCH_H
 #define LL_BATCH_H
@@ -70,6 +71,19 @@ void item_set_event(item_t *it, const char *event_id, char *rk, char *body);
 /* Marks `it` rejected: verdict REJECT, parked, and its message.rejected
  * event (reason, detail, queue, payment_id when readable) encoded now. */
 void item_reject(item_t *it, const char *queue, const msg_reject_t *why);
+/* Rejects `it` as an idempotency conflict with the payload first processed
+ * under its payment_id (canonical JSON, `prior`), naming the fields that
+ * differ from `now`. */
+void item_reject_conflict(item_t *it, const char *queue, const char *prior,
+                          const msg_payment_t *now);
+
+/* The request fields of the BATCHED items of items[0..n) as the JSON array
+ * the stages' *_apply_batch() SQL functions take: [{payment_id, hash,
+ * payload, payer, payee, amount, currency}, ...]. `pay` gives an item's
+ * request fields. *count: how many. Caller frees. */
+char *batch_requests_json(item_t *items, size_t n, const msg_payment_t *(*pay)(const item_t *),
+                          size_t *count);
+
 /* Frees what the item owns except the stage's msg (the stage releases it). */
 void item_clear(item_t *it);
 

@@ -46,6 +46,13 @@ typedef struct rt {
 } rt_t;
 
 static volatile sig_atomic_t rt_signals;
+static volatile sig_atomic_t rt_hup;
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    rt_hup = 1;
+}
 
 static void on_signal(int sig)
 {
@@ -563,6 +570,16 @@ static void rt_sweep(rt_t *rt)
 static void rt_tick(rt_t *rt)
 {
     int64_t now = clock_mono_ms();
+    if (rt_hup) {
+        rt_hup = 0;
+        if (rt->st->reload) {
+            int rc = rt->st->reload(&rt->cfg);
+            if (rc == LL_OK)
+                log_info("SIGHUP: reloaded");
+            else
+                log_error("SIGHUP: reload failed (%s): keeping the previous state", ll_errname(rc));
+        }
+    }
     if (mq_is_up(rt->out) && mq_service(rt->out) != LL_OK)
         log_warnx((&(log_ctx_t){.err = mq_errstr(rt->out)}), "publisher connection lost");
     if (now >= rt->next_sweep) {
@@ -651,6 +668,10 @@ int rt_main(const rt_stage_t *st, int argc, char **argv)
         gethostname(host, sizeof host - 1);
         snprintf(rt.instance, sizeof rt.instance, "%s:%d", host, (int)getpid());
     }
+    if (st->init && st->init(&rt.cfg) != LL_OK) {
+        settings_free(&rt.cfg);
+        return 1;
+    }
     char terr[512];
     if (topo_load_builtin(&rt.topo, terr, sizeof terr) != LL_OK) {
         log_error("%s", terr);
@@ -664,6 +685,8 @@ int rt_main(const rt_stage_t *st, int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     char app[192];

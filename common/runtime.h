@@ -20,7 +20,8 @@
  *     halves until the message that causes it is alone; that message is
  *     retried up to worker.max_attempts, then parked with processing_failed;
  *   - SIGTERM/SIGINT: stop consuming, finish the batch in hand (bounded by
- *     worker.shutdown_timeout_ms), exit 0; a second signal exits at once.
+ *     worker.shutdown_timeout_ms), exit 0; a second signal exits at once;
+ *   - SIGHUP: the stage's reload() runs between two batches.
  * A kill -9 anywhere loses nothing (nothing is acked before its outcome is
  * committed and its events confirmed) and doubles nothing (PostgreSQL's
  * processed rows turn a redelivery into a replay of the stored event).
@@ -35,6 +36,7 @@
 
 #include "batch.h"
 #include "db.h"
+#include "settings.h"
 
 typedef struct rt_stage {
     const char *name;   /* processed.stage, outbox.stage, Redis keys: "payment" */
@@ -55,6 +57,12 @@ typedef struct rt_stage {
      * item_reject(). Returns LL_OK or the db error (LL_ECONN, LL_ERETRY:
      * retried; LL_EDB: the batch is split to find the culprit). */
     int (*apply)(db_t *db, item_t *items, size_t n);
+    /* Optional: called once after the settings are loaded (LL_OK or the
+     * process exits 1 with the error logged), and on SIGHUP between two
+     * batches (no message is dropped; a failed reload keeps the old
+     * state). */
+    int (*init)(const settings_t *cfg);
+    int (*reload)(const settings_t *cfg);
 } rt_stage_t;
 
 /* Parses --config FILE / --check-config / --help / --version, loads the

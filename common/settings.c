@@ -116,6 +116,31 @@ const cfg_setting_t settings_table[] = {
         "how often unsent outbox rows are looked for"),
     INT("worker", "outbox_sweep_age_ms", worker.outbox_sweep_age_ms, "5000", 0, 3600000,
         "an unsent outbox row older than this is republished by the sweep"),
+
+    /* risk: the rules of the risk stage, evaluated in this order */
+    STR("risk", "max_amount", risk.max_amount, "",
+        "hard rule: highest amount per currency, \"CUR:minor,...\" (e.g. EUR:1000000); "
+        "currencies not listed have no limit"),
+    STR("risk", "blocklist_file", risk.blocklist_file, "",
+        "hard rule: file of blocklisted payer/payee ids, one per line (# comments); reloaded "
+        "on SIGHUP"),
+    INT("risk", "velocity_count", risk.velocity_count, "0", 0, 1000000,
+        "hard rule: at most this many approved payments per payer within the window (0: off)"),
+    INT("risk", "velocity_sum", risk.velocity_sum, "0", 0, 100000000000000000LL,
+        "hard rule: at most this many minor units approved per payer within the window (0: off)"),
+    INT("risk", "velocity_window_s", risk.velocity_window_s, "3600", 1, 31536000,
+        "the sliding window of the velocity rules, in seconds"),
+    INT("risk", "score_threshold", risk.score_threshold, "80", 0, 100,
+        "decline when the score of the soft signals reaches this (0: never)"),
+    INT("risk", "weight_new_payee", risk.weight_new_payee, "20", 0, 100,
+        "soft signal: first payment from this payer to this payee"),
+    INT("risk", "weight_above_median", risk.weight_above_median, "60", 0, 100,
+        "soft signal: amount above median_factor x the payer's median of its last 20 "
+        "approvals (needs 3)"),
+    INT("risk", "median_factor", risk.median_factor, "10", 1, 1000,
+        "how far above the payer's median an amount must be for above_median"),
+    STR("risk", "ruleset_version", risk.ruleset_version, "1",
+        "recorded with every decision, to audit which rules decided it"),
 };
 
 const size_t settings_count = sizeof settings_table / sizeof settings_table[0];

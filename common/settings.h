@@ -94,6 +94,18 @@ typedef struct settings {
         long long outbox_sweep_interval_ms;
         long long outbox_sweep_age_ms;
     } worker;
+    struct {
+        char *max_amount;     /* "EUR:1000000,USD:2000000"; "" = no limit */
+        char *blocklist_file; /* one account id per line; "" = none */
+        long long velocity_count;
+        long long velocity_sum;
+        long long velocity_window_s;
+        long long score_threshold;
+        long long weight_new_payee;
+        long long weight_above_median;
+        long long median_factor;
+        char *ruleset_version;
+    } risk;
     cfg_origin_t *origins; /* settings_count entries: where each value came from */
 } settings_t;
 

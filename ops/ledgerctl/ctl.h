@@ -76,6 +76,7 @@ int cmd_account_list(ctl_t *c, int argc, char **argv);
 int cmd_publish(ctl_t *c, int argc, char **argv);
 int cmd_verify(ctl_t *c, int argc, char **argv);
 int cmd_status(ctl_t *c, int argc, char **argv);
+int cmd_risk_show(ctl_t *c, int argc, char **argv);
 int cmd_config_check(ctl_t *c, int argc, char **argv);
 int cmd_config_reference(ctl_t *c, int argc, char **argv);
 

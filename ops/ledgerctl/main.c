@@ -64,6 +64,10 @@ static const ctl_cmd_t commands[] = {
      "usage: ledgerctl status [--queue NAME] [--json]\n"
      "  Ready messages and consumers of each queue of the topology. With --queue,\n"
      "  prints only that queue's ready-message count (for scripts).\n"},
+    {"risk show", cmd_risk_show, "the risk decision of a payment: score, rules, rule set",
+     "usage: ledgerctl risk show PAYMENT_ID [--json]\n"
+     "  The decision the risk-worker recorded: approved or declined, the score, the\n"
+     "  rules that fired and the rule-set version (risk.ruleset_version).\n"},
     {"config check", cmd_config_check, "validate the configuration and print it (secrets masked)",
      "usage: ledgerctl config check\n"
      "  Same as --check-config: loads the file and environment, prints the\n"

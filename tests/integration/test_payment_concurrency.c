@@ -37,24 +37,17 @@ static llw_events_t *ev;
 static const char *const work_queues[] = {"payments",          "payments.dead",      "settlement",
                                           "payments.retry.1s", "payments.retry.30s", NULL};
 
+static llw_fixture_t fx;
+
 static void setup(void)
 {
-    ledger = llt_ledger(); /* first: fails with advice when the stack's env is missing */
-    llw_ctl(NULL, "topology apply");
-    db = llt_db(ledger);
-    m = llt_mq();
-    llw_purge(m, work_queues);
-    ev = llw_events_open(NULL);
+    llw_fixture_up(&fx, work_queues);
+    ledger = fx.ledger, db = fx.db, m = fx.m, ev = fx.ev;
 }
 
 static void teardown(void)
 {
-    llw_kill_all();
-    llw_events_close(ev);
-    mq_free(m);
-    db_free(db);
-    llt_dropdb(ledger);
-    free(ledger);
+    llw_fixture_down(&fx);
 }
 
 static const struct {

@@ -43,26 +43,20 @@ static llw_events_t *ev;
 static const char *const work_queues[] = {"payments",          "payments.dead",      "settlement",
                                           "payments.retry.1s", "payments.retry.30s", NULL};
 
+static llw_fixture_t fx;
+
 static void setup(void)
 {
     llw_stack_restore();
-    ledger = llt_ledger(); /* first: fails with advice when the stack's env is missing */
-    llw_ctl(NULL, "topology apply");
-    db = llt_db(ledger);
-    m = llt_mq();
-    llw_purge(m, work_queues);
-    ev = llw_events_open(NULL);
+    llw_fixture_up(&fx, work_queues);
+    ledger = fx.ledger, db = fx.db, m = fx.m, ev = fx.ev;
 }
 
 static void teardown(void)
 {
     llw_kill_all();
     llw_stack_restore();
-    llw_events_close(ev);
-    mq_free(m);
-    db_free(db);
-    llt_dropdb(ledger);
-    free(ledger);
+    llw_fixture_down(&fx);
 }
 
 static llw_account_t acc[NACC];
@@ -251,7 +245,7 @@ START_TEST(rabbitmq_restarted_mid_run)
     llw_check_alive();
     server("start-one", "rabbitmq");
     mq_free(m);
-    m = llt_mq();
+    fx.m = m = llt_mq(); /* the fixture frees the current client */
     publish_more(40);
     wait_done(npays, (size_t)npays, 0, "every payment after RabbitMQ came back");
     llw_wait_consuming(m, "payments", 1, WAIT_MS);

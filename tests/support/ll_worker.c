@@ -887,3 +887,27 @@ bool llw_try_scalar(db_t *db, const char *sql, int64_t *out)
     PQclear(r);
     return ok;
 }
+
+/* ---- the common fixture of the worker suites --------------------------- */
+
+void llw_fixture_up(llw_fixture_t *f, const char *const *purge)
+{
+    f->ledger = llt_ledger(); /* first: fails with advice when the stack's env is missing */
+    llw_ctl(NULL, "topology apply");
+    f->db = llt_db(f->ledger);
+    f->m = llt_mq();
+    llw_purge(f->m, purge);
+    f->ev = llw_events_open(NULL);
+}
+
+void llw_fixture_down(llw_fixture_t *f)
+{
+    llw_kill_all();
+    llw_events_close(f->ev);
+    mq_free(f->m);
+    db_free(f->db);
+    if (f->ledger)
+        llt_dropdb(f->ledger);
+    free(f->ledger);
+    memset(f, 0, sizeof *f);
+}

@@ -234,4 +234,20 @@ int64_t llw_count(db_t *db, const char *fmt, ...) __attribute__((format(printf, 
  * conditions polled while a server restarts. */
 bool llw_try_scalar(db_t *db, const char *sql, int64_t *out);
 
+/* ---- the common fixture of the worker suites --------------------------- */
+
+/* What a worker test needs: a fresh migrated ledger, the topology, clients,
+ * the stage's queues purged, and a private queue collecting every event. */
+typedef struct llw_fixture {
+    char *ledger; /* database name */
+    db_t *db;
+    mq_t *m;
+    llw_events_t *ev;
+} llw_fixture_t;
+
+/* Sets up *f; `purge` is a NULL-terminated list of queues to empty. */
+void llw_fixture_up(llw_fixture_t *f, const char *const *purge);
+/* Kills every registered worker, then releases and drops what up made. */
+void llw_fixture_down(llw_fixture_t *f);
+
 #endif

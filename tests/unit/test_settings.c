@@ -57,6 +57,16 @@ static const struct {
     {"worker.shutdown_timeout_ms", S(worker.shutdown_timeout_ms), CFG_INT, NULL, 15000},
     {"worker.outbox_sweep_interval_ms", S(worker.outbox_sweep_interval_ms), CFG_INT, NULL, 1000},
     {"worker.outbox_sweep_age_ms", S(worker.outbox_sweep_age_ms), CFG_INT, NULL, 5000},
+    {"risk.max_amount", S(risk.max_amount), CFG_STR, "", 0},
+    {"risk.blocklist_file", S(risk.blocklist_file), CFG_STR, "", 0},
+    {"risk.velocity_count", S(risk.velocity_count), CFG_INT, NULL, 0},
+    {"risk.velocity_sum", S(risk.velocity_sum), CFG_INT, NULL, 0},
+    {"risk.velocity_window_s", S(risk.velocity_window_s), CFG_INT, NULL, 3600},
+    {"risk.score_threshold", S(risk.score_threshold), CFG_INT, NULL, 80},
+    {"risk.weight_new_payee", S(risk.weight_new_payee), CFG_INT, NULL, 20},
+    {"risk.weight_above_median", S(risk.weight_above_median), CFG_INT, NULL, 60},
+    {"risk.median_factor", S(risk.median_factor), CFG_INT, NULL, 10},
+    {"risk.ruleset_version", S(risk.ruleset_version), CFG_STR, "1", 0},
 };
 
 static const cfg_setting_t *find(const char *key)

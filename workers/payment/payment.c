@@ -58,21 +58,7 @@ static void decide(item_t *it, PGresult *r, int row)
         return;
     }
     if (strcmp(verdict, "conflict") == 0) {
-        msg_payment_t prior;
-        msg_reject_t ignore, why = {.reason = MSG_REASON_IDEMPOTENCY_CONFLICT};
-        memset(&prior, 0, sizeof prior);
-        const char *pp = PQgetvalue(r, row, 4);
-        char fields[160] = "?";
-        if (msg_payment_decode(pp, strlen(pp), &prior, &ignore) == LL_OK) {
-            if (msg_payment_diff(&prior, &a->payment, fields, sizeof fields) != LL_OK)
-                snprintf(fields, sizeof fields, "?");
-            msg_payment_clear(&prior);
-        }
-        snprintf(why.detail, sizeof why.detail,
-                 "payment_id %s was already processed with different values of: %s", it->payment_id,
-                 fields);
-        snprintf(why.field, sizeof why.field, "payment_id");
-        item_reject(it, "payments", &why);
+        item_reject_conflict(it, "payments", PQgetvalue(r, row, 4), &a->payment);
         return;
     }
     int64_t now = clock_now_ms();
@@ -93,35 +79,15 @@ static void decide(item_t *it, PGresult *r, int row)
     item_set_event(it, ev_id, ll_xstrdup(type), body);
 }
 
-/* The BATCHED items as payment_apply_batch()'s argument. Caller frees. */
-static char *batch_json(item_t *items, size_t n, size_t *count)
+static const msg_payment_t *request_of(const item_t *it)
 {
-    json_t *arr = json_array();
-    *count = 0;
-    for (size_t i = 0; i < n; i++) {
-        item_t *it = &items[i];
-        if (it->state != ITEM_BATCHED)
-            continue;
-        const msg_payment_t *p = &((const msg_approved_t *)it->msg)->payment;
-        json_t *o =
-            json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "payment_id", p->payment_id, "hash",
-                      it->hash, "payload", it->canonical, "payer", p->payer, "payee", p->payee,
-                      "amount", (json_int_t)p->amount, "currency", p->currency);
-        if (!o || json_array_append_new(arr, o) != 0)
-            log_panic("out of memory building a batch");
-        (*count)++;
-    }
-    char *text = json_dumps(arr, JSON_COMPACT);
-    json_decref(arr);
-    if (!text)
-        log_panic("out of memory encoding a batch");
-    return text;
+    return &((const msg_approved_t *)it->msg)->payment;
 }
 
 static int payment_apply(db_t *db, item_t *items, size_t n)
 {
     size_t count;
-    char *batch = batch_json(items, n, &count);
+    char *batch = batch_requests_json(items, n, request_of, &count);
     if (count == 0) {
         free(batch);
         return LL_OK;
