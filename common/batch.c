@@ -9,6 +9,7 @@
 #include "batch.h"
 #include "clock.h"
 #include "log.h"
+#include "sign.h"
 #include "xmalloc.h"
 
 static const char *const state_names[] = {
@@ -121,6 +122,22 @@ char *batch_requests_json(item_t *items, size_t n, const msg_payment_t *(*pay)(c
     if (!text)
         log_panic("out of memory encoding a batch");
     return text;
+}
+
+int item_check_signature(item_t *it, const sign_keyring_t *keys)
+{
+    if (!keys)
+        return LL_OK;
+    char sig[SIGN_MAX + 16];
+    const char *h = mq_delivery_header(&it->d, SIGN_HEADER, sig, sizeof sig);
+    msg_reject_t *why = &it->why;
+    memset(why, 0, sizeof *why);
+    if (sign_verify(keys, h, it->d.body, it->d.len, why->detail, sizeof why->detail) == LL_OK)
+        return LL_OK;
+    why->reason = MSG_REASON_BAD_SIGNATURE;
+    if (msg_peek_payment_id(it->d.body, it->d.len, it->payment_id) != LL_OK)
+        it->payment_id[0] = '\0';
+    return LL_EREJECT;
 }
 
 void item_clear(item_t *it)

@@ -15,8 +15,8 @@
  * from there on the only work left is publishing and acking.
  *
  * Public API: item_state_t, item_t, item_set_state, item_state_name,
- * item_reject, item_reject_conflict, batch_requests_json, item_clear, batch_t, batch_add,
- * batch_clear.
+ * item_reject, item_reject_conflict, item_check_signature, batch_requests_json, item_clear,
+ * batch_t, batch_add, batch_clear.
  */
 #ifndef LL_BATCH_H
 #define LL_BATCH_H
@@ -27,6 +27,7 @@
 
 #include "mq.h"
 #include "msg.h"
+#include "sign.h"
 
 typedef enum {
     ITEM_RECEIVED,
@@ -83,6 +84,11 @@ void item_reject_conflict(item_t *it, const char *queue, const char *prior,
  * request fields. *count: how many. Caller frees. */
 char *batch_requests_json(item_t *items, size_t n, const msg_payment_t *(*pay)(const item_t *),
                           size_t *count);
+
+/* With a keyring: LL_OK if the delivery carries a signature of its body by
+ * one of its keys, else LL_EREJECT with it->why = bad_signature (and the
+ * payment_id when readable). Without one (NULL): LL_OK. */
+int item_check_signature(item_t *it, const sign_keyring_t *keys) LL_MUSTCHECK;
 
 /* Frees what the item owns except the stage's msg (the stage releases it). */
 void item_clear(item_t *it);

@@ -20,6 +20,7 @@
 #include "outbox.h"
 #include "runtime.h"
 #include "settings.h"
+#include "sign.h"
 #include "topo.h"
 #include "xmalloc.h"
 
@@ -403,15 +404,26 @@ static int rt_republish(rt_t *rt, const item_t *it, const char *exchange, const 
     return mq_publish(rt->out, exchange, key, it->d.body, it->d.len, &props, false);
 }
 
+/* Publishes an event (signed when the stage installed a keyring). */
+static int rt_publish_event(rt_t *rt, const char *exchange, const char *rk, const char *event_id,
+                            const char *body)
+{
+    char sig[SIGN_MAX];
+    mq_header_t h[] = {{SIGN_HEADER, sig, 0}};
+    mq_props_t props = {.message_id = event_id, .type = rk, .timestamp_s = clock_now_ms() / 1000};
+    if (sign_outgoing()) {
+        sign_body(sign_outgoing(), body, strlen(body), sig);
+        props.headers = h;
+        props.nheaders = 1;
+    }
+    return mq_publish(rt->out, exchange, rk, body, strlen(body), &props, false);
+}
+
 static int rt_publish_item(rt_t *rt, item_t *it)
 {
     int rc = LL_OK;
-    if (it->ev_body) {
-        mq_props_t props = {
-            .message_id = it->ev_id, .type = it->ev_rk, .timestamp_s = clock_now_ms() / 1000};
-        rc = mq_publish(rt->out, OUTBOX_EXCHANGE, it->ev_rk, it->ev_body, strlen(it->ev_body),
-                        &props, false);
-    }
+    if (it->ev_body)
+        rc = rt_publish_event(rt, OUTBOX_EXCHANGE, it->ev_rk, it->ev_id, it->ev_body);
     if (rc == LL_OK && it->park) {
         mq_header_t h[] = {{"x-ledgerline-reason", msg_reason_str(it->why.reason), 0},
                            {"x-ledgerline-detail", it->why.detail, 0},
@@ -543,11 +555,9 @@ static void rt_sweep(rt_t *rt)
         return;
     }
     int rc = LL_OK;
-    for (size_t i = 0; i < n && rc == LL_OK; i++) {
-        mq_props_t props = {.message_id = rows[i].event_id, .type = rows[i].routing_key};
-        rc = mq_publish(rt->out, rows[i].exchange, rows[i].routing_key, rows[i].body,
-                        strlen(rows[i].body), &props, false);
-    }
+    for (size_t i = 0; i < n && rc == LL_OK; i++)
+        rc = rt_publish_event(rt, rows[i].exchange, rows[i].routing_key, rows[i].event_id,
+                              rows[i].body);
     if (rc == LL_OK)
         rc = mq_confirm_wait(rt->out, (int)rt->cfg.amqp.confirm_timeout_ms, NULL);
     if (rc == LL_OK) {

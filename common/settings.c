@@ -141,6 +141,13 @@ const cfg_setting_t settings_table[] = {
         "how far above the payer's median an amount must be for above_median"),
     STR("risk", "ruleset_version", risk.ruleset_version, "1",
         "recorded with every decision, to audit which rules decided it"),
+
+    /* signing: HMAC-SHA256 keyrings (common/sign.h), "KEY_ID SECRET" per line */
+    STR("signing", "approval_keys_file", signing.approval_keys_file, "",
+        "keys of payment.approved: the risk-worker signs with the first, the payment-worker "
+        "rejects approvals no key verifies (empty: unsigned)"),
+    STR("signing", "request_keys_file", signing.request_keys_file, "",
+        "producer keys: when set, the risk-worker rejects payment.requested no key verifies"),
 };
 
 const size_t settings_count = sizeof settings_table / sizeof settings_table[0];

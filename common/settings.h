@@ -106,6 +106,10 @@ typedef struct settings {
         long long median_factor;
         char *ruleset_version;
     } risk;
+    struct {
+        char *approval_keys_file; /* risk signs approvals, payment verifies them */
+        char *request_keys_file;  /* risk verifies payment.requested */
+    } signing;
     cfg_origin_t *origins; /* settings_count entries: where each value came from */
 } settings_t;
 

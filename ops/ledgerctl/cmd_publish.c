@@ -19,6 +19,7 @@
 #include "ctl.h"
 #include "money.h"
 #include "msg.h"
+#include "sign.h"
 #include "xmalloc.h"
 
 #define MAX_ACCOUNTS 100000
@@ -32,6 +33,7 @@ typedef struct pub {
     long long sent, confirmed;
     bool progress;
     int64_t started, last_progress;
+    sign_keyring_t *keys; /* --key-file: sign each body with its first key */
 } pub_t;
 
 static uint64_t splitmix64(uint64_t *s)
@@ -110,6 +112,13 @@ static int send_one(pub_t *p, const char *body, size_t len)
     }
     mq_props_t props = {
         .message_id = pay.payment_id, .type = p->type, .timestamp_s = clock_now_ms() / 1000};
+    char sig[SIGN_MAX];
+    mq_header_t h[] = {{SIGN_HEADER, sig, 0}};
+    if (p->keys) {
+        sign_body(p->keys, body, len, sig);
+        props.headers = h;
+        props.nheaders = 1;
+    }
     int rc = mq_publish(p->m, p->exchange, p->type, body, len, &props, true);
     free(owned);
     msg_payment_clear(&pay);
@@ -141,16 +150,25 @@ static char *encode_request(const char *id, const char *payer, const char *payee
 int cmd_publish(ctl_t *c, int argc, char **argv)
 {
     const ctl_cmd_t *cmd = ctl_find_cmd("publish");
-    static const struct option opts[] = {
-        {"payer", required_argument, NULL, 'a'},      {"payee", required_argument, NULL, 'b'},
-        {"amount", required_argument, NULL, 'm'},     {"currency", required_argument, NULL, 'c'},
-        {"payment-id", required_argument, NULL, 'i'}, {"description", required_argument, NULL, 'd'},
-        {"metadata", required_argument, NULL, 'M'},   {"count", required_argument, NULL, 'n'},
-        {"seed", required_argument, NULL, 's'},       {"payers", required_argument, NULL, 'A'},
-        {"payees", required_argument, NULL, 'B'},     {"min-amount", required_argument, NULL, 'x'},
-        {"max-amount", required_argument, NULL, 'X'}, {"type", required_argument, NULL, 't'},
-        {"window", required_argument, NULL, 'w'},     {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"payer", required_argument, NULL, 'a'},
+                                         {"payee", required_argument, NULL, 'b'},
+                                         {"amount", required_argument, NULL, 'm'},
+                                         {"currency", required_argument, NULL, 'c'},
+                                         {"payment-id", required_argument, NULL, 'i'},
+                                         {"description", required_argument, NULL, 'd'},
+                                         {"metadata", required_argument, NULL, 'M'},
+                                         {"count", required_argument, NULL, 'n'},
+                                         {"seed", required_argument, NULL, 's'},
+                                         {"payers", required_argument, NULL, 'A'},
+                                         {"payees", required_argument, NULL, 'B'},
+                                         {"min-amount", required_argument, NULL, 'x'},
+                                         {"max-amount", required_argument, NULL, 'X'},
+                                         {"type", required_argument, NULL, 't'},
+                                         {"window", required_argument, NULL, 'w'},
+                                         {"key-file", required_argument, NULL, 'K'},
+                                         {NULL, 0, NULL, 0}};
     const char *payer = NULL, *payee = NULL, *currency = NULL, *id = NULL, *desc = NULL;
+    const char *key_file = NULL;
     char *payers_s = NULL, *payees_s = NULL;
     int64_t amount = -1, count = 0, seed = 1, min_amount = 100, max_amount = 10000, window = 256;
     bool have_amount = false;
@@ -181,6 +199,9 @@ int cmd_publish(ctl_t *c, int argc, char **argv)
             break;
         case 'B':
             payees_s = optarg;
+            break;
+        case 'K':
+            key_file = optarg;
             break;
         case 't':
             if (strcmp(optarg, MSG_TYPE_REQUESTED) && strcmp(optarg, MSG_TYPE_APPROVED)) {
@@ -266,12 +287,23 @@ int cmd_publish(ctl_t *c, int argc, char **argv)
 
     p.exchange =
         strcmp(p.type, MSG_TYPE_APPROVED) == 0 ? "ledgerline.events" : "ledgerline.commands";
+    if (key_file) {
+        char err[512];
+        if (sign_load(key_file, &p.keys, err, sizeof err) != LL_OK) {
+            json_decref(metadata);
+            free(payers);
+            free(payees);
+            return ctl_fail("give a file of \"KEY_ID SECRET\" lines (secret >= 32 bytes)", "%s",
+                            err);
+        }
+    }
     p.window = (int)window;
     p.m = ctl_mq(c);
     if (!p.m) {
         json_decref(metadata);
         free(payers);
         free(payees);
+        sign_free(p.keys);
         return 1;
     }
     p.progress = count > 0 && !c->json && isatty(STDERR_FILENO);
@@ -309,6 +341,7 @@ int cmd_publish(ctl_t *c, int argc, char **argv)
     json_decref(metadata);
     free(payers);
     free(payees);
+    sign_free(p.keys);
     if (rc != 0)
         return rc;
     progress(&p, count, true);

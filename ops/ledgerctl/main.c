@@ -49,13 +49,16 @@ static const ctl_cmd_t commands[] = {
      "                         [--payment-id ID] [--description TEXT] [--metadata K=V]...\n"
      "       ledgerctl publish --count N [--seed S] --payers A,B,.. --payees C,D,..\n"
      "                         --currency CUR [--min-amount N] [--max-amount N]\n"
-     "       common: [--type payment.requested|payment.approved] [--window W] [--json]\n"
+     "       common: [--type payment.requested|payment.approved] [--window W]\n"
+     "               [--key-file F] [--json]\n"
      "  Publishes persistent messages with publisher confirms (W unconfirmed at\n"
      "  most, default 256) and fails unless the broker confirmed every one.\n"
      "  Generated payments have ids gen-<seed>-<i>: the same seed gives the same\n"
      "  payments, so publishing twice produces duplicates the workers dedupe.\n"
      "  --type payment.approved publishes straight to the payments queue (as if\n"
-     "  risk had approved, score 0): for benchmarks of the payment stage.\n"},
+     "  risk had approved, score 0): for benchmarks of the payment stage.\n"
+     "  --key-file signs every body with the first key of F (\"KEY_ID SECRET\"\n"
+     "  lines), in header x-ledgerline-signature (signing.request_keys_file).\n"},
     {"verify", cmd_verify, "check every ledger invariant; exit 1 if one is broken",
      "usage: ledgerctl verify [--json]\n"
      "  Checks the invariants of DESIGN.md section 4 and prints each broken one\n"

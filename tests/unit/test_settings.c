@@ -67,6 +67,8 @@ static const struct {
     {"risk.weight_above_median", S(risk.weight_above_median), CFG_INT, NULL, 60},
     {"risk.median_factor", S(risk.median_factor), CFG_INT, NULL, 10},
     {"risk.ruleset_version", S(risk.ruleset_version), CFG_STR, "1", 0},
+    {"signing.approval_keys_file", S(signing.approval_keys_file), CFG_STR, "", 0},
+    {"signing.request_keys_file", S(signing.request_keys_file), CFG_STR, "", 0},
 };
 
 static const cfg_setting_t *find(const char *key)

@@ -15,10 +15,28 @@
 #include "clock.h"
 #include "log.h"
 #include "payment.h"
+#include "sign.h"
 #include "xmalloc.h"
+
+static sign_keyring_t *approval_keys; /* verifies payment.approved */
+
+static int payment_init(const settings_t *cfg)
+{
+    char err[512];
+    if (sign_reload(cfg->signing.approval_keys_file, &approval_keys, err, sizeof err) != LL_OK) {
+        log_error("signing: %s", err);
+        return LL_ECONFIG;
+    }
+    if (!approval_keys)
+        log_warn("signing.approval_keys_file is not set: approvals are not verified, so anyone "
+                 "who may publish on ledgerline.events can skip risk");
+    return LL_OK;
+}
 
 static int payment_decode(item_t *it)
 {
+    if (item_check_signature(it, approval_keys) != LL_OK)
+        return LL_EREJECT;
     msg_approved_t *a = ll_xcalloc(1, sizeof *a);
     int rc = msg_approved_decode(it->d.body, it->d.len, a, &it->why);
     if (rc != LL_OK) {
@@ -120,4 +138,6 @@ const rt_stage_t payment_stage = {
     .decode = payment_decode,
     .release = payment_release,
     .apply = payment_apply,
+    .init = payment_init,
+    .reload = payment_init,
 };

@@ -17,9 +17,12 @@
 #include "log.h"
 #include "money.h"
 #include "risk.h"
+#include "sign.h"
 #include "xmalloc.h"
 
-static char *risk_cfg; /* the JSON risk_apply_batch() gets */
+static char *risk_cfg;                /* the JSON risk_apply_batch() gets */
+static sign_keyring_t *approval_keys; /* signs what risk publishes */
+static sign_keyring_t *request_keys;  /* verifies payment.requested */
 
 /* "EUR:100,USD:200" -> {"EUR":100,"USD":200} */
 static int parse_limits(const char *s, json_t *out, char *err, size_t errlen)
@@ -117,6 +120,15 @@ static int risk_init(const settings_t *cfg)
         log_error("%s", err);
         return LL_ECONFIG;
     }
+    if (sign_reload(cfg->signing.approval_keys_file, &approval_keys, err, sizeof err) != LL_OK ||
+        sign_reload(cfg->signing.request_keys_file, &request_keys, err, sizeof err) != LL_OK) {
+        log_error("signing: %s", err);
+        free(c);
+        return LL_ECONFIG;
+    }
+    sign_set_outgoing(approval_keys);
+    if (!approval_keys)
+        log_warn("signing.approval_keys_file is not set: approvals go out unsigned");
     free(risk_cfg);
     risk_cfg = c;
     log_info("risk rules (ruleset %s): %s", cfg->risk.ruleset_version, risk_cfg);
@@ -125,6 +137,8 @@ static int risk_init(const settings_t *cfg)
 
 static int risk_decode(item_t *it)
 {
+    if (item_check_signature(it, request_keys) != LL_OK)
+        return LL_EREJECT;
     msg_payment_t *p = ll_xcalloc(1, sizeof *p);
     int rc = msg_payment_decode(it->d.body, it->d.len, p, &it->why);
     if (rc != LL_OK) {
