@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -43,8 +44,12 @@ int sign_load(const char *path, sign_keyring_t **out, char *err, size_t errlen)
 {
     *out = NULL;
     FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "cannot read key file %s: %s", path, strerror(errno));
+    struct stat st;
+    if (!f || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "cannot read key file %s: %s", path,
+                 f ? "not a regular file" : strerror(errno));
+        if (f)
+            fclose(f);
         return LL_ECONFIG;
     }
     sign_keyring_t *k = ll_xcalloc(1, sizeof *k);
@@ -85,6 +90,10 @@ int sign_load(const char *path, sign_keyring_t **out, char *err, size_t errlen)
         memcpy(key->secret, secret, slen);
         key->len = slen;
         OPENSSL_cleanse(line, sizeof line);
+    }
+    if (rc == LL_OK && ferror(f)) {
+        snprintf(err, errlen, "cannot read key file %s: %s", path, strerror(errno));
+        rc = LL_ECONFIG;
     }
     fclose(f);
     if (rc == LL_OK && k->n == 0) {

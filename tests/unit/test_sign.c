@@ -125,6 +125,9 @@ START_TEST(sign_load_refuses_bad_files_with_the_line)
     free(path);
     ck_assert_int_eq(sign_load("/nonexistent/keys", &k, err, sizeof err), LL_ECONFIG);
     ck_assert_msg(strstr(err, "/nonexistent/keys") != NULL, "%s", err);
+    /* a directory opens but cannot be read: refused, never an empty ring */
+    ck_assert_int_eq(sign_load("/tmp", &k, err, sizeof err), LL_ECONFIG);
+    ck_assert_msg(strstr(err, "not a regular file") != NULL, "%s", err);
 }
 END_TEST
 

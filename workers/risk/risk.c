@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "clock.h"
 #include "log.h"
@@ -56,8 +57,12 @@ static int load_blocklist(const char *path, json_t *out, char *err, size_t errle
     if (!path[0])
         return LL_OK;
     FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "risk.blocklist_file: cannot read %s: %s", path, strerror(errno));
+    struct stat st;
+    if (!f || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "risk.blocklist_file: cannot read %s: %s", path,
+                 f ? "not a regular file" : strerror(errno));
+        if (f)
+            fclose(f);
         return LL_ECONFIG;
     }
     char line[256];
@@ -79,6 +84,12 @@ static int load_blocklist(const char *path, json_t *out, char *err, size_t errle
             break;
         }
         json_array_append_new(out, json_string(p));
+    }
+    /* a read error (EISDIR, EIO...) must not pass for an empty blocklist:
+     * every blocked id would then be approved */
+    if (rc == LL_OK && ferror(f)) {
+        snprintf(err, errlen, "risk.blocklist_file: cannot read %s: %s", path, strerror(errno));
+        rc = LL_ECONFIG;
     }
     fclose(f);
     return rc;
