@@ -9,15 +9,19 @@
  * The points of the worker runtime: mid_batch, after_decode, before_commit,
  * after_commit, after_publish, after_ack.
  *
- * Public API: crash_point().
+ * Public API: crash_point(), pause_point().
  */
 #ifndef LL_CRASH_H
 #define LL_CRASH_H
 
 #ifdef LEDGERLINE_CRASH_POINTS
 void crash_point(const char *name);
+/* LEDGERLINE_PAUSE_AT=<name>: the process SIGSTOPs itself there (a test
+ * then plays the stopped-the-world scenario and sends SIGCONT). */
+void pause_point(const char *name);
 #else
 #define crash_point(name) ((void)0)
+#define pause_point(name) ((void)0)
 #endif
 
 #endif

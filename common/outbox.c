@@ -14,7 +14,8 @@
 /* The BATCHED items with verdict v. */
 static bool wanted(const item_t *it, item_verdict_t v)
 {
-    return it->state == ITEM_BATCHED && it->verdict == v;
+    /* a new item may have no event (a settlement stage effect) */
+    return it->state == ITEM_BATCHED && it->verdict == v && (v != VERDICT_NEW || it->ev_body);
 }
 
 /* New events as a JSON array for the INSERT; NULL when there are none. */

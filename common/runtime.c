@@ -539,14 +539,13 @@ abandon:
 
 /* --- the periodic tick ----------------------------------------------------- */
 
-static void rt_sweep(rt_t *rt)
+static void rt_sweep(rt_t *rt, int64_t age_ms)
 {
     outbox_row_t *rows;
     size_t n;
     if (!db_is_up(rt->db) || !mq_is_up(rt->out))
         return;
-    if (outbox_claim(rt->db, rt->instance, rt->cfg.worker.outbox_sweep_age_ms, RT_SWEEP_LIMIT,
-                     &rows, &n) != LL_OK) {
+    if (outbox_claim(rt->db, rt->instance, age_ms, RT_SWEEP_LIMIT, &rows, &n) != LL_OK) {
         log_warnx((&(log_ctx_t){.err = db_errstr(rt->db)}), "outbox sweep failed");
         return;
     }
@@ -564,7 +563,7 @@ static void rt_sweep(rt_t *rt)
         int64_t *ids = ll_xcalloc(n, sizeof *ids);
         for (size_t i = 0; i < n; i++)
             ids[i] = rows[i].id;
-        if (outbox_mark_sent(rt->db, ids, n) == LL_OK)
+        if (outbox_mark_sent(rt->db, ids, n) == LL_OK && age_ms > 0)
             log_info("outbox sweep republished %zu event(s) a crash left unsent", n);
         free(ids);
     } else {
@@ -592,9 +591,18 @@ static void rt_tick(rt_t *rt)
     }
     if (mq_is_up(rt->out) && mq_service(rt->out) != LL_OK)
         log_warnx((&(log_ctx_t){.err = mq_errstr(rt->out)}), "publisher connection lost");
+    if (rt->st->tick && db_is_up(rt->db)) {
+        rt_env_t env = {.db = rt->db,
+                        .kv = rt->kv,
+                        .instance = rt->instance,
+                        .scope = rt->scope,
+                        .cfg = &rt->cfg};
+        if (rt->st->tick(&env) > 0)
+            rt_sweep(rt, 0); /* the job's events, now */
+    }
     if (now >= rt->next_sweep) {
         rt->next_sweep = now + rt->cfg.worker.outbox_sweep_interval_ms;
-        rt_sweep(rt);
+        rt_sweep(rt, rt->cfg.worker.outbox_sweep_age_ms);
     }
     if (now >= rt->next_stats) {
         if (rt->next_stats && rt->done > rt->done_at_stats)

@@ -38,6 +38,15 @@
 #include "db.h"
 #include "settings.h"
 
+/* What a stage's tick job may use; valid during the call. */
+typedef struct rt_env {
+    db_t *db;
+    struct kv *kv; /* NULL when Redis is not configured */
+    const char *instance;
+    const char *scope; /* "<ledger id>:<stage>": prefix for its Redis keys */
+    const settings_t *cfg;
+} rt_env_t;
+
 typedef struct rt_stage {
     const char *name;   /* processed.stage, outbox.stage, Redis keys: "payment" */
     const char *worker; /* program name for logs and usage: "payment-worker" */
@@ -63,6 +72,11 @@ typedef struct rt_stage {
      * state). */
     int (*init)(const settings_t *cfg);
     int (*reload)(const settings_t *cfg);
+    /* Optional periodic job for singleton work (closing settlement
+     * batches), run from the tick when PostgreSQL is up. It writes its
+     * events to the outbox in its own transactions and returns how many;
+     * the runtime then publishes unsent outbox rows at once. */
+    int (*tick)(const rt_env_t *env);
 } rt_stage_t;
 
 /* Parses --config FILE / --check-config / --help / --version, loads the

@@ -148,6 +148,17 @@ const cfg_setting_t settings_table[] = {
         "rejects approvals no key verifies (empty: unsigned)"),
     STR("signing", "request_keys_file", signing.request_keys_file, "",
         "producer keys: when set, the risk-worker rejects payment.requested no key verifies"),
+
+    /* settlement */
+    INT("settlement", "window_s", settlement.window_s, "86400", 1, 31536000,
+        "settlement window length in seconds, aligned to the Unix epoch (86400: UTC days)"),
+    INT("settlement", "grace_ms", settlement.grace_ms, "5000", 0, 86400000,
+        "a batch closes this long after its window ends (late payments go to the next one)"),
+    INT("settlement", "close_interval_ms", settlement.close_interval_ms, "1000", 100, 3600000,
+        "how often a settlement-worker looks for batches to close"),
+    INT("settlement", "lock_ttl_ms", settlement.lock_ttl_ms, "10000", 1000, 3600000,
+        "lease of the Redis lock of a batch being closed (fenced: an expired holder cannot "
+        "write)"),
 };
 
 const size_t settings_count = sizeof settings_table / sizeof settings_table[0];

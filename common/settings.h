@@ -110,6 +110,12 @@ typedef struct settings {
         char *approval_keys_file; /* risk signs approvals, payment verifies them */
         char *request_keys_file;  /* risk verifies payment.requested */
     } signing;
+    struct {
+        long long window_s;
+        long long grace_ms;
+        long long close_interval_ms;
+        long long lock_ttl_ms;
+    } settlement;
     cfg_origin_t *origins; /* settings_count entries: where each value came from */
 } settings_t;
 

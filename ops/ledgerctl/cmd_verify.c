@@ -64,6 +64,33 @@ static const invariant_t invariants[] = {
      "balance_after, running) FROM (SELECT id, account_id, balance_after, "
      "sum(amount) OVER (PARTITION BY account_id ORDER BY id) AS running FROM entries) x "
      "WHERE balance_after <> running ORDER BY id"},
+    {"payment_in_one_batch",
+     "every completed payment the settlement stage took is in exactly one settlement batch, "
+     "and every batch item is a completed payment",
+     "SELECT format('payment %s: settled but in no batch', p.payment_id) FROM processed p "
+     "WHERE p.stage = 'settlement' AND p.outcome LIKE 'batched:%' AND NOT EXISTS "
+     "(SELECT 1 FROM settlement_items i WHERE i.payment_id = p.payment_id) "
+     "UNION ALL SELECT format('payment %s: in batch %s but it has no payment transfer', "
+     "i.payment_id, i.batch_id) FROM settlement_items i WHERE NOT EXISTS "
+     "(SELECT 1 FROM transfers t WHERE t.kind = 'payment' AND t.ref = i.payment_id) "
+     "ORDER BY 1"},
+    {"batch_postings_match",
+     "each batch's count and gross are its items'; a closed batch has net = gross - fees, "
+     "fees = min(item fees, gross), and its fee and payout transfers carry exactly that",
+     "SELECT format('batch %s (%s): count %s gross %s fees %s net %s; items %s/%s fees %s; "
+     "fee transfer %s payout transfer %s', b.id, b.status, b.count, b.gross, b.fees, b.net, "
+     "coalesce(i.n, 0), coalesce(i.g, 0), coalesce(i.f, 0), coalesce(ft.amount, 0), "
+     "coalesce(pt.amount, 0)) "
+     "FROM settlement_batches b "
+     "LEFT JOIN (SELECT batch_id, count(*) n, sum(amount) g, sum(fee) f FROM settlement_items "
+     "GROUP BY batch_id) i ON i.batch_id = b.id "
+     "LEFT JOIN transfers ft ON ft.kind = 'fee' AND ft.ref = b.id "
+     "LEFT JOIN transfers pt ON pt.kind = 'payout' AND pt.ref = b.id "
+     "WHERE b.count <> coalesce(i.n, 0) OR b.gross <> coalesce(i.g, 0) "
+     "OR b.fees_raw <> coalesce(i.f, 0) "
+     "OR (b.status = 'closed' AND (b.net <> b.gross - b.fees OR b.fees <> least(b.fees_raw, "
+     "b.gross) OR coalesce(ft.amount, 0) <> b.fees OR coalesce(pt.amount, 0) <> b.net)) "
+     "OR (b.status = 'open' AND (ft.id IS NOT NULL OR pt.id IS NOT NULL)) ORDER BY 1"},
 };
 
 #define NINVARIANTS (sizeof invariants / sizeof invariants[0])

@@ -77,6 +77,8 @@ int cmd_publish(ctl_t *c, int argc, char **argv);
 int cmd_verify(ctl_t *c, int argc, char **argv);
 int cmd_status(ctl_t *c, int argc, char **argv);
 int cmd_risk_show(ctl_t *c, int argc, char **argv);
+int cmd_settlement_list(ctl_t *c, int argc, char **argv);
+int cmd_settlement_show(ctl_t *c, int argc, char **argv);
 int cmd_config_check(ctl_t *c, int argc, char **argv);
 int cmd_config_reference(ctl_t *c, int argc, char **argv);
 

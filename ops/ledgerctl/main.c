@@ -71,6 +71,10 @@ static const ctl_cmd_t commands[] = {
      "usage: ledgerctl risk show PAYMENT_ID [--json]\n"
      "  The decision the risk-worker recorded: approved or declined, the score, the\n"
      "  rules that fired and the rule-set version (risk.ruleset_version).\n"},
+    {"settlement list", cmd_settlement_list, "settlement batches: window, totals, status",
+     "usage: ledgerctl settlement list [--json]\n"},
+    {"settlement show", cmd_settlement_show, "one settlement batch and its payments",
+     "usage: ledgerctl settlement show BATCH_ID [--json]\n"},
     {"config check", cmd_config_check, "validate the configuration and print it (secrets masked)",
      "usage: ledgerctl config check\n"
      "  Same as --check-config: loads the file and environment, prints the\n"

@@ -69,6 +69,10 @@ static const struct {
     {"risk.ruleset_version", S(risk.ruleset_version), CFG_STR, "1", 0},
     {"signing.approval_keys_file", S(signing.approval_keys_file), CFG_STR, "", 0},
     {"signing.request_keys_file", S(signing.request_keys_file), CFG_STR, "", 0},
+    {"settlement.window_s", S(settlement.window_s), CFG_INT, NULL, 86400},
+    {"settlement.grace_ms", S(settlement.grace_ms), CFG_INT, NULL, 5000},
+    {"settlement.close_interval_ms", S(settlement.close_interval_ms), CFG_INT, NULL, 1000},
+    {"settlement.lock_ttl_ms", S(settlement.lock_ttl_ms), CFG_INT, NULL, 10000},
 };
 
 static const cfg_setting_t *find(const char *key)
