@@ -16,6 +16,7 @@
 #include "log.h"
 #include "payment.h"
 #include "sign.h"
+#include "stage.h"
 #include "xmalloc.h"
 
 static sign_keyring_t *approval_keys; /* verifies payment.approved */
@@ -41,18 +42,9 @@ static int payment_decode(item_t *it)
     int rc = msg_approved_decode(it->d.body, it->d.len, a, &it->why);
     if (rc != LL_OK) {
         free(a);
-        if (msg_peek_payment_id(it->d.body, it->d.len, it->payment_id) != LL_OK)
-            it->payment_id[0] = '\0';
-        if (rc == LL_ENOMEM)
-            log_panic("out of memory decoding a message");
-        return LL_EREJECT;
+        return stage_undecodable(it, rc);
     }
-    it->msg = a;
-    snprintf(it->payment_id, sizeof it->payment_id, "%s", a->payment.payment_id);
-    it->canonical = msg_payment_canonical(&a->payment);
-    if (!it->canonical || msg_payment_hash(&a->payment, it->hash) != LL_OK)
-        log_panic("out of memory hashing payment %s", it->payment_id);
-    return LL_OK;
+    return stage_decoded(it, a, &a->payment);
 }
 
 static void payment_release(item_t *it)
@@ -106,29 +98,13 @@ static int payment_apply(db_t *db, item_t *items, size_t n)
 {
     size_t count;
     char *batch = batch_requests_json(items, n, request_of, &count);
-    if (count == 0) {
-        free(batch);
-        return LL_OK;
-    }
     const char *params[] = {batch};
-    PGresult *r;
-    int rc = db_query(db, &r,
-                      "SELECT ord, verdict, outcome, transfer_id, prior_payload "
-                      "FROM payment_apply_batch($1::jsonb) ORDER BY ord",
-                      1, params);
+    int rc = stage_apply_rows(db,
+                              "SELECT ord, verdict, outcome, transfer_id, prior_payload "
+                              "FROM payment_apply_batch($1::jsonb) ORDER BY ord",
+                              1, params, items, n, count, decide);
     free(batch);
-    if (rc != LL_OK)
-        return rc;
-    if ((size_t)PQntuples(r) != count) {
-        PQclear(r);
-        return LL_EDB;
-    }
-    int row = 0;
-    for (size_t i = 0; i < n; i++)
-        if (items[i].state == ITEM_BATCHED)
-            decide(&items[i], r, row++);
-    PQclear(r);
-    return LL_OK;
+    return rc;
 }
 
 const rt_stage_t payment_stage = {

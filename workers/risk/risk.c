@@ -19,6 +19,7 @@
 #include "money.h"
 #include "risk.h"
 #include "sign.h"
+#include "stage.h"
 #include "xmalloc.h"
 
 static char *risk_cfg;                /* the JSON risk_apply_batch() gets */
@@ -154,18 +155,9 @@ static int risk_decode(item_t *it)
     int rc = msg_payment_decode(it->d.body, it->d.len, p, &it->why);
     if (rc != LL_OK) {
         free(p);
-        if (msg_peek_payment_id(it->d.body, it->d.len, it->payment_id) != LL_OK)
-            it->payment_id[0] = '\0';
-        if (rc == LL_ENOMEM)
-            log_panic("out of memory decoding a message");
-        return LL_EREJECT;
+        return stage_undecodable(it, rc);
     }
-    it->msg = p;
-    snprintf(it->payment_id, sizeof it->payment_id, "%s", p->payment_id);
-    it->canonical = msg_payment_canonical(p);
-    if (!it->canonical || msg_payment_hash(p, it->hash) != LL_OK)
-        log_panic("out of memory hashing payment %s", it->payment_id);
-    return LL_OK;
+    return stage_decoded(it, p, p);
 }
 
 static void risk_release(item_t *it)
@@ -239,29 +231,13 @@ static int risk_apply(db_t *db, item_t *items, size_t n)
 {
     size_t count;
     char *batch = batch_requests_json(items, n, request_of, &count);
-    if (count == 0) {
-        free(batch);
-        return LL_OK;
-    }
     const char *params[] = {batch, risk_cfg};
-    PGresult *r;
-    int rc = db_query(db, &r,
-                      "SELECT ord, verdict, decision, score, rules, prior_payload "
-                      "FROM risk_apply_batch($1::jsonb, $2::jsonb) ORDER BY ord",
-                      2, params);
+    int rc = stage_apply_rows(db,
+                              "SELECT ord, verdict, decision, score, rules, prior_payload "
+                              "FROM risk_apply_batch($1::jsonb, $2::jsonb) ORDER BY ord",
+                              2, params, items, n, count, decide);
     free(batch);
-    if (rc != LL_OK)
-        return rc;
-    if ((size_t)PQntuples(r) != count) {
-        PQclear(r);
-        return LL_EDB;
-    }
-    int row = 0;
-    for (size_t i = 0; i < n; i++)
-        if (items[i].state == ITEM_BATCHED)
-            decide(&items[i], r, row++);
-    PQclear(r);
-    return LL_OK;
+    return rc;
 }
 
 const rt_stage_t risk_stage = {

@@ -23,6 +23,7 @@
 #include "msg.h"
 #include "outbox.h"
 #include "settlement.h"
+#include "stage.h"
 #include "xmalloc.h"
 
 #define CLOSE_LIMIT 50 /* batches looked at per round */
@@ -42,18 +43,9 @@ static int settlement_decode(item_t *it)
     int rc = msg_completed_decode(it->d.body, it->d.len, c, &it->why);
     if (rc != LL_OK) {
         free(c);
-        if (msg_peek_payment_id(it->d.body, it->d.len, it->payment_id) != LL_OK)
-            it->payment_id[0] = '\0';
-        if (rc == LL_ENOMEM)
-            log_panic("out of memory decoding a message");
-        return LL_EREJECT;
+        return stage_undecodable(it, rc);
     }
-    it->msg = c;
-    snprintf(it->payment_id, sizeof it->payment_id, "%s", c->payment.payment_id);
-    it->canonical = msg_payment_canonical(&c->payment);
-    if (!it->canonical || msg_payment_hash(&c->payment, it->hash) != LL_OK)
-        log_panic("out of memory hashing payment %s", it->payment_id);
-    return LL_OK;
+    return stage_decoded(it, c, &c->payment);
 }
 
 static void settlement_release(item_t *it)
@@ -90,49 +82,34 @@ static char *batch_json(item_t *items, size_t n, size_t *count)
     return text;
 }
 
+/* Row `row`: ord, verdict, batch_id, late, prior_payload. */
+static void decide(item_t *it, PGresult *r, int row)
+{
+    if (strcmp(PQgetvalue(r, row, 1), "conflict") == 0) {
+        const msg_completed_t *c = it->msg;
+        item_reject_conflict(it, "settlement", PQgetvalue(r, row, 4), &c->payment);
+        return;
+    }
+    /* added now, or added before: either way nothing to publish */
+    it->verdict = VERDICT_NEW;
+    if (strcmp(PQgetvalue(r, row, 3), "t") == 0)
+        log_infox((&(log_ctx_t){.queue = "settlement", .payment_id = it->payment_id}),
+                  "late: its window is closed, added to %s", PQgetvalue(r, row, 2));
+}
+
 static int settlement_apply(db_t *db, item_t *items, size_t n)
 {
     size_t count;
     char *batch = batch_json(items, n, &count);
-    if (count == 0) {
-        free(batch);
-        return LL_OK;
-    }
     char w[24];
     snprintf(w, sizeof w, "%" PRId64, window_s);
     const char *params[] = {batch, w};
-    PGresult *r;
-    int rc = db_query(db, &r,
-                      "SELECT ord, verdict, batch_id, late, prior_payload "
-                      "FROM settlement_apply_batch($1::jsonb, $2::bigint) ORDER BY ord",
-                      2, params);
+    int rc = stage_apply_rows(db,
+                              "SELECT ord, verdict, batch_id, late, prior_payload "
+                              "FROM settlement_apply_batch($1::jsonb, $2::bigint) ORDER BY ord",
+                              2, params, items, n, count, decide);
     free(batch);
-    if (rc != LL_OK)
-        return rc;
-    if ((size_t)PQntuples(r) != count) {
-        PQclear(r);
-        return LL_EDB;
-    }
-    int row = 0;
-    for (size_t i = 0; i < n; i++) {
-        item_t *it = &items[i];
-        if (it->state != ITEM_BATCHED)
-            continue;
-        const char *verdict = PQgetvalue(r, row, 1);
-        if (strcmp(verdict, "conflict") == 0) {
-            const msg_completed_t *c = it->msg;
-            item_reject_conflict(it, "settlement", PQgetvalue(r, row, 4), &c->payment);
-        } else {
-            /* added now, or added before: either way nothing to publish */
-            it->verdict = VERDICT_NEW;
-            if (strcmp(PQgetvalue(r, row, 3), "t") == 0)
-                log_infox((&(log_ctx_t){.queue = "settlement", .payment_id = it->payment_id}),
-                          "late: its window is closed, added to %s", PQgetvalue(r, row, 2));
-        }
-        row++;
-    }
-    PQclear(r);
-    return LL_OK;
+    return rc;
 }
 
 /* Closes batch `id` under fencing token `fence`, in one transaction with
