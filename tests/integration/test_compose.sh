@@ -2,6 +2,8 @@
 # tests/integration/test_compose.sh - compose.yaml stays valid and safe:
 #   1. `docker-compose -f compose.yaml config -q` exits 0 (Debian's 1.29);
 #   2. services rabbitmq, redis and postgres exist and each has a healthcheck;
+#      the three workers exist, wait for `migrate`, have cpu/memory limits and
+#      read their secrets from *_FILE variables;
 #   3. every published port is bound to 127.0.0.1.
 # Checks 2-3 parse the normalised `docker-compose config` output. The checker
 # is also run over broken copies of compose.yaml (a port on all interfaces, a
@@ -56,6 +58,19 @@ for name in ("rabbitmq", "redis", "postgres"):
     test = hc.get("test")
     if hc.get("disable") or not test or test == ["NONE"]:
         problems.append("service %s has no healthcheck" % name)
+for name in ("risk-worker", "payment-worker", "settlement-worker"):
+    svc = services.get(name)
+    if svc is None:
+        problems.append("worker %s is missing" % name)
+        continue
+    if "migrate" not in (svc.get("depends_on") or {}):
+        problems.append("worker %s does not wait for migrate" % name)
+    limits = ((svc.get("deploy") or {}).get("resources") or {}).get("limits") or {}
+    if not limits.get("cpus") or not limits.get("memory"):
+        problems.append("worker %s has no cpu/memory limits" % name)
+    if not any(str(v).endswith("_FILE") or k.endswith("_FILE")
+               for k, v in (svc.get("environment") or {}).items()):
+        problems.append("worker %s gets no secret through a *_FILE variable" % name)
 for name, svc in sorted(services.items()):
     for port in svc.get("ports") or []:
         if isinstance(port, dict):
@@ -82,7 +97,7 @@ else
   not_ok "docker-compose -f compose.yaml config -q: $out"
 fi
 if why="$(check_compose "$COMPOSE")"; then
-  ok "compose.yaml: rabbitmq, redis, postgres have healthchecks; all ports on 127.0.0.1"
+  ok "compose.yaml: rabbitmq, redis, postgres have healthchecks; workers wait for migrate and have limits; all ports on 127.0.0.1"
 else
   not_ok "compose.yaml: $why"
 fi
