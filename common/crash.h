@@ -7,7 +7,9 @@
  * doubles nothing. In other builds crash_point() compiles to nothing.
  *
  * The points of the worker runtime: mid_batch, after_decode, before_commit,
- * after_commit, after_publish, after_ack.
+ * after_commit, after_publish, after_ack; of the settlement closer:
+ * before_close_commit, after_close_commit (and the pause point
+ * closer_locked).
  *
  * Public API: crash_point(), pause_point().
  */
