@@ -1146,6 +1146,60 @@ START_TEST(a_paused_closer_is_refused_by_the_fencing_token)
 }
 END_TEST
 
+/* A closer whose lease ran out while nobody else took over passes the
+ * fencing check (no newer token exists), so the lease itself is checked:
+ * it is extended just before COMMIT only if still held; here it is not, so
+ * the close is rolled back, and the next round locks and closes it once. */
+START_TEST(a_closer_whose_lease_ran_out_rolls_back_and_retries)
+{
+    int64_t ws = past_window(W_TEST, 2);
+    char payee[96];
+    merchant(payee, sizeof payee, "m", 120, 0);
+    bwant_t b;
+    bw_init(&b, payee, ws, W_TEST);
+    for (int k = 0; k < 2; k++) {
+        char tag[16];
+        snprintf(tag, sizeof tag, "p%d", k);
+        msg_payment_t p = payment(tag, payee, 5000 + k);
+        publish1(&p, ws * 1000 + k);
+        bw_add(&b, 5000 + k, fee_model(5000 + k, 120, 0), false);
+    }
+    llw_confirm(m);
+    add_all(W_TEST, 2);
+
+    static const char *const env[] = {"LEDGERLINE_PAUSE_AT=closer_locked",
+                                      "LEDGERLINE_SETTLEMENT_LOCK_TTL_MS=3000", NULL};
+    pid_t a = start("lapsed", W_TEST, 0, env);
+    llw_wait_until(stopped_cond, &a, WAIT_MS,
+                   "the closer to stop itself at closer_locked (test builds only)");
+    llw_sleep_ms(3500); /* its lease (3 s) runs out; no other closer runs */
+    llw_signal(a, SIGCONT);
+    log_wait_t lw = {a, "abandoned before COMMIT"};
+    llw_wait_until(log_cond, &lw, WAIT_MS,
+                   "the closer to roll back the close because its lease ran out");
+    LLW_ASSERT(log_count(a, "fencing") == 0, "no newer token existed: fencing must not refuse");
+    check_batch(&b, "open", NULL);
+    LLW_ASSERT(llw_count(db, "SELECT count(*) FROM transfers WHERE kind IN ('fee', 'payout')") == 0,
+               "the abandoned close must have posted nothing");
+
+    /* next round: it locks again (and pauses again); resumed at once */
+    llw_wait_until(stopped_cond, &a, WAIT_MS, "the closer's next round to reach closer_locked");
+    llw_signal(a, SIGCONT);
+    wait_closed(1, "the next round to close the batch");
+    stop_ok(a);
+    static const char *const closers[] = {"lapsed", NULL};
+    free(check_batch(&b, "closed", closers));
+    LLW_ASSERT(llw_count(db, "SELECT count(*) FROM transfers WHERE kind IN ('fee', 'payout')") == 2,
+               "want exactly one fee and one payout transfer");
+    LLW_ASSERT(llw_count(db, "SELECT count(*) FROM outbox WHERE routing_key = '%s'",
+                         MSG_TYPE_BATCH_CLOSED) == 1,
+               "want one settlement.batch.closed outbox row");
+    LLW_ASSERT(llw_balance(db, payee) == 0, "payee balance %" PRId64, llw_balance(db, payee));
+    check_ctl(&b, 1);
+    check_verify();
+}
+END_TEST
+
 /* ---- kill -9 inside the close ---------------------------------------------- */
 
 static const struct {
@@ -1241,6 +1295,7 @@ int main(void)
     tcase_add_loop_test(tc, racing_workers_close_each_batch_once, 0,
                         (int)(sizeof racers / sizeof racers[0]));
     tcase_add_test(tc, a_paused_closer_is_refused_by_the_fencing_token);
+    tcase_add_test(tc, a_closer_whose_lease_ran_out_rolls_back_and_retries);
     tcase_add_loop_test(tc, a_kill_inside_the_close_closes_once, 0,
                         (int)(sizeof close_points / sizeof close_points[0]));
     suite_add_tcase(s, tc);

@@ -8,8 +8,9 @@
  * the lease settlement.lock_ttl_ms, INCR its fencing counter, then one
  * transaction that starts with fence_advance() (a holder paused past its
  * lease holds an older token: its transaction is refused before it writes
- * anything), closes the batch and stores its event in the outbox; the
- * runtime publishes it right after.
+ * anything), closes the batch, stores its event in the outbox and, just
+ * before COMMIT, extends the lease if it is still ours (else rolls back);
+ * the runtime publishes the event right after.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -113,8 +114,14 @@ static int settlement_apply(db_t *db, item_t *items, size_t n)
 }
 
 /* Closes batch `id` under fencing token `fence`, in one transaction with
- * its outbox event. 1 closed, 0 nothing to do or refused, < 0 error. */
-static int close_one(const rt_env_t *env, const char *id, long long fence)
+ * its outbox event. Just before COMMIT the lease of `lock` (value `token`)
+ * is extended if it is still ours; if it is not (or Redis cannot say), the
+ * transaction is rolled back and the batch left to the next round: the
+ * fencing check alone would already refuse a holder that a newer token
+ * overtook, this also stops one whose lease ran out before anyone took
+ * over. 1 closed, 0 nothing to do or refused, < 0 error. */
+static int close_one(const rt_env_t *env, const char *id, long long fence, const char *lock,
+                     const char *token)
 {
     db_t *db = env->db;
     char tok[32];
@@ -169,6 +176,14 @@ static int close_one(const rt_env_t *env, const char *id, long long fence)
     free(body);
     PQclear(r);
     if (rc == LL_OK) {
+        int kr = kv_pexpire_if_eq(env->kv, lock, token, env->cfg->settlement.lock_ttl_ms);
+        if (kr != LL_OK) {
+            log_warn("closing %s abandoned before COMMIT: %s; the next round retries", id,
+                     kr == LL_ENOTFOUND ? "my lock expired (its lease ran out while I worked)"
+                                        : "Redis cannot confirm I still hold the lock");
+            db_try(db, "ROLLBACK");
+            return 0;
+        }
         crash_point("before_close_commit");
         rc = db_exec(db, "COMMIT");
     }
@@ -215,7 +230,7 @@ static int settlement_tick(const rt_env_t *env)
         long long fence;
         if (kv_incr(env->kv, fence_key, &fence) == LL_OK) {
             pause_point("closer_locked");
-            int n = close_one(env, id, fence);
+            int n = close_one(env, id, fence, lock, token);
             if (n > 0)
                 closed += n;
         }
