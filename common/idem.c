@@ -11,9 +11,11 @@
 
 #define IDEM_VAL_MAX (MSG_BODY_MAX * 2 + 256)
 
-static void idem_key(char *buf, size_t n, const char *scope, const char *payment_id)
+/* Keys and values are built at whatever length they need: a cut key could
+ * make two payments share one entry, a cut value would replay a cut event. */
+static char *idem_key(const char *scope, const char *payment_id)
 {
-    snprintf(buf, n, "idem:%s:%s", scope, payment_id);
+    return ll_xasprintf("idem:%s:%s", scope, payment_id);
 }
 
 /* Parses "D|hash|event_id|rk|body" in place; 1 if it is one. */
@@ -48,11 +50,8 @@ size_t idem_claim(kv_t *kv, const char *scope, const char *instance, item_t *ite
     for (size_t i = 0; i < n; i++) {
         if (items[i].state != ITEM_DECODED)
             continue;
-        char k[128], v[256];
-        idem_key(k, sizeof k, scope, items[i].payment_id);
-        snprintf(v, sizeof v, "P|%s|%s", items[i].hash, instance);
-        keys[m] = ll_xstrdup(k);
-        vals[m] = ll_xstrdup(v);
+        keys[m] = idem_key(scope, items[i].payment_id);
+        vals[m] = ll_xasprintf("P|%s|%s", items[i].hash, instance);
         idx[m++] = i;
     }
     if (m == 0 || kv_set_nx_many(kv, m, keys, vals, inflight_ttl_ms, res) != LL_OK)
@@ -105,17 +104,21 @@ void idem_done(kv_t *kv, const char *scope, item_t *items, size_t n, int64_t don
 {
     if (!kv || !kv_is_up(kv))
         return;
-    char *v = ll_xmalloc(IDEM_VAL_MAX);
     for (size_t i = 0; i < n; i++) {
         item_t *it = &items[i];
         if (it->state != ITEM_PUBLISHED || it->payment_id[0] == '\0' || !it->ev_body ||
             (it->verdict != VERDICT_NEW && it->verdict != VERDICT_DUPLICATE))
             continue;
-        char k[128];
-        idem_key(k, sizeof k, scope, it->payment_id);
-        snprintf(v, IDEM_VAL_MAX, "D|%s|%s|%s|%s", it->hash, it->ev_id, it->ev_rk, it->ev_body);
-        if (kv_set(kv, k, v, done_ttl_ms) != LL_OK)
+        char *v = ll_xasprintf("D|%s|%s|%s|%s", it->hash, it->ev_id, it->ev_rk, it->ev_body);
+        if (strlen(v) >= IDEM_VAL_MAX) { /* idem_claim could not read it back */
+            free(v);
+            continue;
+        }
+        char *k = idem_key(scope, it->payment_id);
+        int rc = kv_set(kv, k, v, done_ttl_ms);
+        free(k);
+        free(v);
+        if (rc != LL_OK)
             break; /* down: the next duplicates go to PostgreSQL */
     }
-    free(v);
 }

@@ -1,6 +1,8 @@
 /*
  * xmalloc.c - allocation that logs and aborts on failure: see xmalloc.h.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,5 +44,20 @@ char *ll_xstrndup(const char *s, size_t n)
     char *p = ll_xmalloc(len + 1);
     memcpy(p, s, len);
     p[len] = '\0';
+    return p;
+}
+
+char *ll_xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (len < 0)
+        log_panic("cannot format '%s'", fmt);
+    char *p = ll_xmalloc((size_t)len + 1);
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)len + 1, fmt, ap);
+    va_end(ap);
     return p;
 }

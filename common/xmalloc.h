@@ -5,7 +5,8 @@
  * failure: these wrappers log one error line and abort() instead (Postfix
  * mymalloc, Redis zmalloc), so callers need no NULL checks.
  *
- * Public API: ll_xmalloc, ll_xcalloc, ll_xrealloc, ll_xstrdup, ll_xstrndup.
+ * Public API: ll_xmalloc, ll_xcalloc, ll_xrealloc, ll_xstrdup, ll_xstrndup,
+ * ll_xasprintf.
  * Everything they return is released with free().
  */
 #ifndef LL_XMALLOC_H
@@ -23,5 +24,8 @@ void *ll_xrealloc(void *p, size_t n) __attribute__((returns_nonnull));
 char *ll_xstrdup(const char *s) __attribute__((malloc, returns_nonnull));
 /* A NUL-terminated copy of at most n bytes of s. */
 char *ll_xstrndup(const char *s, size_t n) __attribute__((malloc, returns_nonnull));
+/* A formatted string of whatever length it needs: never cut. */
+char *ll_xasprintf(const char *fmt, ...)
+    __attribute__((malloc, returns_nonnull, format(printf, 1, 2)));
 
 #endif

@@ -34,6 +34,18 @@ START_TEST(xmalloc_returns_usable_memory)
     s = ll_xstrndup("ledgerline", 6);
     ck_assert_str_eq(s, "ledger");
     free(s);
+    s = ll_xasprintf("%s:%d", "idem", 42);
+    ck_assert_str_eq(s, "idem:42");
+    free(s);
+    /* never cut, whatever the length */
+    char big[5000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    s = ll_xasprintf("D|%s|", big);
+    ck_assert_uint_eq(strlen(s), sizeof big - 1 + 3);
+    ck_assert_int_eq(s[0], 'D');
+    ck_assert_int_eq(s[sizeof big + 1], '|');
+    free(s);
 }
 END_TEST
 
