@@ -35,13 +35,16 @@ static char *new_events_json(item_t *items, size_t n)
     return text;
 }
 
-/* "{p1,p2}": the payment ids of the duplicates (ids need no quoting). */
+/* "{"p1","p2"}": the payment ids of the duplicates. Every element is
+ * quoted: an unquoted NULL (any case) is SQL NULL in an array literal, and
+ * NULL is a valid payment id. Ids never hold a quote or a backslash
+ * (DESIGN section 2), so quoting needs no escapes. */
 static char *duplicate_ids(item_t *items, size_t n)
 {
     size_t len = 3, k = 0;
     for (size_t i = 0; i < n; i++)
         if (wanted(&items[i], VERDICT_DUPLICATE))
-            len += strlen(items[i].payment_id) + 1, k++;
+            len += strlen(items[i].payment_id) + 3, k++;
     if (k == 0)
         return NULL;
     char *arr = ll_xmalloc(len);
@@ -49,7 +52,8 @@ static char *duplicate_ids(item_t *items, size_t n)
     arr[w++] = '{';
     for (size_t i = 0; i < n; i++)
         if (wanted(&items[i], VERDICT_DUPLICATE))
-            w += (size_t)snprintf(arr + w, len - w, "%s%s", w > 1 ? "," : "", items[i].payment_id);
+            w += (size_t)snprintf(arr + w, len - w, "%s\"%s\"", w > 1 ? "," : "",
+                                  items[i].payment_id);
     snprintf(arr + w, len - w, "}");
     return arr;
 }
