@@ -17,16 +17,9 @@
  * Redis contents are checked with a raw hiredis connection, not only
  * through the code under test.
  */
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
@@ -35,6 +28,7 @@
 #include "clock.h"
 #include "idem.h"
 #include "kv.h"
+#include "ll_redis.h"
 #include "ll_test.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -735,65 +729,6 @@ END_TEST
 
 /* ---- idem_claim: Redis down ------------------------------------------------- */
 
-static pid_t server = -1;
-
-static void stop_server(void)
-{
-    if (server > 0) {
-        kill(server, SIGTERM);
-        waitpid(server, NULL, 0);
-        server = -1;
-    }
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static void start_server(int p)
-{
-    char ps[16];
-    snprintf(ps, sizeof ps, "%d", p);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the test */
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 1);
-        execlp("redis-server", "redis-server", "--port", ps, "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--daemonize", "no", "--dir", "/tmp", (char *)NULL);
-        _exit(127);
-    }
-    server = pid;
-    int64_t deadline = clock_mono_ms() + 10000;
-    for (;;) {
-        struct timeval tv = {0, 200000};
-        redisContext *c = redisConnectWithTimeout("127.0.0.1", p, tv);
-        bool ok = false;
-        if (c && !c->err) {
-            redisReply *r = redisCommand(c, "PING");
-            ok = r && r->type == REDIS_REPLY_STATUS;
-            if (r)
-                freeReplyObject(r);
-        }
-        redisFree(c);
-        if (ok)
-            return;
-        int status = 0;
-        ck_assert_msg(waitpid(pid, &status, WNOHANG) == 0, "redis-server exited (status %d)",
-                      status);
-        ck_assert_msg(clock_mono_ms() < deadline, "redis-server on port %d never answered", p);
-        usleep(20000);
-    }
-}
-
 enum { DOWN_N = 4 };
 
 /* A batch that a live Redis would partly answer and defer (see the
@@ -839,15 +774,15 @@ START_TEST(idem_redis_down_sends_all_to_postgres)
     stack_conf(); /* prefix, scope */
     kv_t *kv = NULL;
     if (_i == 0) {
-        int p = free_port();
+        int p = llr_free_port();
         ck_assert_int_eq(kv_open(&kv, "127.0.0.1", p, NULL, 0, TIMEOUT_MS, prefix), LL_OK);
         ck_assert(!kv_is_up(kv));
         assert_down_claim(kv, "nothing listens");
         assert_down_claim(kv, "nothing listens, again (backoff)");
         ck_assert(!kv_is_up(kv));
     } else if (_i == 1) {
-        int p = free_port();
-        start_server(p);
+        int p = llr_free_port();
+        llr_start(p);
         ck_assert_int_eq(kv_open(&kv, "127.0.0.1", p, NULL, 0, TIMEOUT_MS, prefix), LL_OK);
         ck_assert_msg(kv_is_up(kv), "%s", kv_errstr(kv));
         /* entries that would answer and defer while it is up */
@@ -870,7 +805,7 @@ START_TEST(idem_redis_down_sends_all_to_postgres)
         assert_to_postgres(&items[3], "up: redelivered");
         items_clear(items, DOWN_N);
 
-        stop_server();
+        llr_stop();
         ck_assert(kv_is_up(kv)); /* it does not know yet */
         assert_down_claim(kv, "server stopped");
         ck_assert(!kv_is_up(kv));
@@ -879,7 +814,7 @@ START_TEST(idem_redis_down_sends_all_to_postgres)
         assert_down_claim(NULL, "no Redis configured");
     }
     kv_free(kv);
-    stop_server();
+    llr_stop();
 }
 END_TEST
 
@@ -1157,7 +1092,7 @@ END_TEST
 
 int main(void)
 {
-    atexit(stop_server);
+    atexit(llr_stop);
     Suite *s = suite_create("idem");
     TCase *tc = tcase_create("stack");
     tcase_set_timeout(tc, 60);
@@ -1183,7 +1118,7 @@ int main(void)
     suite_add_tcase(s, tc);
     TCase *down = tcase_create("redis-down");
     tcase_set_timeout(down, 60);
-    tcase_add_checked_fixture(down, NULL, stop_server);
+    tcase_add_checked_fixture(down, NULL, llr_stop);
     tcase_add_loop_test(down, idem_redis_down_sends_all_to_postgres, 0, 3);
     suite_add_tcase(s, down);
     return llt_run_suite(s);

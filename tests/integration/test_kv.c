@@ -7,16 +7,9 @@
  * starts itself, Redis going away (calls fail fast with LL_ECONN) and
  * coming back (the client is up again within the backoff).
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +17,7 @@
 
 #include "clock.h"
 #include "kv.h"
+#include "ll_redis.h"
 #include "ll_test.h"
 
 #define TIMEOUT_MS 500
@@ -253,76 +247,16 @@ END_TEST
 
 /* ---- our own redis-server: going away and coming back ------------------- */
 
-static pid_t server = -1;
-
-static void stop_server(void)
-{
-    if (server > 0) {
-        kill(server, SIGTERM);
-        waitpid(server, NULL, 0);
-        server = -1;
-    }
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static void start_server(int p)
-{
-    char ps[16];
-    snprintf(ps, sizeof ps, "%d", p);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the test */
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 1);
-        execlp("redis-server", "redis-server", "--port", ps, "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--daemonize", "no", "--dir", "/tmp", (char *)NULL);
-        _exit(127);
-    }
-    server = pid;
-    /* ready when it answers PING */
-    int64_t deadline = clock_mono_ms() + 10000;
-    for (;;) {
-        struct timeval tv = {0, 200000};
-        redisContext *c = redisConnectWithTimeout("127.0.0.1", p, tv);
-        bool ok = false;
-        if (c && !c->err) {
-            redisReply *r = redisCommand(c, "PING");
-            ok = r && r->type == REDIS_REPLY_STATUS;
-            if (r)
-                freeReplyObject(r);
-        }
-        redisFree(c);
-        if (ok)
-            return;
-        int status;
-        ck_assert_msg(waitpid(pid, &status, WNOHANG) == 0, "redis-server exited (status %d)",
-                      status);
-        ck_assert_msg(clock_mono_ms() < deadline, "redis-server on port %d never answered", p);
-        usleep(20000);
-    }
-}
-
 START_TEST(kv_server_goes_away_and_comes_back)
 {
-    int p = free_port();
-    start_server(p);
+    int p = llr_free_port();
+    llr_start(p);
     kv_t *kv;
     ck_assert_int_eq(kv_open(&kv, "127.0.0.1", p, NULL, 0, TIMEOUT_MS, "t:"), LL_OK);
     ck_assert_msg(kv_is_up(kv), "%s", kv_errstr(kv));
     ck_assert_int_eq(kv_set_nx(kv, "k", "v", 0), LL_OK);
 
-    stop_server();
+    llr_stop();
     /* every call fails with LL_ECONN, each well within 2x the timeout */
     int fails = 0;
     int64_t worst = 0;
@@ -345,7 +279,7 @@ START_TEST(kv_server_goes_away_and_comes_back)
     ck_assert_int_eq(kv_incr(kv, "n", &n), LL_ECONN);
 
     /* back on the same port: up again within the backoff ceiling */
-    start_server(p);
+    llr_start(p);
     int64_t t0 = clock_mono_ms();
     int rc;
     while ((rc = kv_ping(kv)) != LL_OK && clock_mono_ms() - t0 < KV_BACKOFF_MAX_MS + 2000)
@@ -356,13 +290,13 @@ START_TEST(kv_server_goes_away_and_comes_back)
     ck_assert_int_eq(kv_set_nx(kv, "k", "v", 0), LL_OK); /* fresh server, empty */
     ck_assert_int_eq(kv_set_nx(kv, "k", "v", 0), LL_EEXISTS);
     kv_free(kv);
-    stop_server();
+    llr_stop();
 }
 END_TEST
 
 int main(void)
 {
-    atexit(stop_server);
+    atexit(llr_stop);
     Suite *s = suite_create("kv");
     TCase *tc = tcase_create("stack");
     tcase_set_timeout(tc, 60);
@@ -377,7 +311,7 @@ int main(void)
     suite_add_tcase(s, tc);
     TCase *own = tcase_create("own-server");
     tcase_set_timeout(own, 60);
-    tcase_add_checked_fixture(own, NULL, stop_server);
+    tcase_add_checked_fixture(own, NULL, llr_stop);
     tcase_add_test(own, kv_server_goes_away_and_comes_back);
     suite_add_tcase(s, own);
     return llt_run_suite(s);
