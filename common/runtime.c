@@ -118,12 +118,17 @@ static int rt_connect_db(rt_t *rt)
     }
     char err[256];
     int pending = migrate_pending(rt->db, err, sizeof err);
-    if (pending != 0) {
-        log_error("%s: the database schema is not up to date (%d migration(s) pending): run "
-                  "`ledgerctl migrate`",
-                  pending > 0 ? "refusing to start" : err, pending);
+    if (pending > 0) {
+        log_error("refusing to work: the database schema is not up to date (%d migration(s) "
+                  "pending): run `ledgerctl migrate`",
+                  pending);
         db_close(rt->db);
         return LL_ECONFIG;
+    }
+    if (pending < 0) { /* could not even ask: a server fault, retried like one */
+        log_warn("PostgreSQL unavailable: reading the schema version failed: %s", err);
+        db_close(rt->db);
+        return LL_ECONN;
     }
     PGresult *r;
     if (db_query(rt->db, &r, "SELECT id FROM ledger_identity", 0, NULL) != LL_OK ||
@@ -309,7 +314,8 @@ static size_t count_decoded(const item_t *items, size_t n)
 
 /* Commits items[0..n): retries transient faults, splits on other failures
  * until one message is alone, parks it after max_attempts. LL_OK, or
- * LL_ESTATE when giving up at shutdown. */
+ * LL_ESTATE when giving up (shutdown, or a server that cannot be used any
+ * more, e.g. a schema gone out of date): the caller abandons the batch. */
 static int rt_commit(rt_t *rt, item_t *items, size_t n)
 {
     for (;;) {
@@ -530,10 +536,14 @@ static void rt_process(rt_t *rt)
     rt_release_all(rt);
     return;
 abandon:
+    /* Nothing of this batch may be acked by a later one (acks are multiple):
+     * closing the consumer returns every unacked message to the queue. */
     log_warnx((&(log_ctx_t){.queue = st->queue}),
-              "shutdown deadline passed: abandoning a batch of %zu unacked message(s) (they "
-              "return to the queue)",
-              b->n);
+              "%s: abandoning a batch of %zu unacked message(s); closing the consumer so they "
+              "return to the queue",
+              rt_stopping(rt) ? "shutdown deadline passed" : "cannot finish the batch", b->n);
+    mq_close(rt->in);
+    rt->consuming = false;
     rt_release_all(rt);
 }
 
@@ -545,7 +555,8 @@ static void rt_sweep(rt_t *rt, int64_t age_ms)
     size_t n;
     if (!db_is_up(rt->db) || !mq_is_up(rt->out))
         return;
-    if (outbox_claim(rt->db, rt->instance, age_ms, RT_SWEEP_LIMIT, &rows, &n) != LL_OK) {
+    if (outbox_claim(rt->db, rt->st->name, rt->instance, age_ms, RT_SWEEP_LIMIT, &rows, &n) !=
+        LL_OK) {
         log_warnx((&(log_ctx_t){.err = db_errstr(rt->db)}), "outbox sweep failed");
         return;
     }
@@ -634,7 +645,10 @@ static int rt_run(rt_t *rt)
     if (rc == LL_ECONFIG)
         return 1;
     while (!rt_stopping(rt)) {
-        if (rt_ensure_up(rt, true) != LL_OK)
+        rc = rt_ensure_up(rt, true);
+        if (rc == LL_ECONFIG)
+            return 1;
+        if (rc != LL_OK)
             break;
         if (rt_gather(rt) == LL_OK && rt->batch.n > 0)
             rt_process(rt);
