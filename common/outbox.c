@@ -136,26 +136,26 @@ int outbox_mark_sent(db_t *db, const int64_t *ids, size_t n)
     return rc;
 }
 
-int outbox_claim(db_t *db, const char *instance, int64_t age_ms, int limit, outbox_row_t **rows,
-                 size_t *n)
+int outbox_claim(db_t *db, const char *stage, const char *instance, int64_t age_ms, int limit,
+                 outbox_row_t **rows, size_t *n)
 {
     *rows = NULL;
     *n = 0;
     char age[32], lim[16];
     snprintf(age, sizeof age, "%" PRId64 " milliseconds", age_ms);
     snprintf(lim, sizeof lim, "%d", limit);
-    const char *p[] = {instance, age, lim};
+    const char *p[] = {instance, age, lim, stage};
     PGresult *r;
     int rc =
         db_query(db, &r,
-                 "WITH c AS (SELECT id FROM outbox WHERE sent_at IS NULL "
+                 "WITH c AS (SELECT id FROM outbox WHERE stage = $4 AND sent_at IS NULL "
                  "  AND created_at < now() - $2::interval "
                  "  AND (claimed_until IS NULL OR claimed_until < now()) "
                  "  ORDER BY id LIMIT $3::int FOR UPDATE SKIP LOCKED) "
                  "UPDATE outbox o SET claimed_by = $1, claimed_until = now() + interval '60 s' "
                  "FROM c WHERE o.id = c.id "
                  "RETURNING o.id, o.exchange, o.routing_key, o.event_id, o.body",
-                 3, p);
+                 4, p);
     if (rc != LL_OK)
         return rc;
     int m = PQntuples(r);

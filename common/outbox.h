@@ -37,10 +37,12 @@ typedef struct outbox_row {
     char *exchange, *routing_key, *event_id, *body;
 } outbox_row_t;
 
-/* Claims up to `limit` unsent rows older than age_ms for `instance` (lease
- * 60 s). On LL_OK *rows (caller frees with outbox_rows_free) holds *n rows. */
-int outbox_claim(db_t *db, const char *instance, int64_t age_ms, int limit, outbox_row_t **rows,
-                 size_t *n) LL_MUSTCHECK;
+/* Claims up to `limit` unsent rows of `stage` older than age_ms for
+ * `instance` (lease 60 s). A stage sweeps only its own rows: only it can
+ * publish them as it would have (risk signs its approvals). On LL_OK *rows
+ * (caller frees with outbox_rows_free) holds *n rows. */
+int outbox_claim(db_t *db, const char *stage, const char *instance, int64_t age_ms, int limit,
+                 outbox_row_t **rows, size_t *n) LL_MUSTCHECK;
 void outbox_rows_free(outbox_row_t *rows, size_t n);
 
 #endif

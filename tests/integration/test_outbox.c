@@ -134,7 +134,7 @@ static int64_t seed(int k, int age_s, const char *prefix)
 static void claim(db_t *d, const char *instance, int64_t age_ms, int limit, outbox_row_t **rows,
                   size_t *n)
 {
-    int rc = outbox_claim(d, instance, age_ms, limit, rows, n);
+    int rc = outbox_claim(d, "payment", instance, age_ms, limit, rows, n);
     ck_assert_msg(rc == LL_OK, "outbox_claim(%s): %s: %s", instance, ll_errname(rc), db_errstr(d));
 }
 
@@ -479,6 +479,28 @@ START_TEST(outbox_claim_takes_only_unsent_rows_older_than_age)
 }
 END_TEST
 
+/* Each stage sweeps only its own rows: a payment worker must never
+ * republish risk's approvals (it cannot sign them as risk does). */
+START_TEST(outbox_claim_takes_only_rows_of_its_own_stage)
+{
+    seed(3, 600, "own-");
+    llt_exec(db, "UPDATE outbox SET stage = 'risk' WHERE payment_id = 'own-2'");
+    outbox_row_t *rows;
+    size_t n;
+    claim(db, "sweeper-a", 1000, 100, &rows, &n);
+    ck_assert_uint_eq(n, 2);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(strstr(rows[i].body, "own-2") == NULL, "claimed risk's row: %s",
+                      rows[i].body);
+    outbox_rows_free(rows, n);
+    ck_assert_int_eq(count_where(db, "stage = 'risk' AND claimed_by IS NULL"), 1);
+    ck_assert_int_eq(outbox_claim(db, "risk", "sweeper-r", 1000, 100, &rows, &n), LL_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_msg(strstr(rows[0].body, "own-2") != NULL, "risk's sweep got %s", rows[0].body);
+    outbox_rows_free(rows, n);
+}
+END_TEST
+
 START_TEST(outbox_claim_respects_limit)
 {
     int64_t f = seed(5, 600, "l-");
@@ -638,7 +660,7 @@ static void *race(void *arg)
     for (;;) {
         outbox_row_t *rows;
         size_t n;
-        r->rc = outbox_claim(r->db, r->instance, 1000, RACE_LIMIT, &rows, &n);
+        r->rc = outbox_claim(r->db, "payment", r->instance, 1000, RACE_LIMIT, &rows, &n);
         if (r->rc != LL_OK) {
             snprintf(r->errstr, sizeof r->errstr, "%s", db_errstr(r->db));
             return NULL;
@@ -790,6 +812,7 @@ int main(void)
     tcase_add_test(tc, outbox_write_rolled_back_leaves_no_row);
     tcase_add_test(tc, outbox_mark_sent_marks_exactly_the_given_ids);
     tcase_add_test(tc, outbox_claim_takes_only_unsent_rows_older_than_age);
+    tcase_add_test(tc, outbox_claim_takes_only_rows_of_its_own_stage);
     tcase_add_test(tc, outbox_claim_respects_limit);
     tcase_add_test(tc, outbox_claim_never_returns_sent_rows);
     tcase_add_test(tc, outbox_claim_in_concurrent_transactions_gets_disjoint_rows);
