@@ -157,10 +157,20 @@ int db_check(db_t *db, const PGresult *res)
     }
     if (!db->conn || PQstatus(db->conn) != CONNECTION_OK)
         return LL_ECONN;
-    if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0))
+    /* Faults of the server, not of the statement: retried, never counted
+     * against a message. 40001 serialization, 40P01 deadlock, 57014
+     * cancelled (an operator, a timeout), 55P03 lock timeout, class 53
+     * insufficient resources (disk full, out of memory), class 58 system
+     * error (I/O). */
+    if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
+                  strcmp(state, "57014") == 0 || strcmp(state, "55P03") == 0 ||
+                  strncmp(state, "53", 2) == 0 || strncmp(state, "58", 2) == 0))
         return LL_ERETRY;
-    /* class 08: connection exception; 57P01..03: admin shutdown, crash, cannot connect */
-    if (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0))
+    /* class 08: connection exception; 57P01..03: admin shutdown, crash, cannot
+     * connect; 25006: read-only transaction (a standby, a demoted primary after
+     * a failover): reconnect to find the primary */
+    if (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0 ||
+                  strcmp(state, "25006") == 0))
         return LL_ECONN;
     if (st == PGRES_PIPELINE_ABORTED)
         return LL_EDB;

@@ -29,6 +29,15 @@ static const struct {
 } classes[] = {
     {"DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '40001'; END $$", LL_ERETRY, "40001"},
     {"DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '40P01'; END $$", LL_ERETRY, "40P01"},
+    {"DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '57014'; END $$", LL_ERETRY, "57014"},
+    {"DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '55P03'; END $$", LL_ERETRY, "55P03"},
+    {"DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '53100'; END $$", LL_ERETRY, "53100"},
+    {"DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '53200'; END $$", LL_ERETRY, "53200"},
+    {"DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '58030'; END $$", LL_ERETRY, "58030"},
+    {"DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '25006'; END $$", LL_ECONN, "25006"},
+    /* the real thing: a read-only session, a statement timeout */
+    {"SET TRANSACTION READ ONLY; CREATE TABLE t_ro (x int)", LL_ECONN, "25006"},
+    {"SET statement_timeout = 50; SELECT pg_sleep(1)", LL_ERETRY, "57014"},
     {"SELECT 1/0", LL_EDB, "22012"},
     {"SELECT * FROM no_such_table", LL_EDB, "42P01"},
     {"SELEKT 1", LL_EDB, "42601"},
