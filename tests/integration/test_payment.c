@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ll_check.h"
 #include "ll_test.h"
 #include "ll_worker.h"
 
@@ -31,26 +32,7 @@
 #define T0_MS     1767225600000LL /* occurred_at of the approved messages */
 #define NACCOUNTS (sizeof base_accounts / sizeof base_accounts[0])
 
-static char *ledger;
-static db_t *db;
-static mq_t *m;
-static llw_events_t *ev;
-
-static const char *const work_queues[] = {"payments",          "payments.dead",      "settlement",
-                                          "payments.retry.1s", "payments.retry.30s", NULL};
-
-static llw_fixture_t fx;
-
-static void setup(void)
-{
-    llw_fixture_up(&fx, work_queues);
-    ledger = fx.ledger, db = fx.db, m = fx.m, ev = fx.ev;
-}
-
-static void teardown(void)
-{
-    llw_fixture_down(&fx);
-}
+LLW_FIXTURE(llw_payment_queues)
 
 static const llw_account_t base_accounts[] = {
     {"alice", "EUR", 1000, 0, false}, {"bob", "EUR", 0, 500, false},
@@ -59,55 +41,9 @@ static const llw_account_t base_accounts[] = {
     {"x1", "EUR", 0, 1000, false},    {"x2", "EUR", 0, 0, false},
 };
 
-/* A payment with a unique id "<ledger>-<tag>" (Redis is shared by every
- * test: ids must never repeat across tests). */
-static msg_payment_t payment(const char *tag, const char *payer, const char *payee, int64_t amount,
-                             const char *currency)
-{
-    msg_payment_t p;
-    memset(&p, 0, sizeof p);
-    snprintf(p.payment_id, sizeof p.payment_id, "%s-%s", ledger, tag);
-    snprintf(p.payer, sizeof p.payer, "%s", payer);
-    snprintf(p.payee, sizeof p.payee, "%s", payee);
-    p.amount = amount;
-    snprintf(p.currency, sizeof p.currency, "%s", currency);
-    return p;
-}
-
 static pid_t start(const char *instance, const char *const *extra)
 {
-    const char *env[16];
-    size_t k = 0;
-    char inst[96];
-    snprintf(inst, sizeof inst, "LEDGERLINE_WORKER_INSTANCE=%s", instance);
-    env[k++] = inst;
-    for (size_t i = 0; extra && extra[i] && k < 15; i++)
-        env[k++] = extra[i];
-    env[k] = NULL;
-    return llw_start(WORKER, ledger, env, NULL);
-}
-
-static void stop_ok(pid_t pid)
-{
-    int st = llw_stop(pid, STOP_MS);
-    LLW_ASSERT(st == 0, "SIGTERM: worker %d should exit 0 after finishing its batch: %s", (int)pid,
-               llw_status_str(st));
-}
-
-/* The text of the first column of the first row, or NULL. Caller frees. */
-static char *db_text(const char *fmt, ...)
-{
-    char sql[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    PGresult *r = NULL;
-    int rc = db_query(db, &r, sql, 0, NULL);
-    ck_assert_msg(rc == LL_OK, "%s: %s", sql, db_errstr(db));
-    char *v = PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) ? strdup(PQgetvalue(r, 0, 0)) : NULL;
-    PQclear(r);
-    return v;
+    return llw_start_instance(WORKER, ledger, instance, extra);
 }
 
 /* ---- waiting for the worker --------------------------------------------- */
@@ -142,54 +78,7 @@ static void wait_done(int64_t processed, size_t outcomes, size_t rejected)
     llw_wait_until(done_cond, &w, WAIT_MS, "the worker to decide every payment");
 }
 
-typedef struct {
-    const char *rk, *payment_id;
-    size_t n;
-} count_wait_t;
-
-static bool count_cond(void *arg, char *status, size_t n)
-{
-    const count_wait_t *w = arg;
-    llw_events_collect(ev);
-    size_t have = llw_events_count(ev, w->rk, w->payment_id);
-    snprintf(status, n, "%zu of %zu %s event(s) for %s", have, w->n, w->rk, w->payment_id);
-    return have >= w->n;
-}
-
-static void wait_events(const char *rk, const char *payment_id, size_t n)
-{
-    count_wait_t w = {rk, payment_id, n};
-    char what[256];
-    snprintf(what, sizeof what, "%zu %s event(s) for %s", n, rk, payment_id);
-    llw_wait_until(count_cond, &w, WAIT_MS, what);
-}
-
 /* ---- checking an outcome ------------------------------------------------ */
-
-static const char *jstr(const json_t *o, const char *k)
-{
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? s : "";
-}
-
-/* The envelope every event must have: message_id = event_id = the
- * deterministic id, AMQP type = routing key = body type. */
-static void check_envelope(const json_t *e, const char *rk, const char *key)
-{
-    const json_t *body = json_object_get(e, "json");
-    LLW_ASSERT(json_is_object(body), "event %s is not a JSON object: %s", rk, jstr(e, "body"));
-    char want_id[MSG_EVENT_ID_LEN + 1];
-    msg_event_id(rk, key, want_id);
-    LLW_ASSERT(strcmp(jstr(body, "event_id"), want_id) == 0, "%s event_id %s, want %s", rk,
-               jstr(body, "event_id"), want_id);
-    LLW_ASSERT(strcmp(jstr(e, "message_id"), want_id) == 0, "%s AMQP message_id '%s' != event_id",
-               rk, jstr(e, "message_id"));
-    LLW_ASSERT(strcmp(jstr(e, "type"), rk) == 0, "%s AMQP type '%s'", rk, jstr(e, "type"));
-    LLW_ASSERT(strcmp(jstr(body, "type"), rk) == 0, "%s body type '%s'", rk, jstr(body, "type"));
-    int64_t t;
-    LLW_ASSERT(msg_parse_time(jstr(body, "occurred_at"), &t) == LL_OK, "%s occurred_at '%s'", rk,
-               jstr(body, "occurred_at"));
-}
 
 /*
  * Checks everything about payment p decided as `want` ("completed" or a
@@ -204,9 +93,10 @@ static void check_outcome(const msg_payment_t *p, const char *want, int64_t paye
     const char *id = p->payment_id;
     bool completed = strcmp(want, "completed") == 0;
     const char *rk = completed ? MSG_TYPE_COMPLETED : MSG_TYPE_FAILED;
-    char *outcome = db_text("SELECT outcome FROM processed WHERE stage = 'payment' AND "
-                            "payment_id = '%s'",
-                            id);
+    char *outcome = llw_text(db,
+                             "SELECT outcome FROM processed WHERE stage = 'payment' AND "
+                             "payment_id = '%s'",
+                             id);
     LLW_ASSERT(outcome && strcmp(outcome, want) == 0, "payment %s: processed outcome %s, want %s",
                id, outcome ? outcome : "(no row)", want);
     free(outcome);
@@ -216,10 +106,12 @@ static void check_outcome(const msg_payment_t *p, const char *want, int64_t paye
                transfers);
     char *transfer_id = NULL;
     if (completed) {
-        transfer_id = db_text("SELECT id FROM transfers WHERE kind = 'payment' AND ref = '%s' AND "
-                              "debit_account = '%s' AND credit_account = '%s' AND amount = %" PRId64
-                              " AND currency = '%s'",
-                              id, p->payer, p->payee, p->amount, p->currency);
+        transfer_id =
+            llw_text(db,
+                     "SELECT id FROM transfers WHERE kind = 'payment' AND ref = '%s' AND "
+                     "debit_account = '%s' AND credit_account = '%s' AND amount = %" PRId64
+                     " AND currency = '%s'",
+                     id, p->payer, p->payee, p->amount, p->currency);
         LLW_ASSERT(transfer_id, "payment %s: the transfer is not %s -> %s %" PRId64 " %s", id,
                    p->payer, p->payee, p->amount, p->currency);
         int64_t ok = llw_count(
@@ -241,8 +133,8 @@ static void check_outcome(const msg_payment_t *p, const char *want, int64_t paye
                "payment %s (%s): %zu completed and %zu failed events, want %zu %s", id, want, nc,
                nf, copies, rk);
     json_t *e = llw_events_find(ev, rk, id, 0);
-    check_envelope(e, rk, id);
-    const char *body = jstr(e, "body");
+    llc_check_envelope(e, rk, id);
+    const char *body = llc_jstr(e, "body");
     if (completed) {
         msg_completed_t c;
         memset(&c, 0, sizeof c);
@@ -260,35 +152,29 @@ static void check_outcome(const msg_payment_t *p, const char *want, int64_t paye
         msg_completed_clear(&c);
     } else {
         const json_t *j = json_object_get(e, "json");
-        LLW_ASSERT(strcmp(jstr(j, "reason"), want) == 0, "payment %s: reason %s, want %s", id,
-                   jstr(j, "reason"), want);
-        LLW_ASSERT(strcmp(jstr(j, "payment_id"), id) == 0 &&
-                       strcmp(jstr(j, "payer"), p->payer) == 0 &&
-                       strcmp(jstr(j, "payee"), p->payee) == 0 &&
+        LLW_ASSERT(strcmp(llc_jstr(j, "reason"), want) == 0, "payment %s: reason %s, want %s", id,
+                   llc_jstr(j, "reason"), want);
+        LLW_ASSERT(strcmp(llc_jstr(j, "payment_id"), id) == 0 &&
+                       strcmp(llc_jstr(j, "payer"), p->payer) == 0 &&
+                       strcmp(llc_jstr(j, "payee"), p->payee) == 0 &&
                        json_integer_value(json_object_get(j, "amount")) == p->amount &&
-                       strcmp(jstr(j, "currency"), p->currency) == 0,
+                       strcmp(llc_jstr(j, "currency"), p->currency) == 0,
                    "payment %s: payment.failed lacks the request fields: %s", id, body);
         LLW_ASSERT(!json_object_get(j, "transfer_id"), "payment %s: failed with a transfer_id: %s",
                    id, body);
     }
-    char *stored =
-        db_text("SELECT body FROM outbox WHERE payment_id = '%s' AND routing_key = '%s'", id, rk);
-    int64_t rows = llw_count(db, "SELECT count(*) FROM outbox WHERE payment_id = '%s'", id);
-    LLW_ASSERT(rows == 1 && stored && strcmp(stored, body) == 0,
-               "payment %s: %" PRId64 " outbox rows; stored body %s, published %s", id, rows,
-               stored ? stored : "(none)", body);
-    free(stored);
+    llc_check_outbox(db, id, rk, body);
     free(transfer_id);
 }
 
 static void check_queues_empty(void)
 {
-    for (size_t i = 0; work_queues[i]; i++) {
-        if (strcmp(work_queues[i], "settlement") == 0)
+    for (size_t i = 0; llw_payment_queues[i]; i++) {
+        if (strcmp(llw_payment_queues[i], "settlement") == 0)
             continue;
-        uint32_t n = llw_queue_depth(m, work_queues[i]);
-        LLW_ASSERT(n == 0, "queue %s holds %u message(s) after the workers stopped", work_queues[i],
-                   n);
+        uint32_t n = llw_queue_depth(m, llw_payment_queues[i]);
+        LLW_ASSERT(n == 0, "queue %s holds %u message(s) after the workers stopped",
+                   llw_payment_queues[i], n);
     }
 }
 
@@ -333,7 +219,8 @@ START_TEST(each_ledger_rule_gives_its_outcome)
     for (size_t i = 0; i < NRULES; i++) {
         char tag[16];
         snprintf(tag, sizeof tag, "r%zu", i);
-        pays[i] = payment(tag, rules[i].payer, rules[i].payee, rules[i].amount, rules[i].currency);
+        pays[i] = llw_payment(ledger, tag, rules[i].payer, rules[i].payee, rules[i].amount,
+                              rules[i].currency);
         if (rules[i].extras) {
             snprintf(pays[i].description, sizeof pays[i].description, "caf\xc3\xa9 #%zu", i);
             pays[i].has_description = true;
@@ -352,7 +239,7 @@ START_TEST(each_ledger_rule_gives_its_outcome)
     llw_confirm(m);
     pid_t w = start("rules", NULL);
     wait_done(NRULES, NRULES, 0);
-    stop_ok(w);
+    llw_stop_ok(w, STOP_MS);
     llw_events_collect(ev);
 
     for (size_t i = 0; i < NRULES; i++)
@@ -371,9 +258,9 @@ START_TEST(each_ledger_rule_gives_its_outcome)
     json_t *s;
     json_array_foreach(settle, k, s)
     {
-        json_t *j = llt_json(jstr(s, "body"));
-        LLW_ASSERT(strcmp(jstr(j, "type"), MSG_TYPE_COMPLETED) == 0, "settlement got %s",
-                   jstr(s, "body"));
+        json_t *j = llt_json(llc_jstr(s, "body"));
+        LLW_ASSERT(strcmp(llc_jstr(j, "type"), MSG_TYPE_COMPLETED) == 0, "settlement got %s",
+                   llc_jstr(s, "body"));
         json_decref(j);
     }
     json_decref(settle);
@@ -389,28 +276,16 @@ END_TEST
 /* A valid payment.approved body for tag, as JSON to edit. */
 static json_t *approved_json(const char *tag)
 {
-    msg_payment_t p = payment(tag, "alice", "merch", 10, "EUR");
+    msg_payment_t p = llw_payment(ledger, tag, "alice", "merch", 10, "EUR");
     char *body = msg_encode_approved(&p, 0, NULL, 0, T0_MS);
     json_t *j = llt_json(body);
     free(body);
     return j;
 }
 
-static char *dump(json_t *j)
-{
-    char *s = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    return s;
-}
-
 static char *edit(const char *tag, const char *field, json_t *value /* stolen; NULL: remove */)
 {
-    json_t *j = approved_json(tag);
-    if (value)
-        json_object_set_new(j, field, value);
-    else
-        json_object_del(j, field);
-    return dump(j);
+    return llc_edit(approved_json(tag), field, value);
 }
 
 /* Builds the body of bad[i] (malloc'd; *len set). */
@@ -448,7 +323,7 @@ static char *bad_body(size_t i, size_t *len)
     char *s = NULL;
     switch (i) {
     case 0: {
-        s = dump(approved_json(tag));
+        s = llc_dump(approved_json(tag));
         s[strlen(s) - 7] = '\0';
         break;
     }
@@ -456,7 +331,7 @@ static char *bad_body(size_t i, size_t *len)
         s = strdup("");
         break;
     case 2: {
-        char *v = dump(approved_json(tag));
+        char *v = llc_dump(approved_json(tag));
         s = malloc(strlen(v) + 16);
         sprintf(s, "{\"amount\":5,%s", v + 1);
         free(v);
@@ -505,7 +380,7 @@ static char *bad_body(size_t i, size_t *len)
     case 15: {
         json_t *a = json_array();
         json_array_append_new(a, approved_json(tag));
-        s = dump(a);
+        s = llc_dump(a);
         break;
     }
     case 16: {
@@ -547,12 +422,12 @@ START_TEST(bad_input_is_rejected_parked_and_acked)
                         MSG_TYPE_APPROVED, bodies[i], lens[i]);
     }
     /* the worker goes on: a good payment after the bad ones */
-    msg_payment_t good = payment("good", "alice", "merch", 25, "EUR");
+    msg_payment_t good = llw_payment(ledger, "good", "alice", "merch", 25, "EUR");
     free(llw_publish_approved(m, &good, T0_MS));
     llw_confirm(m);
     pid_t w = start("bad", NULL);
     wait_done(1, 1, NBAD);
-    stop_ok(w);
+    llw_stop_ok(w, STOP_MS);
     llw_events_collect(ev);
     check_outcome(&good, "completed", 975, 25, 1);
 
@@ -562,54 +437,12 @@ START_TEST(bad_input_is_rejected_parked_and_acked)
     for (size_t i = 0; i < NBAD; i++) {
         const char *label = bad[i].label;
         /* the event */
-        char key[MSG_ID_MAX * 2 + 80], want_id[MSG_EVENT_ID_LEN + 1];
-        ck_assert(msg_rejected_key("payments", pids[i][0] ? pids[i] : NULL, bodies[i], lens[i], key,
-                                   sizeof key) == LL_OK);
-        msg_event_id(MSG_TYPE_REJECTED, key, want_id);
-        json_t *e = NULL, *o;
-        size_t k, seen = 0;
-        json_array_foreach(llw_events_all(ev), k, o)
-        {
-            if (strcmp(jstr(json_object_get(o, "json"), "event_id"), want_id) == 0) {
-                e = o;
-                seen++;
-            }
-        }
-        LLW_ASSERT(seen == 1, "%s: %zu message.rejected events with event_id %s, want 1", label,
-                   seen, want_id);
-        check_envelope(e, MSG_TYPE_REJECTED, key);
-        const json_t *j = json_object_get(e, "json");
-        LLW_ASSERT(strcmp(jstr(j, "reason"), bad[i].reason) == 0, "%s: reason %s, want %s", label,
-                   jstr(j, "reason"), bad[i].reason);
-        LLW_ASSERT(strcmp(jstr(j, "queue"), "payments") == 0, "%s: queue '%s'", label,
-                   jstr(j, "queue"));
-        LLW_ASSERT(jstr(j, "detail")[0] != '\0', "%s: empty detail", label);
-        LLW_ASSERT(!bad[i].field || strstr(jstr(j, "detail"), bad[i].field),
-                   "%s: detail '%s' does not name %s", label, jstr(j, "detail"), bad[i].field);
-        if (pids[i][0])
-            LLW_ASSERT(strcmp(jstr(j, "payment_id"), pids[i]) == 0,
-                       "%s: payment_id '%s', the body's is readable: %s", label,
-                       jstr(j, "payment_id"), pids[i]);
-        else
-            LLW_ASSERT(!json_object_get(j, "payment_id"), "%s: payment_id '%s' from nowhere", label,
-                       jstr(j, "payment_id"));
+        llc_check_rejected(ev, "payments", label, pids[i][0] ? pids[i] : NULL, bodies[i], lens[i],
+                           bad[i].reason, bad[i].field);
         /* the parked original: same bytes, reason and detail in headers */
-        json_t *parked = NULL;
-        seen = 0;
-        json_array_foreach(dead, k, o)
-        {
-            const json_t *b = json_object_get(o, "body");
-            if (json_string_length(b) == lens[i] &&
-                memcmp(json_string_value(b), bodies[i], lens[i]) == 0) {
-                parked = o;
-                seen++;
-            }
-        }
-        LLW_ASSERT(seen == 1, "%s: the original is parked %zu times in payments.dead", label, seen);
-        const char *hr = llw_header(parked, "x-ledgerline-reason");
+        const json_t *parked =
+            llc_find_parked(dead, "payments.dead", label, bodies[i], lens[i], bad[i].reason);
         const char *hd = llw_header(parked, "x-ledgerline-detail");
-        LLW_ASSERT(hr && strcmp(hr, bad[i].reason) == 0, "%s: parked with x-ledgerline-reason %s",
-                   label, hr ? hr : "(none)");
         LLW_ASSERT(hd && *hd, "%s: parked without x-ledgerline-detail", label);
         free(bodies[i]);
     }
@@ -623,39 +456,21 @@ END_TEST
 
 /* ---- duplicates ---------------------------------------------------------- */
 
-/* Every event of rk for payment_id has the same event_id and body bytes as
- * the first; returns how many there are. */
-static size_t same_event(const char *rk, const char *payment_id)
-{
-    json_t *first = llw_events_find(ev, rk, payment_id, 0);
-    LLW_ASSERT(first, "no %s event for %s", rk, payment_id);
-    size_t n = llw_events_count(ev, rk, payment_id);
-    for (size_t i = 1; i < n; i++) {
-        json_t *e = llw_events_find(ev, rk, payment_id, i);
-        LLW_ASSERT(strcmp(jstr(e, "message_id"), jstr(first, "message_id")) == 0 &&
-                       strcmp(jstr(e, "body"), jstr(first, "body")) == 0,
-                   "%s for %s published again with other bytes:\n  %s\n  %s", rk, payment_id,
-                   jstr(first, "body"), jstr(e, "body"));
-    }
-    check_envelope(first, rk, payment_id);
-    return n;
-}
-
 START_TEST(a_duplicate_replays_the_original_event)
 {
     bool forget_redis = _i == 1; /* 0: Redis answers; 1: only PostgreSQL remembers */
     llw_account_t acc[NACCOUNTS];
     memcpy(acc, base_accounts, sizeof acc);
     llw_accounts_create(ledger, acc, NACCOUNTS);
-    msg_payment_t ok = payment("dup-ok", "alice", "merch", 100, "EUR");
-    msg_payment_t no = payment("dup-no", "alice", "merch", 5000, "EUR");
+    msg_payment_t ok = llw_payment(ledger, "dup-ok", "alice", "merch", 100, "EUR");
+    msg_payment_t no = llw_payment(ledger, "dup-no", "alice", "merch", 5000, "EUR");
     char *ok_body = llw_publish_approved(m, &ok, T0_MS);
     free(llw_publish_approved(m, &no, T0_MS));
     llw_confirm(m);
     pid_t w = start("dup1", NULL);
     wait_done(2, 2, 0);
     if (forget_redis) {
-        stop_ok(w);
+        llw_stop_ok(w, STOP_MS);
         kv_t *kv = llw_kv();
         const char *ids[] = {ok.payment_id, no.payment_id};
         for (size_t i = 0; i < 2; i++) {
@@ -678,13 +493,13 @@ START_TEST(a_duplicate_replays_the_original_event)
     free(again);
     free(llw_publish_approved(m, &no, T0_MS + 5));
     llw_confirm(m);
-    wait_events(MSG_TYPE_COMPLETED, ok.payment_id, 3);
-    wait_events(MSG_TYPE_FAILED, no.payment_id, 2);
-    stop_ok(w);
+    llw_wait_events(ev, MSG_TYPE_COMPLETED, ok.payment_id, 3, WAIT_MS);
+    llw_wait_events(ev, MSG_TYPE_FAILED, no.payment_id, 2, WAIT_MS);
+    llw_stop_ok(w, STOP_MS);
     llw_events_collect(ev);
-    LLW_ASSERT(same_event(MSG_TYPE_COMPLETED, ok.payment_id) == 3,
+    LLW_ASSERT(llc_same_event(ev, MSG_TYPE_COMPLETED, ok.payment_id) == 3,
                "completed payment: want the event 3 times (original + 2 duplicates)");
-    LLW_ASSERT(same_event(MSG_TYPE_FAILED, no.payment_id) == 2,
+    LLW_ASSERT(llc_same_event(ev, MSG_TYPE_FAILED, no.payment_id) == 2,
                "failed payment: want the event twice (original + 1 duplicate)");
     LLW_ASSERT(llw_events_count(ev, MSG_TYPE_REJECTED, NULL) == 0,
                "a same-payload duplicate was rejected");
@@ -706,8 +521,8 @@ START_TEST(a_different_payload_is_an_idempotency_conflict)
     llw_account_t acc[NACCOUNTS];
     memcpy(acc, base_accounts, sizeof acc);
     llw_accounts_create(ledger, acc, NACCOUNTS);
-    msg_payment_t ok = payment("cf-ok", "alice", "merch", 100, "EUR");
-    msg_payment_t no = payment("cf-no", "alice", "merch", 5000, "EUR");
+    msg_payment_t ok = llw_payment(ledger, "cf-ok", "alice", "merch", 100, "EUR");
+    msg_payment_t no = llw_payment(ledger, "cf-no", "alice", "merch", 5000, "EUR");
     free(llw_publish_approved(m, &ok, T0_MS));
     free(llw_publish_approved(m, &no, T0_MS));
     llw_confirm(m);
@@ -740,47 +555,15 @@ START_TEST(a_different_payload_is_an_idempotency_conflict)
     }
     llw_confirm(m);
     wait_done(2, 2, 3);
-    stop_ok(w);
+    llw_stop_ok(w, STOP_MS);
     llw_events_collect(ev);
     json_t *dead = llw_queue_drain(m, "payments.dead");
     LLW_ASSERT(json_array_size(dead) == 3, "payments.dead holds %zu messages, want 3",
                json_array_size(dead));
     for (size_t i = 0; i < 3; i++) {
         const char *id = conflicts[i].which ? no.payment_id : ok.payment_id;
-        char key[MSG_ID_MAX * 2 + 80];
-        ck_assert(msg_rejected_key("payments", id, bodies[i], strlen(bodies[i]), key, sizeof key) ==
-                  LL_OK);
-        char want_id[MSG_EVENT_ID_LEN + 1];
-        msg_event_id(MSG_TYPE_REJECTED, key, want_id);
-        json_t *e = NULL, *o;
-        size_t k;
-        json_array_foreach(llw_events_all(ev), k, o)
-        {
-            if (strcmp(jstr(json_object_get(o, "json"), "event_id"), want_id) == 0)
-                e = o;
-        }
-        LLW_ASSERT(e, "conflict %zu (%s): no message.rejected with event_id %s", i,
-                   conflicts[i].changes, want_id);
-        check_envelope(e, MSG_TYPE_REJECTED, key);
-        const json_t *j = json_object_get(e, "json");
-        LLW_ASSERT(strcmp(jstr(j, "reason"), "idempotency_conflict") == 0 &&
-                       strcmp(jstr(j, "payment_id"), id) == 0 &&
-                       strcmp(jstr(j, "queue"), "payments") == 0,
-                   "conflict %zu: %s", i, jstr(e, "body"));
-        for (size_t f = 0; f < 3 && conflicts[i].names[f]; f++)
-            LLW_ASSERT(strstr(jstr(j, "detail"), conflicts[i].names[f]),
-                       "conflict %zu: detail '%s' does not name %s", i, jstr(j, "detail"),
-                       conflicts[i].names[f]);
-        bool parked = false;
-        json_array_foreach(dead, k, o)
-        {
-            if (strcmp(jstr(o, "body"), bodies[i]) == 0) {
-                const char *hr = llw_header(o, "x-ledgerline-reason");
-                parked = hr && strcmp(hr, "idempotency_conflict") == 0 &&
-                         llw_header(o, "x-ledgerline-detail");
-            }
-        }
-        LLW_ASSERT(parked, "conflict %zu: not parked in payments.dead with its reason", i);
+        llc_check_conflict(ev, dead, "payments", "payments.dead", i, conflicts[i].changes,
+                           conflicts[i].names, id, bodies[i]);
         free(bodies[i]);
     }
     json_decref(dead);
@@ -788,7 +571,7 @@ START_TEST(a_different_payload_is_an_idempotency_conflict)
     check_outcome(&ok, "completed", 900, 100, 1);
     LLW_ASSERT(llw_events_count(ev, MSG_TYPE_FAILED, no.payment_id) == 1, "failed event count");
     char *hash =
-        db_text("SELECT payload_hash FROM processed WHERE payment_id = '%s'", ok.payment_id);
+        llw_text(db, "SELECT payload_hash FROM processed WHERE payment_id = '%s'", ok.payment_id);
     LLW_ASSERT(hash && strcmp(hash, hash_before) == 0, "payload_hash changed to %s",
                hash ? hash : "(none)");
     free(hash);
@@ -828,7 +611,7 @@ START_TEST(a_duplicate_in_flight_elsewhere_is_processed_once)
     llw_account_t acc[NACCOUNTS];
     memcpy(acc, base_accounts, sizeof acc);
     llw_accounts_create(ledger, acc, NACCOUNTS);
-    msg_payment_t p = payment("inflight", "alice", "merch", 100, "EUR");
+    msg_payment_t p = llw_payment(ledger, "inflight", "alice", "merch", 100, "EUR");
     char sql[512];
     if (overlaps[_i].hold_ref)
         snprintf(sql, sizeof sql,
@@ -876,13 +659,13 @@ START_TEST(a_duplicate_in_flight_elsewhere_is_processed_once)
                "%s: a processed row committed while A was held", overlaps[_i].label);
     llt_exec(hold, "ROLLBACK");
     db_free(hold);
-    wait_events(MSG_TYPE_COMPLETED, p.payment_id, 2);
+    llw_wait_events(ev, MSG_TYPE_COMPLETED, p.payment_id, 2, WAIT_MS);
     llw_wait_drained(m, "payments.retry.1s", WAIT_MS);
     llw_wait_drained(m, "payments", WAIT_MS);
-    stop_ok(b);
-    stop_ok(a);
+    llw_stop_ok(b, STOP_MS);
+    llw_stop_ok(a, STOP_MS);
     llw_events_collect(ev);
-    LLW_ASSERT(same_event(MSG_TYPE_COMPLETED, p.payment_id) == 2,
+    LLW_ASSERT(llc_same_event(ev, MSG_TYPE_COMPLETED, p.payment_id) == 2,
                "%s: want the completed event exactly twice (once per copy)", overlaps[_i].label);
     LLW_ASSERT(llw_events_count(ev, MSG_TYPE_REJECTED, NULL) == 0, "%s: the duplicate was rejected",
                overlaps[_i].label);
@@ -898,8 +681,8 @@ START_TEST(duplicates_in_one_batch_post_once)
     llw_account_t acc[NACCOUNTS];
     memcpy(acc, base_accounts, sizeof acc);
     llw_accounts_create(ledger, acc, NACCOUNTS);
-    msg_payment_t p = payment("twins", "alice", "merch", 100, "EUR");
-    msg_payment_t q = payment("twins-no", "alice", "merch", 5000, "EUR");
+    msg_payment_t p = llw_payment(ledger, "twins", "alice", "merch", 100, "EUR");
+    msg_payment_t q = llw_payment(ledger, "twins-no", "alice", "merch", 5000, "EUR");
     for (int i = 0; i < 3; i++) {
         free(llw_publish_approved(m, &p, T0_MS));
         free(llw_publish_approved(m, &q, T0_MS + i));
@@ -907,13 +690,15 @@ START_TEST(duplicates_in_one_batch_post_once)
     llw_confirm(m);
     static const char *const env[] = {"LEDGERLINE_WORKER_BATCH_MAX_WAIT_MS=500", NULL};
     pid_t w = start("twins", env);
-    wait_events(MSG_TYPE_COMPLETED, p.payment_id, 3);
-    wait_events(MSG_TYPE_FAILED, q.payment_id, 3);
+    llw_wait_events(ev, MSG_TYPE_COMPLETED, p.payment_id, 3, WAIT_MS);
+    llw_wait_events(ev, MSG_TYPE_FAILED, q.payment_id, 3, WAIT_MS);
     wait_done(2, 2, 0);
-    stop_ok(w);
+    llw_stop_ok(w, STOP_MS);
     llw_events_collect(ev);
-    LLW_ASSERT(same_event(MSG_TYPE_COMPLETED, p.payment_id) == 3, "completed: one event per copy");
-    LLW_ASSERT(same_event(MSG_TYPE_FAILED, q.payment_id) == 3, "failed: one event per copy");
+    LLW_ASSERT(llc_same_event(ev, MSG_TYPE_COMPLETED, p.payment_id) == 3,
+               "completed: one event per copy");
+    LLW_ASSERT(llc_same_event(ev, MSG_TYPE_FAILED, q.payment_id) == 3,
+               "failed: one event per copy");
     LLW_ASSERT(llw_events_count(ev, MSG_TYPE_REJECTED, NULL) == 0, "a copy was rejected");
     check_outcome(&p, "completed", 900, 100, 3);
     check_queues_empty();
@@ -937,7 +722,7 @@ START_TEST(sigterm_finishes_the_batch_in_hand)
     for (int i = 0; i < 3; i++) {
         char tag[16];
         snprintf(tag, sizeof tag, "term%d", i);
-        p[i] = payment(tag, "alice", "merch", 10 * (i + 1), "EUR");
+        p[i] = llw_payment(ledger, tag, "alice", "merch", 10 * (i + 1), "EUR");
         free(llw_publish_approved(m, &p[i], T0_MS));
     }
     llw_confirm(m);
@@ -967,7 +752,7 @@ START_TEST(a_second_sigterm_exits_at_once)
     llt_exec(hold, "SELECT 1 FROM accounts WHERE id = 'merch' FOR UPDATE");
     static const char *const env[] = {"LEDGERLINE_WORKER_SHUTDOWN_TIMEOUT_MS=60000", NULL};
     pid_t w = start("term2", env);
-    msg_payment_t p = payment("term2", "alice", "merch", 100, "EUR");
+    msg_payment_t p = llw_payment(ledger, "term2", "alice", "merch", 100, "EUR");
     free(llw_publish_approved(m, &p, T0_MS));
     llw_confirm(m);
     int64_t one = 1;
@@ -988,7 +773,7 @@ START_TEST(a_second_sigterm_exits_at_once)
     LLW_ASSERT(llw_count(db, "SELECT count(*) FROM processed") == 0, "committed after exit");
     pid_t w2 = start("term2b", NULL);
     wait_done(1, 1, 0);
-    stop_ok(w2);
+    llw_stop_ok(w2, STOP_MS);
     llw_events_collect(ev);
     check_outcome(&p, "completed", 900, 100, 1);
     check_queues_empty();

@@ -29,26 +29,7 @@
 #define WAIT_MS 60000
 #define T0_MS   1767225600000LL
 
-static char *ledger;
-static db_t *db;
-static mq_t *m;
-static llw_events_t *ev;
-
-static const char *const work_queues[] = {"payments",          "payments.dead",      "settlement",
-                                          "payments.retry.1s", "payments.retry.30s", NULL};
-
-static llw_fixture_t fx;
-
-static void setup(void)
-{
-    llw_fixture_up(&fx, work_queues);
-    ledger = fx.ledger, db = fx.db, m = fx.m, ev = fx.ev;
-}
-
-static void teardown(void)
-{
-    llw_fixture_down(&fx);
-}
+LLW_FIXTURE(llw_payment_queues)
 
 static const struct {
     int workers;

@@ -40,15 +40,12 @@ static db_t *db;
 static mq_t *m;
 static llw_events_t *ev;
 
-static const char *const work_queues[] = {"payments",          "payments.dead",      "settlement",
-                                          "payments.retry.1s", "payments.retry.30s", NULL};
-
 static llw_fixture_t fx;
 
 static void setup(void)
 {
     llw_stack_restore();
-    llw_fixture_up(&fx, work_queues);
+    llw_fixture_up(&fx, llw_payment_queues);
     ledger = fx.ledger, db = fx.db, m = fx.m, ev = fx.ev;
 }
 

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ll_check.h"
 #include "ll_test.h"
 #include "ll_worker.h"
 
@@ -69,21 +70,6 @@ static void teardown(void)
     rmdir(blockdir);
 }
 
-/* A payment with a unique id "<ledger>-<tag>" (Redis is shared by every
- * test: ids must never repeat across tests). */
-static msg_payment_t payment(const char *tag, const char *payer, const char *payee, int64_t amount,
-                             const char *currency)
-{
-    msg_payment_t p;
-    memset(&p, 0, sizeof p);
-    snprintf(p.payment_id, sizeof p.payment_id, "%s-%s", ledger, tag);
-    snprintf(p.payer, sizeof p.payer, "%s", payer);
-    snprintf(p.payee, sizeof p.payee, "%s", payee);
-    p.amount = amount;
-    snprintf(p.currency, sizeof p.currency, "%s", currency);
-    return p;
-}
-
 /* The payment.requested body of p (caller frees). */
 static char *request_body(const msg_payment_t *p)
 {
@@ -110,70 +96,7 @@ static char *publish(const msg_payment_t *p)
 
 static pid_t start(const char *instance, const char *const *extra)
 {
-    const char *env[24];
-    size_t k = 0;
-    char inst[96];
-    snprintf(inst, sizeof inst, "LEDGERLINE_WORKER_INSTANCE=%s", instance);
-    env[k++] = inst;
-    for (size_t i = 0; extra && extra[i] && k < 23; i++)
-        env[k++] = extra[i];
-    env[k] = NULL;
-    return llw_start(WORKER, ledger, env, NULL);
-}
-
-static void stop_ok(pid_t pid)
-{
-    int st = llw_stop(pid, STOP_MS);
-    LLW_ASSERT(st == 0, "SIGTERM: worker %d should exit 0 after finishing its batch: %s", (int)pid,
-               llw_status_str(st));
-}
-
-/* The text of the first column of the first row, or NULL. Caller frees. */
-static char *db_text(const char *fmt, ...)
-{
-    char sql[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    PGresult *r = NULL;
-    int rc = db_query(db, &r, sql, 0, NULL);
-    ck_assert_msg(rc == LL_OK, "%s: %s", sql, db_errstr(db));
-    char *v = PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) ? strdup(PQgetvalue(r, 0, 0)) : NULL;
-    PQclear(r);
-    return v;
-}
-
-/* The whole file at path ("" if unreadable). Caller frees. */
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return strdup("");
-    size_t cap = 4096, n = 0;
-    char *s = malloc(cap);
-    size_t got;
-    while ((got = fread(s + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (cap - n < 2) {
-            cap *= 2;
-            s = realloc(s, cap);
-        }
-    }
-    s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
-/* How many times `needle` occurs in the log of pid. */
-static size_t log_count(pid_t pid, const char *needle)
-{
-    char *s = slurp(llw_log(pid));
-    size_t n = 0;
-    for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle))
-        n++;
-    free(s);
-    return n;
+    return llw_start_instance(WORKER, ledger, instance, extra);
 }
 
 static void write_file(const char *path, const char *text)
@@ -182,12 +105,6 @@ static void write_file(const char *path, const char *text)
     ck_assert_msg(f, "cannot write %s", path);
     fputs(text, f);
     ck_assert_msg(fclose(f) == 0, "cannot write %s", path);
-}
-
-static const char *jstr(const json_t *o, const char *k)
-{
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? s : "";
 }
 
 /* ---- waiting for the worker --------------------------------------------- */
@@ -222,87 +139,14 @@ static void wait_done(int64_t decided, size_t rejected)
     llw_wait_until(done_cond, &w, WAIT_MS, "the risk-worker to decide every payment");
 }
 
-typedef struct {
-    const char *rk, *payment_id;
-    size_t n;
-} count_wait_t;
-
-static bool count_cond(void *arg, char *status, size_t n)
-{
-    const count_wait_t *w = arg;
-    llw_events_collect(ev);
-    size_t have = llw_events_count(ev, w->rk, w->payment_id);
-    snprintf(status, n, "%zu of %zu %s event(s) for %s", have, w->n, w->rk, w->payment_id);
-    return have >= w->n;
-}
-
-static void wait_events(const char *rk, const char *payment_id, size_t n)
-{
-    count_wait_t w = {rk, payment_id, n};
-    char what[256];
-    snprintf(what, sizeof what, "%zu %s event(s) for %s", n, rk, payment_id);
-    llw_wait_until(count_cond, &w, WAIT_MS, what);
-}
-
-typedef struct {
-    pid_t pid;
-    const char *needle;
-} log_wait_t;
-
-static bool log_cond(void *arg, char *status, size_t n)
-{
-    const log_wait_t *w = arg;
-    size_t have = log_count(w->pid, w->needle);
-    snprintf(status, n, "'%s' logged %zu time(s)", w->needle, have);
-    return have > 0;
-}
-
 static void wait_logged(pid_t pid, const char *needle)
 {
-    log_wait_t w = {pid, needle};
     char what[160];
     snprintf(what, sizeof what, "the worker to log '%s'", needle);
-    llw_wait_until(log_cond, &w, 10000, what);
+    llw_wait_logged(pid, needle, 10000, what);
 }
 
 /* ---- checking a decision ------------------------------------------------- */
-
-/* The envelope every event must have: message_id = event_id = the
- * deterministic id, AMQP type = routing key = body type. */
-static void check_envelope(const json_t *e, const char *rk, const char *key)
-{
-    const json_t *body = json_object_get(e, "json");
-    LLW_ASSERT(json_is_object(body), "event %s is not a JSON object: %s", rk, jstr(e, "body"));
-    char want_id[MSG_EVENT_ID_LEN + 1];
-    msg_event_id(rk, key, want_id);
-    LLW_ASSERT(strcmp(jstr(body, "event_id"), want_id) == 0, "%s event_id %s, want %s", rk,
-               jstr(body, "event_id"), want_id);
-    LLW_ASSERT(strcmp(jstr(e, "message_id"), want_id) == 0, "%s AMQP message_id '%s' != event_id",
-               rk, jstr(e, "message_id"));
-    LLW_ASSERT(strcmp(jstr(e, "type"), rk) == 0, "%s AMQP type '%s'", rk, jstr(e, "type"));
-    LLW_ASSERT(strcmp(jstr(body, "type"), rk) == 0, "%s body type '%s'", rk, jstr(body, "type"));
-    int64_t t;
-    LLW_ASSERT(msg_parse_time(jstr(body, "occurred_at"), &t) == LL_OK, "%s occurred_at '%s'", rk,
-               jstr(body, "occurred_at"));
-}
-
-/* Every event of rk for payment_id has the same event_id and body bytes as
- * the first; returns how many there are. */
-static size_t same_event(const char *rk, const char *payment_id)
-{
-    json_t *first = llw_events_find(ev, rk, payment_id, 0);
-    LLW_ASSERT(first, "no %s event for %s", rk, payment_id);
-    size_t n = llw_events_count(ev, rk, payment_id);
-    for (size_t i = 1; i < n; i++) {
-        json_t *e = llw_events_find(ev, rk, payment_id, i);
-        LLW_ASSERT(strcmp(jstr(e, "message_id"), jstr(first, "message_id")) == 0 &&
-                       strcmp(jstr(e, "body"), jstr(first, "body")) == 0,
-                   "%s for %s published again with other bytes:\n  %s\n  %s", rk, payment_id,
-                   jstr(first, "body"), jstr(e, "body"));
-    }
-    check_envelope(first, rk, payment_id);
-    return n;
-}
 
 /* The strings of a JSON array joined with ','; "<not an array>" otherwise. */
 static void join_rules(const json_t *a, char *out, size_t n)
@@ -340,17 +184,18 @@ static void check_decision(const msg_payment_t *p, const char *decision, const c
     char want_row[512];
     snprintf(want_row, sizeof want_row, "%s|%d|%s|%s|%s|%s|%" PRId64 "|%s", decision, score, rules,
              want_version, p->payer, p->payee, p->amount, p->currency);
-    char *row = db_text("SELECT decision || '|' || score || '|' || array_to_string(rules, ',') || "
-                        "'|' || ruleset_version || '|' || payer || '|' || payee || '|' || amount "
-                        "|| '|' || currency FROM risk_decisions WHERE payment_id = '%s'",
-                        id);
+    char *row = llw_text(db,
+                         "SELECT decision || '|' || score || '|' || array_to_string(rules, ',') || "
+                         "'|' || ruleset_version || '|' || payer || '|' || payee || '|' || amount "
+                         "|| '|' || currency FROM risk_decisions WHERE payment_id = '%s'",
+                         id);
     LLW_ASSERT(row && strcmp(row, want_row) == 0,
                "payment %s: risk_decisions row\n   is %s\n want %s\n (decision|score|rules|"
                "ruleset_version|payer|payee|amount|currency)",
                id, row ? row : "(no row)", want_row);
     free(row);
-    char *outcome =
-        db_text("SELECT outcome FROM processed WHERE stage = 'risk' AND payment_id = '%s'", id);
+    char *outcome = llw_text(
+        db, "SELECT outcome FROM processed WHERE stage = 'risk' AND payment_id = '%s'", id);
     LLW_ASSERT(outcome && strcmp(outcome, decision) == 0,
                "payment %s: processed outcome %s, want %s", id, outcome ? outcome : "(no row)",
                decision);
@@ -361,9 +206,9 @@ static void check_decision(const msg_payment_t *p, const char *decision, const c
     LLW_ASSERT(na + nd == copies && llw_events_count(ev, rk, id) == copies,
                "payment %s (%s): %zu approved and %zu declined events, want %zu %s", id, decision,
                na, nd, copies, rk);
-    same_event(rk, id);
+    llc_same_event(ev, rk, id);
     json_t *e = llw_events_find(ev, rk, id, 0);
-    const char *body = jstr(e, "body");
+    const char *body = llc_jstr(e, "body");
     char got_rules[512];
     char diff[128];
     if (approved) {
@@ -386,8 +231,8 @@ static void check_decision(const msg_payment_t *p, const char *decision, const c
         msg_approved_clear(&a);
     } else {
         const json_t *j = json_object_get(e, "json");
-        LLW_ASSERT(strcmp(jstr(j, "reason"), MSG_DECLINE_REASON) == 0,
-                   "payment %s: payment.declined reason '%s': %s", id, jstr(j, "reason"), body);
+        LLW_ASSERT(strcmp(llc_jstr(j, "reason"), MSG_DECLINE_REASON) == 0,
+                   "payment %s: payment.declined reason '%s': %s", id, llc_jstr(j, "reason"), body);
         join_rules(json_object_get(j, "rules"), got_rules, sizeof got_rules);
         LLW_ASSERT(strcmp(got_rules, rules) == 0,
                    "payment %s: payment.declined rules [%s], want [%s]", id, got_rules, rules);
@@ -411,13 +256,7 @@ static void check_decision(const msg_payment_t *p, const char *decision, const c
         msg_payment_clear(&got);
         free(rb);
     }
-    char *stored =
-        db_text("SELECT body FROM outbox WHERE payment_id = '%s' AND routing_key = '%s'", id, rk);
-    int64_t rows = llw_count(db, "SELECT count(*) FROM outbox WHERE payment_id = '%s'", id);
-    LLW_ASSERT(rows == 1 && stored && strcmp(stored, body) == 0,
-               "payment %s: %" PRId64 " outbox rows; stored body %s, published %s", id, rows,
-               stored ? stored : "(none)", body);
-    free(stored);
+    llc_check_outbox(db, id, rk, body);
 }
 
 /* The `payments` queue holds exactly the payment.approved events published
@@ -433,12 +272,12 @@ static void check_payments_queue(void)
     json_t *o;
     json_array_foreach(q, k, o)
     {
-        json_t *j = llt_json(jstr(o, "body"));
-        const char *id = jstr(j, "payment_id");
+        json_t *j = llt_json(llc_jstr(o, "body"));
+        const char *id = llc_jstr(j, "payment_id");
         json_t *e = llw_events_find(ev, MSG_TYPE_APPROVED, id, 0);
-        LLW_ASSERT(strcmp(jstr(j, "type"), MSG_TYPE_APPROVED) == 0 && e &&
-                       strcmp(jstr(e, "body"), jstr(o, "body")) == 0,
-                   "payments queue got something that is not an approval: %s", jstr(o, "body"));
+        LLW_ASSERT(strcmp(llc_jstr(j, "type"), MSG_TYPE_APPROVED) == 0 && e &&
+                       strcmp(llc_jstr(e, "body"), llc_jstr(o, "body")) == 0,
+                   "payments queue got something that is not an approval: %s", llc_jstr(o, "body"));
         json_decref(j);
     }
     json_decref(q);
@@ -473,7 +312,8 @@ static void publish_steps(const char *prefix, const step_t *s, size_t n, size_t 
     for (size_t i = 0; i < n; i++) {
         char tag[24];
         snprintf(tag, sizeof tag, "%s%zu", prefix, first + i);
-        pays[first + i] = payment(tag, s[i].payer, s[i].payee, s[i].amount, s[i].currency);
+        pays[first + i] =
+            llw_payment(ledger, tag, s[i].payer, s[i].payee, s[i].amount, s[i].currency);
         free(publish(&pays[first + i]));
     }
     llw_confirm(m);
@@ -492,7 +332,7 @@ static void run_table(const char *prefix, const step_t *s, size_t n, const char 
     publish_steps(prefix, s, n, 0, pays);
     pid_t w = start(prefix, env);
     wait_done((int64_t)n, 0);
-    stop_ok(w);
+    llw_stop_ok(w, STOP_MS);
     llw_events_collect(ev);
     check_steps(s, n, pays);
     LLW_ASSERT(llw_events_count(ev, MSG_TYPE_REJECTED, NULL) == 0, "unexpected message.rejected");
@@ -592,7 +432,7 @@ START_TEST(the_velocity_window_slides)
     llw_sleep_ms(2500);
     publish_steps("w", window_after, NAFTER, NBEFORE, pays);
     wait_done(NBEFORE + NAFTER, 0);
-    stop_ok(w);
+    llw_stop_ok(w, STOP_MS);
     llw_events_collect(ev);
     check_steps(window_before, NBEFORE, pays);
     check_steps(window_after, NAFTER, pays + NBEFORE);
@@ -606,18 +446,18 @@ END_TEST
 START_TEST(a_redelivered_payment_counts_once)
 {
     static const char *const env[] = {"LEDGERLINE_RISK_VELOCITY_COUNT=2", NO_SOFT, NULL};
-    msg_payment_t p1 = payment("twice", "payer", "shop", 10, "EUR");
-    msg_payment_t p2 = payment("second", "payer", "shop", 10, "EUR");
-    msg_payment_t p3 = payment("third", "payer", "shop", 10, "EUR");
+    msg_payment_t p1 = llw_payment(ledger, "twice", "payer", "shop", 10, "EUR");
+    msg_payment_t p2 = llw_payment(ledger, "second", "payer", "shop", 10, "EUR");
+    msg_payment_t p3 = llw_payment(ledger, "third", "payer", "shop", 10, "EUR");
     char *b1 = publish(&p1);
     publish_body(p1.payment_id, b1, strlen(b1)); /* the same delivery again */
     free(publish(&p2));
     free(publish(&p3));
     llw_confirm(m);
     pid_t w = start("twice", env);
-    wait_events(MSG_TYPE_APPROVED, p1.payment_id, 2);
+    llw_wait_events(ev, MSG_TYPE_APPROVED, p1.payment_id, 2, WAIT_MS);
     wait_done(3, 0);
-    stop_ok(w);
+    llw_stop_ok(w, STOP_MS);
     llw_events_collect(ev);
     /* counted once: p2 is the payer's second approval, p3 the third */
     check_decision(&p1, "approved", "", 0, 2);
@@ -650,16 +490,16 @@ START_TEST(two_workers_count_one_payer_once)
     for (size_t i = 0; i < 3 * BURST_N; i++) {
         char tag[16];
         snprintf(tag, sizeof tag, "burst%zu", i);
-        pays[i] = payment(tag, "hot", "shop", 1, "EUR");
+        pays[i] = llw_payment(ledger, tag, "hot", "shop", 1, "EUR");
         free(publish(&pays[i]));
     }
     llw_confirm(m);
     wait_done(3 * BURST_N, 0);
-    stop_ok(a);
-    stop_ok(b);
+    llw_stop_ok(a, STOP_MS);
+    llw_stop_ok(b, STOP_MS);
     llw_events_collect(ev);
     /* both workers decided some of the burst, else this proves nothing */
-    size_t da = log_count(a, "(score "), dbk = log_count(b, "(score ");
+    size_t da = llw_log_count(a, "(score "), dbk = llw_log_count(b, "(score ");
     LLW_ASSERT(da > 0 && dbk > 0,
                "the burst was not shared: worker A decided %zu, worker B %zu (debug log lines)", da,
                dbk);
@@ -745,8 +585,8 @@ START_TEST(sighup_reloads_the_blocklist_while_consuming)
     publish_steps("h", after, NA, NB + NS, pays);
     wait_done(NB + NS + NA, 0);
     LLW_ASSERT(llw_wait_exit(w, 0) == LLW_TIMEDOUT, "the worker is not running after SIGHUP");
-    LLW_ASSERT(log_count(w, "SIGHUP: reload failed") == 0, "the reload of a good file failed");
-    stop_ok(w);
+    LLW_ASSERT(llw_log_count(w, "SIGHUP: reload failed") == 0, "the reload of a good file failed");
+    llw_stop_ok(w, STOP_MS);
     llw_events_collect(ev);
     check_steps(before, NB, pays);
     for (size_t i = 0; i < NS; i++)
@@ -800,16 +640,17 @@ START_TEST(an_unusable_blocklist_on_reload_keeps_the_old_one)
     }
     llw_signal(w, SIGHUP);
     wait_logged(w, "SIGHUP: reload");
-    LLW_ASSERT(log_count(w, "SIGHUP: reload failed") == 1 && log_count(w, "SIGHUP: reloaded") == 0,
+    LLW_ASSERT(llw_log_count(w, "SIGHUP: reload failed") == 1 &&
+                   llw_log_count(w, "SIGHUP: reloaded") == 0,
                "%s: the reload must fail with an error (logged %zu 'reload failed', %zu "
                "'reloaded')",
-               bad_reloads[_i].label, log_count(w, "SIGHUP: reload failed"),
-               log_count(w, "SIGHUP: reloaded"));
+               bad_reloads[_i].label, llw_log_count(w, "SIGHUP: reload failed"),
+               llw_log_count(w, "SIGHUP: reloaded"));
     publish_steps("u", after, 3, 1, pays);
     wait_done(4, 0);
     LLW_ASSERT(llw_wait_exit(w, 0) == LLW_TIMEDOUT, "%s: the worker stopped",
                bad_reloads[_i].label);
-    stop_ok(w);
+    llw_stop_ok(w, STOP_MS);
     llw_events_collect(ev);
     check_steps(before, 1, pays);
     check_steps(after, 3, pays + 1);
@@ -843,28 +684,16 @@ END_TEST
 /* A valid payment.requested body for tag, as JSON to edit. */
 static json_t *request_json(const char *tag)
 {
-    msg_payment_t p = payment(tag, "alice", "bob", 10, "EUR");
+    msg_payment_t p = llw_payment(ledger, tag, "alice", "bob", 10, "EUR");
     char *body = request_body(&p);
     json_t *j = llt_json(body);
     free(body);
     return j;
 }
 
-static char *dump(json_t *j)
-{
-    char *s = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    return s;
-}
-
 static char *edit(const char *tag, const char *field, json_t *value /* stolen; NULL: remove */)
 {
-    json_t *j = request_json(tag);
-    if (value)
-        json_object_set_new(j, field, value);
-    else
-        json_object_del(j, field);
-    return dump(j);
+    return llc_edit(request_json(tag), field, value);
 }
 
 /* body padded with spaces after its '{' to exactly len bytes (malloc'd) */
@@ -918,14 +747,14 @@ static char *bad_body(size_t i)
     char *s = NULL;
     switch (i) {
     case 0:
-        s = dump(request_json(tag));
+        s = llc_dump(request_json(tag));
         s[strlen(s) - 7] = '\0';
         break;
     case 1:
         s = strdup("");
         break;
     case 2: {
-        char *v = dump(request_json(tag));
+        char *v = llc_dump(request_json(tag));
         s = malloc(strlen(v) + 16);
         sprintf(s, "{\"amount\":5,%s", v + 1);
         free(v);
@@ -1008,11 +837,11 @@ static char *bad_body(size_t i)
     case 20: {
         json_t *a = json_array();
         json_array_append_new(a, request_json(tag));
-        s = dump(a);
+        s = llc_dump(a);
         break;
     }
     case 21:
-        s = pad_to(dump(request_json(tag)), MSG_BODY_MAX + 1);
+        s = pad_to(llc_dump(request_json(tag)), MSG_BODY_MAX + 1);
         break;
     default:
         ck_abort_msg("no body for row %zu", i);
@@ -1027,7 +856,7 @@ static char *good_body(size_t i, msg_payment_t *p)
     char tag[16], payer[16];
     snprintf(tag, sizeof tag, "good%zu", i);
     snprintf(payer, sizeof payer, "g%zu", i);
-    *p = payment(tag, payer, "shop", 25, "EUR");
+    *p = llw_payment(ledger, tag, payer, "shop", 25, "EUR");
     switch (i) {
     case 0:
         break;
@@ -1091,7 +920,7 @@ START_TEST(bad_input_is_rejected_parked_and_acked)
     llw_confirm(m);
     pid_t w = start("bad", NULL);
     wait_done(NGOOD, NBAD);
-    stop_ok(w);
+    llw_stop_ok(w, STOP_MS);
     llw_events_collect(ev);
     for (size_t i = 0; i < NGOOD; i++)
         check_decision(&good[i], "approved", "new_payee", 20, 1);
@@ -1102,56 +931,15 @@ START_TEST(bad_input_is_rejected_parked_and_acked)
     for (size_t i = 0; i < NBAD; i++) {
         const char *label = bad[i].label;
         size_t len = strlen(bodies[i]);
-        char key[MSG_ID_MAX * 2 + 80], want_id[MSG_EVENT_ID_LEN + 1];
-        ck_assert(msg_rejected_key("risk", pids[i][0] ? pids[i] : NULL, bodies[i], len, key,
-                                   sizeof key) == LL_OK);
-        msg_event_id(MSG_TYPE_REJECTED, key, want_id);
-        json_t *e = NULL, *o;
-        size_t k, seen = 0;
-        json_array_foreach(llw_events_all(ev), k, o)
-        {
-            if (strcmp(jstr(json_object_get(o, "json"), "event_id"), want_id) == 0) {
-                e = o;
-                seen++;
-            }
-        }
-        LLW_ASSERT(seen == 1, "%s: %zu message.rejected events with event_id %s, want 1", label,
-                   seen, want_id);
-        check_envelope(e, MSG_TYPE_REJECTED, key);
-        const json_t *j = json_object_get(e, "json");
-        LLW_ASSERT(strcmp(jstr(j, "reason"), bad[i].reason) == 0, "%s: reason %s, want %s", label,
-                   jstr(j, "reason"), bad[i].reason);
-        LLW_ASSERT(strcmp(jstr(j, "queue"), "risk") == 0, "%s: queue '%s'", label,
-                   jstr(j, "queue"));
-        LLW_ASSERT(jstr(j, "detail")[0] != '\0', "%s: empty detail", label);
-        LLW_ASSERT(!bad[i].field || strstr(jstr(j, "detail"), bad[i].field),
-                   "%s: detail '%s' does not name %s", label, jstr(j, "detail"), bad[i].field);
-        if (pids[i][0])
-            LLW_ASSERT(strcmp(jstr(j, "payment_id"), pids[i]) == 0,
-                       "%s: payment_id '%s', the body's is readable: %s", label,
-                       jstr(j, "payment_id"), pids[i]);
-        else
-            LLW_ASSERT(!json_object_get(j, "payment_id"), "%s: payment_id '%s' from nowhere", label,
-                       jstr(j, "payment_id"));
+        const json_t *j = llc_check_rejected(ev, "risk", label, pids[i][0] ? pids[i] : NULL,
+                                             bodies[i], len, bad[i].reason, bad[i].field);
         /* the parked original: same bytes, reason and detail in headers */
-        json_t *parked = NULL;
-        seen = 0;
-        json_array_foreach(dead, k, o)
-        {
-            const json_t *b = json_object_get(o, "body");
-            if (json_string_length(b) == len && memcmp(json_string_value(b), bodies[i], len) == 0) {
-                parked = o;
-                seen++;
-            }
-        }
-        LLW_ASSERT(seen == 1, "%s: the original is parked %zu times in risk.dead", label, seen);
-        const char *hr = llw_header(parked, "x-ledgerline-reason");
+        const json_t *parked =
+            llc_find_parked(dead, "risk.dead", label, bodies[i], len, bad[i].reason);
         const char *hd = llw_header(parked, "x-ledgerline-detail");
-        LLW_ASSERT(hr && strcmp(hr, bad[i].reason) == 0, "%s: parked with x-ledgerline-reason %s",
-                   label, hr ? hr : "(none)");
-        LLW_ASSERT(hd && strcmp(hd, jstr(j, "detail")) == 0,
+        LLW_ASSERT(hd && strcmp(hd, llc_jstr(j, "detail")) == 0,
                    "%s: parked with x-ledgerline-detail '%s', the event says '%s'", label,
-                   hd ? hd : "(none)", jstr(j, "detail"));
+                   hd ? hd : "(none)", llc_jstr(j, "detail"));
         free(bodies[i]);
     }
     json_decref(dead);
@@ -1182,15 +970,15 @@ START_TEST(a_duplicate_replays_the_original_event)
 {
     bool forget_redis = _i == 1; /* 0: Redis answers; 1: only PostgreSQL remembers */
     static const char *const env[] = {"LEDGERLINE_RISK_MAX_AMOUNT=EUR:1000", NO_SOFT, NULL};
-    msg_payment_t ok = payment("dup-ok", "alice", "shop", 100, "EUR");
-    msg_payment_t no = payment("dup-no", "alice", "shop", 5000, "EUR");
+    msg_payment_t ok = llw_payment(ledger, "dup-ok", "alice", "shop", 100, "EUR");
+    msg_payment_t no = llw_payment(ledger, "dup-no", "alice", "shop", 5000, "EUR");
     char *ok_body = publish(&ok);
     char *no_body = publish(&no);
     llw_confirm(m);
     pid_t w = start("dup1", env);
     wait_done(2, 0);
     if (forget_redis) {
-        stop_ok(w);
+        llw_stop_ok(w, STOP_MS);
         kv_t *kv = llw_kv();
         const char *ids[] = {ok.payment_id, no.payment_id};
         for (size_t i = 0; i < 2; i++) {
@@ -1209,10 +997,10 @@ START_TEST(a_duplicate_replays_the_original_event)
     publish_body(ok.payment_id, again, strlen(again));
     publish_body(no.payment_id, no_body, strlen(no_body));
     llw_confirm(m);
-    wait_events(MSG_TYPE_APPROVED, ok.payment_id, 3);
-    wait_events(MSG_TYPE_DECLINED, no.payment_id, 2);
+    llw_wait_events(ev, MSG_TYPE_APPROVED, ok.payment_id, 3, WAIT_MS);
+    llw_wait_events(ev, MSG_TYPE_DECLINED, no.payment_id, 2, WAIT_MS);
     wait_done(2, 0);
-    stop_ok(w);
+    llw_stop_ok(w, STOP_MS);
     llw_events_collect(ev);
     LLW_ASSERT(llw_events_count(ev, MSG_TYPE_REJECTED, NULL) == 0,
                "a same-payload duplicate was rejected");
@@ -1232,8 +1020,8 @@ END_TEST
 START_TEST(a_different_payload_is_an_idempotency_conflict)
 {
     static const char *const env[] = {"LEDGERLINE_RISK_MAX_AMOUNT=EUR:1000", NO_SOFT, NULL};
-    msg_payment_t ok = payment("cf-ok", "alice", "shop", 100, "EUR");
-    msg_payment_t no = payment("cf-no", "alice", "shop", 5000, "EUR");
+    msg_payment_t ok = llw_payment(ledger, "cf-ok", "alice", "shop", 100, "EUR");
+    msg_payment_t no = llw_payment(ledger, "cf-no", "alice", "shop", 5000, "EUR");
     free(publish(&ok));
     free(publish(&no));
     llw_confirm(m);
@@ -1268,56 +1056,25 @@ START_TEST(a_different_payload_is_an_idempotency_conflict)
     }
     llw_confirm(m);
     wait_done(2, NC);
-    stop_ok(w);
+    llw_stop_ok(w, STOP_MS);
     llw_events_collect(ev);
     json_t *dead = llw_queue_drain(m, "risk.dead");
     LLW_ASSERT(json_array_size(dead) == NC, "risk.dead holds %zu messages, want %d",
                json_array_size(dead), (int)NC);
     for (size_t i = 0; i < NC; i++) {
         const char *id = conflicts[i].which ? no.payment_id : ok.payment_id;
-        char key[MSG_ID_MAX * 2 + 80];
-        ck_assert(msg_rejected_key("risk", id, bodies[i], strlen(bodies[i]), key, sizeof key) ==
-                  LL_OK);
-        char want_id[MSG_EVENT_ID_LEN + 1];
-        msg_event_id(MSG_TYPE_REJECTED, key, want_id);
-        json_t *e = NULL, *o;
-        size_t k;
-        json_array_foreach(llw_events_all(ev), k, o)
-        {
-            if (strcmp(jstr(json_object_get(o, "json"), "event_id"), want_id) == 0)
-                e = o;
-        }
-        LLW_ASSERT(e, "conflict %zu (%s): no message.rejected with event_id %s", i,
-                   conflicts[i].changes, want_id);
-        check_envelope(e, MSG_TYPE_REJECTED, key);
-        const json_t *j = json_object_get(e, "json");
-        LLW_ASSERT(strcmp(jstr(j, "reason"), "idempotency_conflict") == 0 &&
-                       strcmp(jstr(j, "payment_id"), id) == 0 &&
-                       strcmp(jstr(j, "queue"), "risk") == 0,
-                   "conflict %zu: %s", i, jstr(e, "body"));
-        for (size_t f = 0; f < 3 && conflicts[i].names[f]; f++)
-            LLW_ASSERT(strstr(jstr(j, "detail"), conflicts[i].names[f]),
-                       "conflict %zu: detail '%s' does not name %s", i, jstr(j, "detail"),
-                       conflicts[i].names[f]);
-        bool parked = false;
-        json_array_foreach(dead, k, o)
-        {
-            if (strcmp(jstr(o, "body"), bodies[i]) == 0) {
-                const char *hr = llw_header(o, "x-ledgerline-reason");
-                parked = hr && strcmp(hr, "idempotency_conflict") == 0 &&
-                         llw_header(o, "x-ledgerline-detail");
-            }
-        }
-        LLW_ASSERT(parked, "conflict %zu: not parked in risk.dead with its reason", i);
+        llc_check_conflict(ev, dead, "risk", "risk.dead", i, conflicts[i].changes,
+                           conflicts[i].names, id, bodies[i]);
         free(bodies[i]);
     }
     json_decref(dead);
     /* no effect: the original decisions stand */
     check_decision(&ok, "approved", "", 0, 1);
     check_decision(&no, "declined", "max_amount", 0, 1);
-    char *hash = db_text("SELECT payload_hash FROM processed WHERE stage = 'risk' AND "
-                         "payment_id = '%s'",
-                         ok.payment_id);
+    char *hash = llw_text(db,
+                          "SELECT payload_hash FROM processed WHERE stage = 'risk' AND "
+                          "payment_id = '%s'",
+                          ok.payment_id);
     LLW_ASSERT(hash && strcmp(hash, hash_before) == 0, "payload_hash changed to %s",
                hash ? hash : "(none)");
     free(hash);
@@ -1343,7 +1100,7 @@ START_TEST(the_ruleset_version_is_recorded_and_shown)
     publish_steps("rv", steps, 2, 0, pays);
     pid_t w = start("version", env);
     wait_done(2, 0);
-    stop_ok(w);
+    llw_stop_ok(w, STOP_MS);
     llw_events_collect(ev);
     check_steps(steps, 2, pays); /* rows say v7 */
     LLW_ASSERT(llw_count(db, "SELECT count(*) FROM risk_decisions WHERE ruleset_version <> 'v7'") ==
@@ -1360,17 +1117,18 @@ START_TEST(the_ruleset_version_is_recorded_and_shown)
         LLW_ASSERT(json_is_object(j), "risk show --json printed no JSON object: %s", out);
         char rules[256];
         join_rules(json_object_get(j, "rules"), rules, sizeof rules);
-        char *decided = db_text("SELECT to_char(decided_at AT TIME ZONE 'UTC', "
-                                "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM risk_decisions WHERE "
-                                "payment_id = '%s'",
-                                id);
-        LLW_ASSERT(strcmp(jstr(j, "payment_id"), id) == 0 &&
-                       strcmp(jstr(j, "decision"), steps[i].decision) == 0 &&
+        char *decided = llw_text(db,
+                                 "SELECT to_char(decided_at AT TIME ZONE 'UTC', "
+                                 "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM risk_decisions WHERE "
+                                 "payment_id = '%s'",
+                                 id);
+        LLW_ASSERT(strcmp(llc_jstr(j, "payment_id"), id) == 0 &&
+                       strcmp(llc_jstr(j, "decision"), steps[i].decision) == 0 &&
                        json_is_integer(json_object_get(j, "score")) &&
                        json_integer_value(json_object_get(j, "score")) == steps[i].score &&
                        strcmp(rules, steps[i].rules) == 0 &&
-                       strcmp(jstr(j, "ruleset_version"), "v7") == 0 && decided &&
-                       strcmp(jstr(j, "decided_at"), decided) == 0,
+                       strcmp(llc_jstr(j, "ruleset_version"), "v7") == 0 && decided &&
+                       strcmp(llc_jstr(j, "decided_at"), decided) == 0,
                    "risk show %s --json: %s; want decision %s, score %d, rules [%s], "
                    "ruleset_version v7, decided_at %s",
                    id, out, steps[i].decision, steps[i].score, steps[i].rules,
@@ -1443,14 +1201,14 @@ START_TEST(bad_risk_settings_stop_the_worker_at_start)
     snprintf(env, sizeof env, "%s%s", bad_settings[_i].env, path);
     snprintf(names, sizeof names, "%s", bad_settings[_i].names ? bad_settings[_i].names : path);
     /* a request waiting: a worker that refuses its settings consumes nothing */
-    msg_payment_t p = payment("waiting", "alice", "shop", 10, "EUR");
+    msg_payment_t p = llw_payment(ledger, "waiting", "alice", "shop", 10, "EUR");
     free(publish(&p));
     llw_confirm(m);
     const char *const extra[] = {env, NULL};
     pid_t w = start("badcfg", extra);
     llw_expect_exit(w);
     int st = llw_wait_exit(w, 10000);
-    char *log = slurp(llw_log(w));
+    char *log = llw_slurp(llw_log(w));
     LLW_ASSERT(st > 0, "%s: the worker must exit non-zero at start: %s; log:\n%s", env,
                llw_status_str(st), log);
     LLW_ASSERT(strstr(log, names), "%s: the error does not name %s; log:\n%s", env, names, log);

@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ll_check.h"
 #include "ll_test.h"
 #include "ll_worker.h"
 
@@ -88,65 +89,12 @@ static int64_t past_window(int64_t w, int back)
     return now_s / w * w - back * w;
 }
 
-static const char *jstr(const json_t *o, const char *k)
-{
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? s : "";
-}
-
-/* The text of the first column of the first row, or NULL. Caller frees. */
-static char *db_text(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *db_text(const char *fmt, ...)
-{
-    char sql[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    PGresult *r = NULL;
-    int rc = db_query(db, &r, sql, 0, NULL);
-    LLW_ASSERT(rc == LL_OK, "%s: %s", sql, db_errstr(db));
-    char *v = PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) ? strdup(PQgetvalue(r, 0, 0)) : NULL;
-    PQclear(r);
-    return v;
-}
-
-/* The whole file at path ("" if unreadable). Caller frees. */
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return strdup("");
-    size_t cap = 4096, n = 0, got;
-    char *s = malloc(cap);
-    while ((got = fread(s + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (cap - n < 2) {
-            cap *= 2;
-            s = realloc(s, cap);
-        }
-    }
-    s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
-static size_t log_count(pid_t pid, const char *needle)
-{
-    char *s = slurp(llw_log(pid));
-    size_t n = 0;
-    for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle))
-        n++;
-    free(s);
-    return n;
-}
-
 /* The state letter of /proc/<pid>/stat ('T' when stopped), '?' if none. */
 static char proc_state(pid_t pid)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    char *s = slurp(path);
+    char *s = llw_slurp(path);
     const char *p = strrchr(s, ')');
     char st = p && p[1] == ' ' && p[2] ? p[2] : '?';
     free(s);
@@ -173,23 +121,19 @@ static void merchant(char *id, size_t n, const char *tag, int bps, int64_t fixed
 
 static msg_payment_t payment(const char *tag, const char *payee, int64_t amount)
 {
-    msg_payment_t p;
-    memset(&p, 0, sizeof p);
-    snprintf(p.payment_id, sizeof p.payment_id, "%s-%s", ledger, tag);
-    snprintf(p.payer, sizeof p.payer, "%s-payer", ledger);
-    snprintf(p.payee, sizeof p.payee, "%s", payee);
-    p.amount = amount;
-    snprintf(p.currency, sizeof p.currency, "EUR");
-    return p;
+    char payer[MSG_ID_MAX + 1];
+    snprintf(payer, sizeof payer, "%s-payer", ledger);
+    return llw_payment(ledger, tag, payer, payee, amount, "EUR");
 }
 
 /* Posts p's payment transfer as the payment stage does; its transfer id
  * into tid. */
 static void post_payment(const msg_payment_t *p, char *tid, size_t n)
 {
-    char *r = db_text("SELECT status || '|' || transfer_id FROM ledger_post('%s', 'payment', "
-                      "'%s', '%s', %" PRId64 ", '%s')",
-                      p->payment_id, p->payer, p->payee, p->amount, p->currency);
+    char *r = llw_text(db,
+                       "SELECT status || '|' || transfer_id FROM ledger_post('%s', 'payment', "
+                       "'%s', '%s', %" PRId64 ", '%s')",
+                       p->payment_id, p->payer, p->payee, p->amount, p->currency);
     LLW_ASSERT(r && strncmp(r, "posted|", 7) == 0, "posting payment %s: %s", p->payment_id,
                r ? r : "(no row)");
     snprintf(tid, n, "%s", r + 7);
@@ -380,9 +324,10 @@ static void check_item(const char *payment_id, const char *batch_id, int64_t amo
     char want[256];
     snprintf(want, sizeof want, "%s|%" PRId64 "|%" PRId64 "|%s", batch_id, amount, fee,
              late ? "true" : "false");
-    char *row = db_text("SELECT batch_id || '|' || amount || '|' || fee || '|' || late FROM "
-                        "settlement_items WHERE payment_id = '%s'",
-                        payment_id);
+    char *row = llw_text(db,
+                         "SELECT batch_id || '|' || amount || '|' || fee || '|' || late FROM "
+                         "settlement_items WHERE payment_id = '%s'",
+                         payment_id);
     LLW_ASSERT(row && strcmp(row, want) == 0,
                "settlement item of %s\n   is %s\n want %s\n (batch_id|amount|fee|late)", payment_id,
                row ? row : "(no item)", want);
@@ -403,18 +348,18 @@ static size_t batch_events(const char *batch_id, json_t **first)
     *first = NULL;
     json_array_foreach(all, i, e)
     {
-        if (strcmp(jstr(e, "routing_key"), MSG_TYPE_BATCH_CLOSED) != 0)
+        if (strcmp(llc_jstr(e, "routing_key"), MSG_TYPE_BATCH_CLOSED) != 0)
             continue;
-        if (strcmp(jstr(json_object_get(e, "json"), "batch_id"), batch_id) != 0)
+        if (strcmp(llc_jstr(json_object_get(e, "json"), "batch_id"), batch_id) != 0)
             continue;
         if (!*first)
             *first = e;
         else
-            LLW_ASSERT(strcmp(jstr(e, "message_id"), jstr(*first, "message_id")) == 0 &&
-                           strcmp(jstr(e, "body"), jstr(*first, "body")) == 0,
+            LLW_ASSERT(strcmp(llc_jstr(e, "message_id"), llc_jstr(*first, "message_id")) == 0 &&
+                           strcmp(llc_jstr(e, "body"), llc_jstr(*first, "body")) == 0,
                        "settlement.batch.closed of %s published again with other bytes:\n  %s\n "
                        " %s",
-                       batch_id, jstr(*first, "body"), jstr(e, "body"));
+                       batch_id, llc_jstr(*first, "body"), llc_jstr(e, "body"));
         n++;
     }
     return n;
@@ -434,30 +379,32 @@ static void check_closed_event(const bwant_t *b)
     LLW_ASSERT(n >= 1, "no settlement.batch.closed event for batch %s", b->id);
     const json_t *j = json_object_get(e, "json");
     LLW_ASSERT(json_is_object(j), "settlement.batch.closed of %s is not JSON: %s", b->id,
-               jstr(e, "body"));
+               llc_jstr(e, "body"));
     char want_id[MSG_EVENT_ID_LEN + 1];
     msg_event_id(MSG_TYPE_BATCH_CLOSED, b->id, want_id);
-    LLW_ASSERT(strcmp(jstr(j, "event_id"), want_id) == 0 &&
-                   strcmp(jstr(e, "message_id"), want_id) == 0,
-               "batch %s: event_id %s, AMQP message_id %s, want %s", b->id, jstr(j, "event_id"),
-               jstr(e, "message_id"), want_id);
-    LLW_ASSERT(strcmp(jstr(j, "type"), MSG_TYPE_BATCH_CLOSED) == 0 &&
-                   strcmp(jstr(e, "type"), MSG_TYPE_BATCH_CLOSED) == 0,
-               "batch %s: body type '%s', AMQP type '%s'", b->id, jstr(j, "type"), jstr(e, "type"));
+    LLW_ASSERT(strcmp(llc_jstr(j, "event_id"), want_id) == 0 &&
+                   strcmp(llc_jstr(e, "message_id"), want_id) == 0,
+               "batch %s: event_id %s, AMQP message_id %s, want %s", b->id, llc_jstr(j, "event_id"),
+               llc_jstr(e, "message_id"), want_id);
+    LLW_ASSERT(strcmp(llc_jstr(j, "type"), MSG_TYPE_BATCH_CLOSED) == 0 &&
+                   strcmp(llc_jstr(e, "type"), MSG_TYPE_BATCH_CLOSED) == 0,
+               "batch %s: body type '%s', AMQP type '%s'", b->id, llc_jstr(j, "type"),
+               llc_jstr(e, "type"));
     int64_t t0 = -1, t1 = -1, occ = -1;
-    LLW_ASSERT(msg_parse_time(jstr(j, "window_start"), &t0) == LL_OK &&
-                   msg_parse_time(jstr(j, "window_end"), &t1) == LL_OK &&
-                   msg_parse_time(jstr(j, "occurred_at"), &occ) == LL_OK,
-               "batch %s: unreadable times: %s", b->id, jstr(e, "body"));
+    LLW_ASSERT(msg_parse_time(llc_jstr(j, "window_start"), &t0) == LL_OK &&
+                   msg_parse_time(llc_jstr(j, "window_end"), &t1) == LL_OK &&
+                   msg_parse_time(llc_jstr(j, "occurred_at"), &occ) == LL_OK,
+               "batch %s: unreadable times: %s", b->id, llc_jstr(e, "body"));
     int64_t fees = bw_fees(b);
-    LLW_ASSERT(strcmp(jstr(j, "payee"), b->payee) == 0 && strcmp(jstr(j, "currency"), "EUR") == 0 &&
-                   t0 == b->ws * 1000 && t1 == (b->ws + b->w) * 1000 &&
-                   jint(j, "count") == b->count && jint(j, "gross") == b->gross &&
-                   jint(j, "fees") == fees && jint(j, "net") == b->gross - fees,
+    LLW_ASSERT(strcmp(llc_jstr(j, "payee"), b->payee) == 0 &&
+                   strcmp(llc_jstr(j, "currency"), "EUR") == 0 && t0 == b->ws * 1000 &&
+                   t1 == (b->ws + b->w) * 1000 && jint(j, "count") == b->count &&
+                   jint(j, "gross") == b->gross && jint(j, "fees") == fees &&
+                   jint(j, "net") == b->gross - fees,
                "batch %s: settlement.batch.closed\n   is %s\n want payee %s, EUR, window "
                "[%" PRId64 "000, %" PRId64 "000) ms, count %" PRId64 ", gross %" PRId64
                ", fees %" PRId64 ", net %" PRId64,
-               b->id, jstr(e, "body"), b->payee, b->ws, b->ws + b->w, b->count, b->gross, fees,
+               b->id, llc_jstr(e, "body"), b->payee, b->ws, b->ws + b->w, b->count, b->gross, fees,
                b->gross - fees);
     int64_t rows = llw_count(db,
                              "SELECT count(*) FROM outbox WHERE event_id = '%s' AND routing_key = "
@@ -485,7 +432,8 @@ static char *check_batch(const bwant_t *b, const char *status, const char *const
              "|%" PRId64 "|%" PRId64,
              b->payee, b->ws, b->ws + b->w, status, b->count, b->gross, b->fees_raw,
              closed ? fees : -1, closed ? net : -1, b->late);
-    char *row = db_text(
+    char *row = llw_text(
+        db,
         "SELECT payee || '|' || currency || '|' || extract(epoch FROM window_start)::bigint || "
         "'|' || extract(epoch FROM window_end)::bigint || '|' || status || '|' || count || '|' "
         "|| gross || '|' || fees_raw || '|' || coalesce(fees, -1) || '|' || coalesce(net, -1) "
@@ -524,9 +472,10 @@ static char *check_batch(const bwant_t *b, const char *status, const char *const
                " matching fee transfer(s), "
                "%" PRId64 " matching payout transfer(s), %" PRId64 " transfers with its ref",
                b->id, fees, net, fee_t, payout_t, transfers);
-    char *by = db_text("SELECT coalesce(closed_by, '') || '|' || coalesce(fence::text, '') || '|' "
-                       "|| (closed_at IS NOT NULL) FROM settlement_batches WHERE id = '%s'",
-                       b->id);
+    char *by = llw_text(db,
+                        "SELECT coalesce(closed_by, '') || '|' || coalesce(fence::text, '') || '|' "
+                        "|| (closed_at IS NOT NULL) FROM settlement_batches WHERE id = '%s'",
+                        b->id);
     LLW_ASSERT(by, "batch %s vanished", b->id);
     char *bar = strchr(by, '|');
     LLW_ASSERT(bar && bar != by && bar[1] != '|' && strcmp(strrchr(by, '|'), "|true") == 0,
@@ -553,21 +502,21 @@ static void check_ctl(const bwant_t *bs, size_t n)
                "settlement list --json: want {\"batches\": [%zu batches]}: %s", n, out);
     for (size_t k = 0; k < n; k++) {
         const bwant_t *b = &bs[k];
-        char *status = db_text("SELECT status FROM settlement_batches WHERE id = '%s'", b->id);
+        char *status = llw_text(db, "SELECT status FROM settlement_batches WHERE id = '%s'", b->id);
         LLW_ASSERT(status, "batch %s missing", b->id);
         bool closed = strcmp(status, "closed") == 0;
         const json_t *o = NULL, *x;
         size_t i;
         json_array_foreach(list, i, x)
         {
-            if (strcmp(jstr(x, "id"), b->id) == 0)
+            if (strcmp(llc_jstr(x, "id"), b->id) == 0)
                 o = x;
         }
         LLW_ASSERT(o, "settlement list --json has no batch %s: %s", b->id, out);
         int64_t fees = bw_fees(b);
-        LLW_ASSERT(strcmp(jstr(o, "payee"), b->payee) == 0 &&
-                       strcmp(jstr(o, "currency"), "EUR") == 0 &&
-                       strcmp(jstr(o, "status"), status) == 0 && jint(o, "count") == b->count &&
+        LLW_ASSERT(strcmp(llc_jstr(o, "payee"), b->payee) == 0 &&
+                       strcmp(llc_jstr(o, "currency"), "EUR") == 0 &&
+                       strcmp(llc_jstr(o, "status"), status) == 0 && jint(o, "count") == b->count &&
                        jint(o, "gross") == b->gross && jint(o, "late_count") == b->late &&
                        (!closed || (jint(o, "fees") == fees && jint(o, "net") == b->gross - fees)),
                    "settlement list --json: batch %s (status %s, count %" PRId64 ", gross %" PRId64
@@ -599,9 +548,9 @@ static void check_ctl(const bwant_t *bs, size_t n)
                 int64_t c = llw_count(db,
                                       "SELECT count(*) FROM settlement_items WHERE batch_id = "
                                       "'%s' AND payment_id = '%s'",
-                                      b->id, jstr(it, "payment_id"));
+                                      b->id, llc_jstr(it, "payment_id"));
                 LLW_ASSERT(c == 1, "settlement show %s lists payment '%s', not an item of it",
-                           b->id, jstr(it, "payment_id"));
+                           b->id, llc_jstr(it, "payment_id"));
             }
         }
         LLW_ASSERT((int64_t)found == b->count,
@@ -633,7 +582,7 @@ static void check_verify(void)
         json_t *x;
         json_array_foreach(json_object_get(j, "invariants"), i, x)
         {
-            if (strcmp(jstr(x, "name"), names[k]) == 0) {
+            if (strcmp(llc_jstr(x, "name"), names[k]) == 0) {
                 seen = true;
                 LLW_ASSERT(json_is_true(json_object_get(x, "ok")), "verify: %s broken: %s",
                            names[k], out);
@@ -954,15 +903,15 @@ START_TEST(a_duplicate_payment_completed_adds_no_item)
     stop_ok(c);
     json_t *rej = llw_events_find(ev, MSG_TYPE_REJECTED, p.payment_id, 0);
     const json_t *rj = json_object_get(rej, "json");
-    LLW_ASSERT(rej && strcmp(jstr(rj, "reason"), "idempotency_conflict") == 0 &&
-                   strcmp(jstr(rj, "queue"), "settlement") == 0 &&
-                   strstr(jstr(rj, "detail"), "amount"),
+    LLW_ASSERT(rej && strcmp(llc_jstr(rj, "reason"), "idempotency_conflict") == 0 &&
+                   strcmp(llc_jstr(rj, "queue"), "settlement") == 0 &&
+                   strstr(llc_jstr(rj, "detail"), "amount"),
                "want message.rejected {reason idempotency_conflict, queue settlement, detail "
                "naming amount} for %s: %s",
-               p.payment_id, rej ? jstr(rej, "body") : "(none for this payment)");
+               p.payment_id, rej ? llc_jstr(rej, "body") : "(none for this payment)");
     json_t *dead = llw_queue_drain(m, "settlement.dead");
     LLW_ASSERT(json_array_size(dead) == 1 &&
-                   strcmp(jstr(json_array_get(dead, 0), "message_id"), p.payment_id) == 0,
+                   strcmp(llc_jstr(json_array_get(dead, 0), "message_id"), p.payment_id) == 0,
                "want the conflicting message parked in settlement.dead: %zu parked",
                json_array_size(dead));
     json_decref(dead);
@@ -1076,19 +1025,6 @@ static bool stopped_cond(void *arg, char *status, size_t n)
     return st == 'T';
 }
 
-typedef struct {
-    pid_t pid;
-    const char *needle;
-} log_wait_t;
-
-static bool log_cond(void *arg, char *status, size_t n)
-{
-    const log_wait_t *w = arg;
-    size_t have = log_count(w->pid, w->needle);
-    snprintf(status, n, "'%s' logged %zu time(s) by %d", w->needle, have, (int)w->pid);
-    return have > 0;
-}
-
 START_TEST(a_paused_closer_is_refused_by_the_fencing_token)
 {
     int64_t ws = past_window(W_TEST, 2);
@@ -1118,18 +1054,17 @@ START_TEST(a_paused_closer_is_refused_by_the_fencing_token)
     wait_closed(1, "the second closer to close the batch once the paused one's lease expired");
     static const char *const second[] = {"second", NULL};
     free(check_batch(&b, "closed", second));
-    char *fence = db_text("SELECT fence FROM settlement_batches WHERE id = '%s'", b.id);
+    char *fence = llw_text(db, "SELECT fence FROM settlement_batches WHERE id = '%s'", b.id);
     LLW_ASSERT(proc_state(a) == 'T', "the paused closer runs again before SIGCONT");
 
     llw_signal(a, SIGCONT);
-    log_wait_t lw = {a, "fencing"};
-    llw_wait_until(log_cond, &lw, WAIT_MS,
-                   "the woken closer to log that its close was refused by the fencing check");
+    llw_wait_logged(a, "fencing", WAIT_MS,
+                    "the woken closer to log that its close was refused by the fencing check");
     llw_sleep_ms(600);
     stop_ok(a);
     stop_ok(c);
     free(check_batch(&b, "closed", second));
-    char *fence2 = db_text("SELECT fence FROM settlement_batches WHERE id = '%s'", b.id);
+    char *fence2 = llw_text(db, "SELECT fence FROM settlement_batches WHERE id = '%s'", b.id);
     LLW_ASSERT(fence && fence2 && strcmp(fence, fence2) == 0,
                "the batch's fence changed from %s to %s after the paused closer woke", fence,
                fence2);
@@ -1174,10 +1109,9 @@ START_TEST(a_closer_whose_lease_ran_out_rolls_back_and_retries)
                    "the closer to stop itself at closer_locked (test builds only)");
     llw_sleep_ms(3500); /* its lease (3 s) runs out; no other closer runs */
     llw_signal(a, SIGCONT);
-    log_wait_t lw = {a, "abandoned before COMMIT"};
-    llw_wait_until(log_cond, &lw, WAIT_MS,
-                   "the closer to roll back the close because its lease ran out");
-    LLW_ASSERT(log_count(a, "fencing") == 0, "no newer token existed: fencing must not refuse");
+    llw_wait_logged(a, "abandoned before COMMIT", WAIT_MS,
+                    "the closer to roll back the close because its lease ran out");
+    LLW_ASSERT(llw_log_count(a, "fencing") == 0, "no newer token existed: fencing must not refuse");
     check_batch(&b, "open", NULL);
     LLW_ASSERT(llw_count(db, "SELECT count(*) FROM transfers WHERE kind IN ('fee', 'payout')") == 0,
                "the abandoned close must have posted nothing");
@@ -1253,8 +1187,9 @@ START_TEST(a_kill_inside_the_close_closes_once)
                point, closed, posted, unsent, committed, 2 * committed, committed);
     LLW_ASSERT(closed_events() == 0, "%s: a settlement.batch.closed was published before the crash",
                point);
-    char *crashed =
-        committed ? db_text("SELECT id FROM settlement_batches WHERE status = 'closed'") : NULL;
+    char *crashed = committed
+                        ? llw_text(db, "SELECT id FROM settlement_batches WHERE status = 'closed'")
+                        : NULL;
 
     static const char *const rec_env[] = {"LEDGERLINE_SETTLEMENT_LOCK_TTL_MS=1000",
                                           "LEDGERLINE_WORKER_OUTBOX_SWEEP_INTERVAL_MS=200",

@@ -213,6 +213,75 @@ void llw_signal(pid_t pid, int sig)
     kill(pid, sig);
 }
 
+pid_t llw_start_instance(const char *bin, const char *dbname, const char *instance,
+                         const char *const *extra)
+{
+    const char *env[24];
+    size_t k = 0;
+    char inst[96];
+    snprintf(inst, sizeof inst, "LEDGERLINE_WORKER_INSTANCE=%s", instance);
+    env[k++] = inst;
+    for (size_t i = 0; extra && extra[i] && k < 23; i++)
+        env[k++] = extra[i];
+    env[k] = NULL;
+    return llw_start(bin, dbname, env, NULL);
+}
+
+void llw_stop_ok(pid_t pid, int timeout_ms)
+{
+    int st = llw_stop(pid, timeout_ms);
+    LLW_ASSERT(st == 0, "SIGTERM: worker %d should exit 0 after finishing its batch: %s", (int)pid,
+               llw_status_str(st));
+}
+
+char *llw_slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return strdup("");
+    size_t cap = 4096, n = 0, got;
+    char *s = malloc(cap);
+    while ((got = fread(s + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (cap - n < 2) {
+            cap *= 2;
+            s = realloc(s, cap);
+        }
+    }
+    s[n] = '\0';
+    fclose(f);
+    return s;
+}
+
+size_t llw_log_count(pid_t pid, const char *needle)
+{
+    char *s = llw_slurp(llw_log(pid));
+    size_t n = 0;
+    for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle))
+        n++;
+    free(s);
+    return n;
+}
+
+typedef struct {
+    pid_t pid;
+    const char *needle;
+} log_wait_t;
+
+static bool log_cond(void *arg, char *status, size_t n)
+{
+    const log_wait_t *w = arg;
+    size_t have = llw_log_count(w->pid, w->needle);
+    snprintf(status, n, "'%s' logged %zu time(s) by %d", w->needle, have, (int)w->pid);
+    return have > 0;
+}
+
+void llw_wait_logged(pid_t pid, const char *needle, int timeout_ms, const char *what)
+{
+    log_wait_t w = {pid, needle};
+    llw_wait_until(log_cond, &w, timeout_ms, what);
+}
+
 void llw_kill_all(void)
 {
     for (size_t i = 0; i < nprocs; i++) {
@@ -316,6 +385,30 @@ void llw_wait_until(llw_cond_fn cond, void *arg, int timeout_ms, const char *wha
         }
         llw_sleep_ms(50);
     }
+}
+
+typedef struct {
+    llw_events_t *ev;
+    const char *rk, *payment_id;
+    size_t n;
+} count_wait_t;
+
+static bool count_cond(void *arg, char *status, size_t n)
+{
+    const count_wait_t *w = arg;
+    llw_events_collect(w->ev);
+    size_t have = llw_events_count(w->ev, w->rk, w->payment_id);
+    snprintf(status, n, "%zu of %zu %s event(s) for %s", have, w->n, w->rk, w->payment_id);
+    return have >= w->n;
+}
+
+void llw_wait_events(llw_events_t *ev, const char *rk, const char *payment_id, size_t n,
+                     int timeout_ms)
+{
+    count_wait_t w = {ev, rk, payment_id, n};
+    char what[256];
+    snprintf(what, sizeof what, "%zu %s event(s) for %s", n, rk, payment_id);
+    llw_wait_until(count_cond, &w, timeout_ms, what);
 }
 
 uint32_t llw_queue_depth(mq_t *m, const char *queue)
@@ -888,7 +981,38 @@ bool llw_try_scalar(db_t *db, const char *sql, int64_t *out)
     return ok;
 }
 
+char *llw_text(db_t *db, const char *fmt, ...)
+{
+    char sql[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    PGresult *r = NULL;
+    int rc = db_query(db, &r, sql, 0, NULL);
+    LLW_ASSERT(rc == LL_OK, "%s: %s", sql, db_errstr(db));
+    char *v = PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) ? strdup(PQgetvalue(r, 0, 0)) : NULL;
+    PQclear(r);
+    return v;
+}
+
+msg_payment_t llw_payment(const char *ledger, const char *tag, const char *payer, const char *payee,
+                          int64_t amount, const char *currency)
+{
+    msg_payment_t p;
+    memset(&p, 0, sizeof p);
+    snprintf(p.payment_id, sizeof p.payment_id, "%s-%s", ledger, tag);
+    snprintf(p.payer, sizeof p.payer, "%s", payer);
+    snprintf(p.payee, sizeof p.payee, "%s", payee);
+    p.amount = amount;
+    snprintf(p.currency, sizeof p.currency, "%s", currency);
+    return p;
+}
+
 /* ---- the common fixture of the worker suites --------------------------- */
+
+const char *const llw_payment_queues[] = {"payments",          "payments.dead",      "settlement",
+                                          "payments.retry.1s", "payments.retry.30s", NULL};
 
 void llw_fixture_up(llw_fixture_t *f, const char *const *purge)
 {

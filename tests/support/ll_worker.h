@@ -33,7 +33,9 @@
  * llw_events_close, llw_stack, llw_stack_is_up, llw_stack_restore, llw_kv,
  * llw_redis_key, llw_ctl, llw_account_t, llw_accounts_create,
  * llw_model_apply, llw_model_find, llw_balance, llw_assert_verify, llw_count,
- * llw_try_scalar.
+ * llw_try_scalar, llw_text, llw_slurp, llw_log_count, llw_start_instance,
+ * llw_stop_ok, llw_wait_logged, llw_wait_events, llw_payment, llw_payment_queues,
+ * LLW_FIXTURE.
  */
 #ifndef LL_WORKER_H
 #define LL_WORKER_H
@@ -86,6 +88,21 @@ pid_t llw_start(const char *bin, const char *dbname, const char *const *extra_en
 /* The log file of a registered process; "" if unknown. Static storage of
  * the registry: valid until llw_kill_all(). */
 const char *llw_log(pid_t pid);
+/* llw_start(bin, dbname, ...) with LEDGERLINE_WORKER_INSTANCE=instance
+ * followed by `extra` (NULL-terminated, may be NULL; at most 22 are
+ * passed), the log under /tmp. */
+pid_t llw_start_instance(const char *bin, const char *dbname, const char *instance,
+                         const char *const *extra);
+/* llw_stop(pid, timeout_ms) must give exit 0: a worker finishes its batch
+ * on SIGTERM. Fails the test with the status otherwise. */
+void llw_stop_ok(pid_t pid, int timeout_ms);
+/* The whole file at path ("" if unreadable). Caller frees. */
+char *llw_slurp(const char *path);
+/* How many times `needle` occurs in the log of the registered pid. */
+size_t llw_log_count(pid_t pid, const char *needle);
+/* Until the log of pid holds `needle` (fails the test after timeout_ms,
+ * naming `what`). */
+void llw_wait_logged(pid_t pid, const char *needle, int timeout_ms, const char *what);
 /* `pid` may exit (a crash test): waits no longer fail because of it. */
 void llw_expect_exit(pid_t pid);
 /* Waits up to timeout_ms for `pid` to exit and reaps it: its exit status
@@ -179,6 +196,10 @@ size_t llw_events_distinct(llw_events_t *ev, const char *rk);
 json_t *llw_events_find(llw_events_t *ev, const char *rk, const char *payment_id, size_t nth);
 /* Deletes the queue, closes, frees. NULL is a no-op. */
 void llw_events_close(llw_events_t *ev);
+/* Collects ev until it holds at least n events of routing key rk for
+ * payment_id (fails the test after timeout_ms). */
+void llw_wait_events(llw_events_t *ev, const char *rk, const char *payment_id, size_t n,
+                     int timeout_ms);
 
 /* ---- the stack's servers ---------------------------------------------- */
 
@@ -233,6 +254,15 @@ int64_t llw_count(db_t *db, const char *fmt, ...) __attribute__((format(printf, 
  * error (after which the connection is re-established when possible): for
  * conditions polled while a server restarts. */
 bool llw_try_scalar(db_t *db, const char *sql, int64_t *out);
+/* The text of the first column of the first row of a formatted query, or
+ * NULL (no row, or NULL). Fails the test if the query fails. Caller
+ * frees. */
+char *llw_text(db_t *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A payment with the unique id "<ledger>-<tag>" (Redis is shared by every
+ * test: ids must never repeat across tests), no description or metadata. */
+msg_payment_t llw_payment(const char *ledger, const char *tag, const char *payer, const char *payee,
+                          int64_t amount, const char *currency);
 
 /* ---- the common fixture of the worker suites --------------------------- */
 
@@ -249,5 +279,30 @@ typedef struct llw_fixture {
 void llw_fixture_up(llw_fixture_t *f, const char *const *purge);
 /* Kills every registered worker, then releases and drops what up made. */
 void llw_fixture_down(llw_fixture_t *f);
+
+/* The queues of the payment stage, NULL-terminated: what its suites purge. */
+extern const char *const llw_payment_queues[];
+
+/*
+ * The fixture of a suite that needs nothing more than llw_fixture_up():
+ * defines the statics fx and its aliases ledger, db, m, ev, and setup() /
+ * teardown() for tcase_add_checked_fixture(), purging `purge` (a
+ * NULL-terminated array of queue names).
+ */
+#define LLW_FIXTURE(purge)                                                                         \
+    static char *ledger;                                                                           \
+    static db_t *db;                                                                               \
+    static mq_t *m;                                                                                \
+    static llw_events_t *ev;                                                                       \
+    static llw_fixture_t fx;                                                                       \
+    static void setup(void)                                                                        \
+    {                                                                                              \
+        llw_fixture_up(&fx, (purge));                                                              \
+        ledger = fx.ledger, db = fx.db, m = fx.m, ev = fx.ev;                                      \
+    }                                                                                              \
+    static void teardown(void)                                                                     \
+    {                                                                                              \
+        llw_fixture_down(&fx);                                                                     \
+    }
 
 #endif
