@@ -141,7 +141,7 @@ int cmd_account_create(ctl_t *c, int argc, char **argv)
             return ch == 'h' ? 0 : 2;
         }
     }
-    const char *id;
+    const char *id = NULL;
     if ((rc = need_id(cmd, argc, argv, &id)))
         return rc;
     if (optind < argc)
@@ -222,7 +222,7 @@ int cmd_account_fund(ctl_t *c, int argc, char **argv)
         else
             return ch == 'h' ? 0 : 2;
     }
-    const char *id;
+    const char *id = NULL;
     if ((rc = need_id(cmd, argc, argv, &id)))
         return rc;
     if (optind >= argc)
@@ -309,7 +309,7 @@ static int set_status(ctl_t *c, const char *name, const char *status, int argc, 
     int ch, rc;
     while ((ch = ctl_getopt(c, cmd, argc, argv, "", NULL)) != -1)
         return ch == 'h' ? 0 : 2;
-    const char *id;
+    const char *id = NULL;
     if ((rc = need_id(cmd, argc, argv, &id)))
         return rc;
     if (optind < argc)
@@ -361,7 +361,7 @@ int cmd_account_show(ctl_t *c, int argc, char **argv)
             return ch == 'h' ? 0 : 2;
         }
     }
-    const char *id;
+    const char *id = NULL;
     if ((rc = need_id(cmd, argc, argv, &id)))
         return rc;
     if (optind < argc)
