@@ -159,6 +159,9 @@ const cfg_setting_t settings_table[] = {
     INT("settlement", "lock_ttl_ms", settlement.lock_ttl_ms, "10000", 1000, 3600000,
         "lease of the Redis lock of a batch being closed (fenced: an expired holder cannot "
         "write)"),
+    INT("settlement", "close_retry_ms", settlement.close_retry_ms, "60000", 100, 86400000,
+        "a batch whose close was refused (payee frozen or short of funds) is held this long "
+        "before the next try"),
 };
 
 const size_t settings_count = sizeof settings_table / sizeof settings_table[0];

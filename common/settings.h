@@ -115,6 +115,7 @@ typedef struct settings {
         long long grace_ms;
         long long close_interval_ms;
         long long lock_ttl_ms;
+        long long close_retry_ms;
     } settlement;
     cfg_origin_t *origins; /* settings_count entries: where each value came from */
 } settings_t;

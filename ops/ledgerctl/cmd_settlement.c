@@ -1,6 +1,7 @@
 /*
  * cmd_settlement.c - `ledgerctl settlement list|show`: settlement batches
- * (settlement_batches) and the payments in one (settlement_items).
+ * (settlement_batches) and the payments in one (settlement_items). An open
+ * batch whose close was refused shows as "held", with the reason.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,11 +14,14 @@
     "coalesce(net, gross - least(fees_raw, gross)), late_count, "                                  \
     "to_char(window_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "                 \
     "to_char(window_end AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "                   \
-    "coalesce(closed_by, ''), coalesce(fence::text, '')"
+    "coalesce(closed_by, ''), coalesce(fence::text, ''), "                                         \
+    "CASE WHEN status = 'open' AND close_error IS NOT NULL THEN 'held' ELSE status END, "          \
+    "coalesce(close_error, ''), "                                                                  \
+    "coalesce(to_char(close_retry_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '')"
 
 static json_t *batch_json(PGresult *r, int i)
 {
-    return json_pack(
+    json_t *j = json_pack(
         "{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:s, s:s}", "id", PQgetvalue(r, i, 0),
         "payee", PQgetvalue(r, i, 1), "currency", PQgetvalue(r, i, 2), "status",
         PQgetvalue(r, i, 3), "count", (json_int_t)strtoll(PQgetvalue(r, i, 4), NULL, 10), "gross",
@@ -26,6 +30,12 @@ static json_t *batch_json(PGresult *r, int i)
         (json_int_t)strtoll(PQgetvalue(r, i, 7), NULL, 10), "late_count",
         (json_int_t)strtoll(PQgetvalue(r, i, 8), NULL, 10), "window_start", PQgetvalue(r, i, 9),
         "window_end", PQgetvalue(r, i, 10), "closed_by", PQgetvalue(r, i, 11));
+    if (strcmp(PQgetvalue(r, i, 13), "held") == 0) {
+        json_object_set_new(j, "held", json_true());
+        json_object_set_new(j, "close_error", json_string(PQgetvalue(r, i, 14)));
+        json_object_set_new(j, "close_retry_at", json_string(PQgetvalue(r, i, 15)));
+    }
+    return j;
 }
 
 int cmd_settlement_list(ctl_t *c, int argc, char **argv)
@@ -54,7 +64,7 @@ int cmd_settlement_list(ctl_t *c, int argc, char **argv)
                "COUNT", "GROSS", "FEES", "NET", "LATE");
         for (int i = 0; i < PQntuples(r); i++)
             printf("%-36s %-6s %-20s %6s %12s %10s %12s %5s\n", PQgetvalue(r, i, 0),
-                   PQgetvalue(r, i, 3), PQgetvalue(r, i, 9), PQgetvalue(r, i, 4),
+                   PQgetvalue(r, i, 13), PQgetvalue(r, i, 9), PQgetvalue(r, i, 4),
                    PQgetvalue(r, i, 5), PQgetvalue(r, i, 6), PQgetvalue(r, i, 7),
                    PQgetvalue(r, i, 8));
     }
@@ -111,6 +121,8 @@ int cmd_settlement_show(ctl_t *c, int argc, char **argv)
                PQgetvalue(r, 0, 10), PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 11)[0] ? " by " : "",
                PQgetvalue(r, 0, 11), PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 8), PQgetvalue(r, 0, 5),
                PQgetvalue(r, 0, 6), PQgetvalue(r, 0, 7));
+        if (strcmp(PQgetvalue(r, 0, 13), "held") == 0)
+            printf("held      until %s: %s\n", PQgetvalue(r, 0, 15), PQgetvalue(r, 0, 14));
         for (int i = 0; i < PQntuples(items); i++)
             printf("  %-40s %12s  fee %8s%s\n", PQgetvalue(items, i, 0), PQgetvalue(items, i, 1),
                    PQgetvalue(items, i, 2),

@@ -1134,6 +1134,91 @@ START_TEST(a_closer_whose_lease_ran_out_rolls_back_and_retries)
 }
 END_TEST
 
+/* A close the ledger refuses (here: the payee is frozen) holds its batch:
+ * it stays open, says why, and is not tried again before
+ * settlement.close_retry_ms, so it can never starve the others; the other
+ * batch closes. Once unfrozen and due again, the next try closes it. */
+START_TEST(a_refused_close_holds_the_batch_and_the_others_close)
+{
+    int64_t ws = past_window(W_TEST, 2);
+    char frozen[96], fine[96];
+    merchant(frozen, sizeof frozen, "frozen", 100, 0);
+    merchant(fine, sizeof fine, "fine", 100, 0);
+    bwant_t b[2];
+    bw_init(&b[0], frozen, ws, W_TEST);
+    bw_init(&b[1], fine, ws, W_TEST);
+    for (int k = 0; k < 2; k++) {
+        msg_payment_t p = payment(k ? "q1" : "q0", b[k].payee, 10000);
+        publish1(&p, ws * 1000 + k);
+        bw_add(&b[k], 10000, fee_model(10000, 100, 0), false);
+    }
+    llw_confirm(m);
+    add_all(W_TEST, 2);
+    llw_ctl(ledger, "account freeze %s", frozen);
+
+    static const char *const env[] = {"LEDGERLINE_SETTLEMENT_CLOSE_RETRY_MS=60000", NULL};
+    pid_t a = start("closer", W_TEST, 0, env);
+    wait_closed(1, "the batch of the payee that is not frozen to close");
+    llw_wait_logged(a, "held", WAIT_MS, "the closer to log that it holds the refused batch");
+    llw_sleep_ms(1500); /* > 7 close rounds of 200 ms */
+    LLW_ASSERT(llw_log_count(a, "held: its close was refused") == 1,
+               "a held batch was tried again before settlement.close_retry_ms (%zu holds logged)",
+               llw_log_count(a, "held: its close was refused"));
+    stop_ok(a);
+    static const char *const closers[] = {"closer", NULL};
+    check_batch(&b[0], "open", NULL);
+    free(check_batch(&b[1], "closed", closers));
+    char *why = llw_text(db,
+                         "SELECT coalesce(close_error, '') || '|' || (close_retry_at > now() + "
+                         "interval '50 s') FROM settlement_batches WHERE id = '%s'",
+                         b[0].id);
+    LLW_ASSERT(why && strstr(why, "account_frozen") && strstr(why, "|t"),
+               "the held batch should record account_frozen and a retry ~60 s ahead: %s",
+               why ? why : "(none)");
+    free(why);
+    char *out = NULL, *err = NULL;
+    int rc = llt_ctl(&out, &err, ledger, "settlement show %s", b[0].id);
+    LLW_ASSERT(rc == 0 && strstr(out, "held") && strstr(out, "account_frozen"),
+               "settlement show of a held batch should say held and why (exit %d): %s%s", rc, out,
+               err);
+    free(out);
+    free(err);
+    rc = llt_ctl(&out, &err, ledger, "settlement list --json");
+    json_t *j = llt_json(out);
+    bool listed_held = false;
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(j, "batches"), i, x)
+    {
+        if (strcmp(llc_jstr(x, "id"), b[0].id) == 0)
+            listed_held = json_is_true(json_object_get(x, "held")) &&
+                          strstr(llc_jstr(x, "close_error"), "account_frozen");
+    }
+    LLW_ASSERT(rc == 0 && listed_held, "settlement list --json should mark the batch held: %s",
+               out);
+    json_decref(j);
+    free(out);
+    free(err);
+
+    /* fixed, and due again (the retry time moved to now rather than waited) */
+    llw_ctl(ledger, "account unfreeze %s", frozen);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "UPDATE settlement_batches SET close_retry_at = now() WHERE id = '%s'", b[0].id);
+    llt_exec(db, sql);
+    pid_t c = start("closer", W_TEST, 0, env);
+    wait_closed(2, "the held batch to close once its payee is unfrozen");
+    stop_ok(c);
+    free(check_batch(&b[0], "closed", closers));
+    free(check_batch(&b[1], "closed", closers));
+    LLW_ASSERT(llw_balance(db, frozen) == 0 && llw_balance(db, fine) == 0,
+               "payees should be paid out to 0: %" PRId64 ", %" PRId64, llw_balance(db, frozen),
+               llw_balance(db, fine));
+    check_ctl(b, 2);
+    check_verify();
+}
+END_TEST
+
 /* ---- kill -9 inside the close ---------------------------------------------- */
 
 static const struct {
@@ -1231,6 +1316,7 @@ int main(void)
                         (int)(sizeof racers / sizeof racers[0]));
     tcase_add_test(tc, a_paused_closer_is_refused_by_the_fencing_token);
     tcase_add_test(tc, a_closer_whose_lease_ran_out_rolls_back_and_retries);
+    tcase_add_test(tc, a_refused_close_holds_the_batch_and_the_others_close);
     tcase_add_loop_test(tc, a_kill_inside_the_close_closes_once, 0,
                         (int)(sizeof close_points / sizeof close_points[0]));
     suite_add_tcase(s, tc);

@@ -73,6 +73,7 @@ static const struct {
     {"settlement.grace_ms", S(settlement.grace_ms), CFG_INT, NULL, 5000},
     {"settlement.close_interval_ms", S(settlement.close_interval_ms), CFG_INT, NULL, 1000},
     {"settlement.lock_ttl_ms", S(settlement.lock_ttl_ms), CFG_INT, NULL, 10000},
+    {"settlement.close_retry_ms", S(settlement.close_retry_ms), CFG_INT, NULL, 60000},
 };
 
 static const cfg_setting_t *find(const char *key)

@@ -13,6 +13,7 @@
  * the runtime publishes the event right after.
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,24 @@ static int settlement_apply(db_t *db, item_t *items, size_t n)
     return rc;
 }
 
+/* A close the ledger refused (payee frozen, short of funds, or any other
+ * error of the batch itself): the batch stays open, says why, and is not
+ * tried again for settlement.close_retry_ms, so it cannot starve others. */
+static void hold(const rt_env_t *env, const char *id, const char *why)
+{
+    char retry[32];
+    snprintf(retry, sizeof retry, "%lld", env->cfg->settlement.close_retry_ms);
+    const char *p[] = {id, why, retry};
+    PGresult *r;
+    if (db_query(env->db, &r, "SELECT settlement_hold($1, $2, $3::bigint)", 3, p) != LL_OK) {
+        log_warnx((&(log_ctx_t){.err = db_errstr(env->db)}), "could not hold batch %s", id);
+        return;
+    }
+    PQclear(r);
+    log_warn("settlement batch %s held: its close was refused (%s); next try in %lld ms", id, why,
+             env->cfg->settlement.close_retry_ms);
+}
+
 /* Closes batch `id` under fencing token `fence`, in one transaction with
  * its outbox event. Just before COMMIT the lease of `lock` (value `token`)
  * is extended if it is still ours; if it is not (or Redis cannot say), the
@@ -137,13 +156,18 @@ static int close_one(const rt_env_t *env, const char *id, long long fence, const
                       "FROM settlement_close($1, $2::bigint, $3)",
                       3, p);
     if (rc != LL_OK) {
-        if (strcmp(db_sqlstate(db), "LL001") == 0)
+        bool fenced = strcmp(db_sqlstate(db), "LL001") == 0;
+        if (fenced)
             log_warn("fencing: closing %s refused, my token %lld is stale (my lock expired "
                      "while I was paused and another worker took over): %s",
                      id, fence, db_errstr(db));
         else
             log_warnx((&(log_ctx_t){.err = db_errstr(db)}), "closing %s failed", id);
+        char *why = ll_xstrdup(db_errstr(db));
         db_try(db, "ROLLBACK");
+        if (rc == LL_EDB && !fenced)
+            hold(env, id, why);
+        free(why);
         return rc == LL_EDB ? 0 : rc;
     }
     if (PQntuples(r) == 0) { /* closed by someone else already */
@@ -206,12 +230,16 @@ static int settlement_tick(const rt_env_t *env)
     next_close = now + env->cfg->settlement.close_interval_ms;
     char grace[32];
     snprintf(grace, sizeof grace, "%lld milliseconds", env->cfg->settlement.grace_ms);
-    const char *p[] = {grace};
+    char limit[16];
+    snprintf(limit, sizeof limit, "%d", CLOSE_LIMIT);
+    const char *p[] = {grace, limit};
     PGresult *r;
     if (db_query(env->db, &r,
                  "SELECT id FROM settlement_batches WHERE status = 'open' "
-                 "AND window_end + $1::interval < now() ORDER BY window_end, id LIMIT 50",
-                 1, p) != LL_OK) {
+                 "AND window_end + $1::interval < now() "
+                 "AND (close_retry_at IS NULL OR close_retry_at <= now()) "
+                 "ORDER BY window_end, id LIMIT $2::int",
+                 2, p) != LL_OK) {
         log_warnx((&(log_ctx_t){.err = db_errstr(env->db)}), "looking for batches to close");
         return 0;
     }
