@@ -36,6 +36,7 @@ struct mq {
     size_t conf_cap;
     size_t npending;
     size_t nreturned;
+    int64_t keepalive_ms; /* monotonic time of the last mq_keepalive() heartbeat */
 
     char errstr[256];
 };
@@ -715,6 +716,27 @@ int mq_service(mq_t *m)
             return rc; /* the connection may be gone (mq_broken): touch nothing */
         amqp_maybe_release_buffers(m->conn);
     }
+}
+
+int mq_keepalive(mq_t *m)
+{
+    int rc = mq_check_up(m);
+    if (rc)
+        return rc;
+    int hb = amqp_get_heartbeat(m->conn);
+    int64_t now = clock_mono_ms();
+    if (hb <= 0 || now - m->keepalive_ms < (int64_t)hb * 500)
+        return LL_OK;
+    amqp_frame_t f;
+    memset(&f, 0, sizeof f);
+    f.frame_type = AMQP_FRAME_HEARTBEAT;
+    f.channel = 0;
+    if (amqp_send_frame(m->conn, &f) != AMQP_STATUS_OK) {
+        mq_seterr(m, "sending a heartbeat failed: the connection is gone");
+        return mq_broken(m);
+    }
+    m->keepalive_ms = now;
+    return LL_OK;
 }
 
 void mq_delivery_clear(mq_delivery_t *d)

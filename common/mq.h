@@ -26,7 +26,7 @@
  * Public API: mq_new, mq_free, mq_connect, mq_close, mq_is_up, mq_errstr,
  * mq_declare_exchange, mq_declare_queue, mq_bind, mq_purge, mq_queue_stats,
  * mq_delete_queue, mq_publish, mq_confirm_wait, mq_pending, mq_consume,
- * mq_next, mq_get, mq_ack, mq_reject, mq_service, mq_delivery_clear,
+ * mq_next, mq_get, mq_ack, mq_reject, mq_service, mq_keepalive, mq_delivery_clear,
  * mq_delivery_header.
  */
 #ifndef LL_MQ_H
@@ -135,6 +135,13 @@ int mq_reject(mq_t *m, uint64_t tag, bool requeue) LL_MUSTCHECK;
  * earlier publishes, connection.blocked). Call it from the periodic tick on
  * a connection that may sit idle. */
 int mq_service(mq_t *m) LL_MUSTCHECK;
+/* Sends a heartbeat frame when half the negotiated interval has passed
+ * since the last one, and reads nothing. For a consumer connection that
+ * cannot be read while its batch is unfinished (reading would take further
+ * deliveries): without it the broker closes the connection after two
+ * missed heartbeats and requeues the batch, counting a delivery attempt
+ * against each message. */
+int mq_keepalive(mq_t *m) LL_MUSTCHECK;
 
 void mq_delivery_clear(mq_delivery_t *d);
 /* The value of string header `name`, copied into buf; NULL if absent or not

@@ -82,6 +82,11 @@ static void rt_backoff(rt_t *rt)
     int ms = backoff_next_ms(&rt->bo);
     int64_t end = clock_mono_ms() + ms;
     while (clock_mono_ms() < end && !rt_give_up(rt)) {
+        /* a batch may be in hand: keep its consumer connection alive
+         * (failures show at the ack, which then leaves the batch to be
+         * redelivered) */
+        if (rt->in && mq_is_up(rt->in) && mq_keepalive(rt->in) != LL_OK)
+            rt->consuming = false;
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }

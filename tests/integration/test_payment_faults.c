@@ -162,15 +162,21 @@ static void check_all_posted_once(const char *label)
     llw_assert_verify(ledger);
 }
 
-static pid_t start(const char *instance)
+/* A payment-worker named `instance`, plus one more setting (or NULL). */
+static pid_t start_with(const char *instance, const char *extra)
 {
     char inst[96];
     snprintf(inst, sizeof inst, "LEDGERLINE_WORKER_INSTANCE=%s", instance);
     const char *env[] = {inst, "LEDGERLINE_WORKER_OUTBOX_SWEEP_INTERVAL_MS=200",
-                         "LEDGERLINE_WORKER_OUTBOX_SWEEP_AGE_MS=1000", NULL};
+                         "LEDGERLINE_WORKER_OUTBOX_SWEEP_AGE_MS=1000", extra, NULL};
     pid_t w = llw_start(WORKER, ledger, env, NULL);
     llw_wait_consuming(m, "payments", 1, WAIT_MS);
     return w;
+}
+
+static pid_t start(const char *instance)
+{
+    return start_with(instance, NULL);
 }
 
 static void stop_ok(pid_t w, const char *label)
@@ -230,6 +236,33 @@ START_TEST(postgres_restarted_mid_run)
     wait_done(npays, (size_t)npays, 0, "every payment after PostgreSQL came back");
     stop_ok(w, "postgres");
     check_all_posted_once("postgres restarted");
+}
+END_TEST
+
+/* PostgreSQL down for several heartbeat intervals while the worker holds a
+ * batch it cannot commit: the consumer connection, which it must not read
+ * (that would take more deliveries), is kept alive with heartbeats, so the
+ * broker neither closes it nor requeues the batch (each requeue counts
+ * against the queue's delivery limit). */
+START_TEST(a_postgres_outage_longer_than_the_heartbeat_keeps_the_consumer)
+{
+    accounts_generous();
+    pid_t w = start_with("pg-long", "LEDGERLINE_AMQP_HEARTBEAT_S=1");
+    publish_more(20);
+    wait_done(20, 20, 0, "the payments before the outage");
+    server("stop-one", "postgres");
+    publish_more(20);   /* gathered into a batch that cannot commit */
+    llw_sleep_ms(6000); /* six heartbeat intervals: the broker closes after two missed */
+    llw_check_alive();
+    server("start-one", "postgres");
+    wait_done(npays, (size_t)npays, 0, "every payment after PostgreSQL came back");
+    LLW_ASSERT(llw_log_count(w, "consuming (prefetch") == 1,
+               "the consumer connection was lost during the outage and reopened (%zu times "
+               "consuming)",
+               llw_log_count(w, "consuming (prefetch"));
+    LLW_ASSERT(llw_log_count(w, "ack of") == 0, "an ack failed after the outage");
+    stop_ok(w, "postgres long outage");
+    check_all_posted_once("postgres long outage");
 }
 END_TEST
 
@@ -358,6 +391,7 @@ int main(void)
     tcase_add_unchecked_fixture(tc, NULL, llw_stack_restore);
     tcase_add_test(tc, redis_stopped_mid_run);
     tcase_add_test(tc, postgres_restarted_mid_run);
+    tcase_add_test(tc, a_postgres_outage_longer_than_the_heartbeat_keeps_the_consumer);
     tcase_add_test(tc, rabbitmq_restarted_mid_run);
     tcase_add_test(tc, a_poison_message_is_parked_after_max_attempts);
     suite_add_tcase(s, tc);
