@@ -266,6 +266,40 @@ START_TEST(a_postgres_outage_longer_than_the_heartbeat_keeps_the_consumer)
 }
 END_TEST
 
+/* The worker lost PostgreSQL and, on reconnecting, could not read the
+ * schema version (here: the table is swapped for a view that raises). That
+ * is a server fault, retried like a lost connection, not "schema out of
+ * date" (which stops the worker); once the read works again every payment
+ * is posted exactly once. */
+START_TEST(a_failed_schema_version_read_is_retried)
+{
+    accounts_generous();
+    pid_t w = start("schema-read");
+    publish_more(20);
+    wait_done(20, 20, 0, "the payments before the fault");
+    llt_exec(db, "BEGIN; "
+                 "ALTER TABLE schema_migrations RENAME TO schema_migrations_hidden; "
+                 "CREATE FUNCTION llt_fail() RETURNS boolean LANGUAGE plpgsql AS "
+                 "$$ BEGIN RAISE EXCEPTION 'schema version unreadable (test)' "
+                 "USING ERRCODE = 'XX000'; END $$; "
+                 "CREATE VIEW schema_migrations AS SELECT version FROM schema_migrations_hidden "
+                 "WHERE llt_fail(); "
+                 "COMMIT");
+    llt_exec(db, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                 "WHERE datname = current_database() AND pid <> pg_backend_pid()");
+    publish_more(20);
+    llw_wait_logged(w, "reading the schema version failed", WAIT_MS,
+                    "the worker to fail reading the schema version on reconnect");
+    llw_sleep_ms(2000);
+    llw_check_alive(); /* retried, not fatal */
+    llt_exec(db, "BEGIN; DROP VIEW schema_migrations; DROP FUNCTION llt_fail(); "
+                 "ALTER TABLE schema_migrations_hidden RENAME TO schema_migrations; COMMIT");
+    wait_done(npays, (size_t)npays, 0, "every payment once the schema version reads again");
+    stop_ok(w, "schema read");
+    check_all_posted_once("schema read");
+}
+END_TEST
+
 START_TEST(rabbitmq_restarted_mid_run)
 {
     accounts_generous();
@@ -392,6 +426,7 @@ int main(void)
     tcase_add_test(tc, redis_stopped_mid_run);
     tcase_add_test(tc, postgres_restarted_mid_run);
     tcase_add_test(tc, a_postgres_outage_longer_than_the_heartbeat_keeps_the_consumer);
+    tcase_add_test(tc, a_failed_schema_version_read_is_retried);
     tcase_add_test(tc, rabbitmq_restarted_mid_run);
     tcase_add_test(tc, a_poison_message_is_parked_after_max_attempts);
     suite_add_tcase(s, tc);
