@@ -205,6 +205,10 @@ static const struct {
     {"carol", "merch", 100, "EUR", "completed", false},
     {"carol", "alice", 1, "EUR", "insufficient_funds", false},
     {"merch", "carol", 1600, "EUR", "completed", true},
+    /* system accounts are not counterparties: the funding account has no
+     * funds check, so as a payer it would create money */
+    {"sys:funding:EUR", "merch", 10, "EUR", "unknown_account", false},
+    {"carol", "sys:funding:EUR", 10, "EUR", "unknown_account", false},
 };
 #define NRULES (sizeof rules / sizeof rules[0])
 
@@ -213,6 +217,9 @@ START_TEST(each_ledger_rule_gives_its_outcome)
     llw_account_t acc[NACCOUNTS];
     memcpy(acc, base_accounts, sizeof acc);
     llw_accounts_create(ledger, acc, NACCOUNTS);
+    LLW_ASSERT(llw_count(db, "SELECT count(*) FROM accounts WHERE id = 'sys:funding:EUR' AND "
+                             "kind = 'system'") == 1,
+               "the funding account must exist for the system-account rows to mean anything");
     msg_payment_t pays[NRULES];
     int64_t payer_after[NRULES], payee_after[NRULES];
     size_t ncompleted = 0;

@@ -851,6 +851,69 @@ static bool rejected_cond(void *arg, char *status, size_t n)
     return k >= 1;
 }
 
+static bool two_rejected_cond(void *arg, char *status, size_t n)
+{
+    (void)arg;
+    llw_events_collect(ev);
+    size_t k = llw_events_count(ev, MSG_TYPE_REJECTED, NULL);
+    snprintf(status, n, "%zu message.rejected event(s)", k);
+    return k >= 2;
+}
+
+/* The ledger, not the event, says what was paid: a payment.completed that
+ * contradicts its payment transfer (a forged amount) or has none is
+ * rejected and parked, joins no batch and leaves no processed row, so the
+ * genuine event still settles. */
+START_TEST(a_completed_event_that_contradicts_the_ledger_is_refused)
+{
+    int64_t ws = past_window(W_TEST, 3);
+    char payee[96];
+    merchant(payee, sizeof payee, "m", 0, 0);
+    msg_payment_t p = payment("p", payee, 1000), ghost = payment("ghost", payee, 5000);
+    char tid[MSG_ID_MAX + 1];
+    post_payment(&p, tid, sizeof tid);
+    msg_payment_t forged = p;
+    forged.amount = 999999;
+    free(publish_completed_tid(&forged, ws * 1000 + 1, tid));
+    free(publish_completed_tid(&ghost, ws * 1000 + 2, "424242")); /* never posted */
+    llw_confirm(m);
+    pid_t a = start("adder", W_TEST, GRACE_OPEN, NULL);
+    llw_wait_until(two_rejected_cond, NULL, WAIT_MS, "both bogus events to be rejected");
+    LLW_ASSERT(llw_count(db, "SELECT count(*) FROM settlement_items") == 0,
+               "a bogus payment.completed joined a batch");
+    LLW_ASSERT(llw_count(db, "SELECT count(*) FROM processed WHERE stage = 'settlement'") == 0,
+               "a bogus payment.completed left a processed row");
+    const char *ids[] = {p.payment_id, ghost.payment_id};
+    for (int i = 0; i < 2; i++) {
+        json_t *rej = llw_events_find(ev, MSG_TYPE_REJECTED, ids[i], 0);
+        const json_t *rj = json_object_get(rej, "json");
+        LLW_ASSERT(rej && strcmp(llc_jstr(rj, "reason"), "processing_failed") == 0 &&
+                       strcmp(llc_jstr(rj, "queue"), "settlement") == 0 &&
+                       strstr(llc_jstr(rj, "detail"), "does not match the ledger"),
+                   "want message.rejected {processing_failed, settlement, 'does not match the "
+                   "ledger'} for %s: %s",
+                   ids[i], rej ? llc_jstr(rej, "body") : "(none)");
+    }
+    json_t *dead = llw_queue_drain(m, "settlement.dead");
+    LLW_ASSERT(json_array_size(dead) == 2, "want both bogus events parked: %zu parked",
+               json_array_size(dead));
+    json_decref(dead);
+
+    /* the genuine event still settles */
+    free(publish_completed_tid(&p, ws * 1000 + 1, tid));
+    llw_confirm(m);
+    wait_sql(1, "the genuine payment's item", "SELECT count(*) FROM settlement_items");
+    llw_wait_drained(m, "settlement", WAIT_MS);
+    stop_ok(a);
+    bwant_t b;
+    bw_init(&b, payee, ws, W_TEST);
+    bw_add(&b, 1000, 0, false);
+    check_item(p.payment_id, b.id, 1000, 0, false);
+    check_batch(&b, "open", NULL);
+    check_verify();
+}
+END_TEST
+
 START_TEST(a_duplicate_payment_completed_adds_no_item)
 {
     int64_t ws = past_window(W_TEST, 3);
@@ -1312,6 +1375,7 @@ int main(void)
     tcase_add_test(tc, a_batch_fee_is_capped_at_its_gross);
     tcase_add_test(tc, a_late_payment_joins_the_next_open_window);
     tcase_add_test(tc, a_duplicate_payment_completed_adds_no_item);
+    tcase_add_test(tc, a_completed_event_that_contradicts_the_ledger_is_refused);
     tcase_add_loop_test(tc, racing_workers_close_each_batch_once, 0,
                         (int)(sizeof racers / sizeof racers[0]));
     tcase_add_test(tc, a_paused_closer_is_refused_by_the_fencing_token);

@@ -84,12 +84,22 @@ static char *batch_json(item_t *items, size_t n, size_t *count)
     return text;
 }
 
-/* Row `row`: ord, verdict, batch_id, late, prior_payload. */
+/* Row `row`: ord, verdict, batch_id, late, prior_payload (for 'unposted':
+ * why the event does not match the ledger). */
 static void decide(item_t *it, PGresult *r, int row)
 {
     if (strcmp(PQgetvalue(r, row, 1), "conflict") == 0) {
         const msg_completed_t *c = it->msg;
         item_reject_conflict(it, "settlement", PQgetvalue(r, row, 4), &c->payment);
+        return;
+    }
+    if (strcmp(PQgetvalue(r, row, 1), "unposted") == 0) {
+        /* the event does not match the ledger (forged, or corrupt) */
+        msg_reject_t why = {.reason = MSG_REASON_PROCESSING_FAILED};
+        snprintf(why.field, sizeof why.field, "payment_id");
+        snprintf(why.detail, sizeof why.detail, "payment.completed does not match the ledger: %s",
+                 PQgetvalue(r, row, 4));
+        item_reject(it, "settlement", &why);
         return;
     }
     /* added now, or added before: either way nothing to publish */
