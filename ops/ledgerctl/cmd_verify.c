@@ -1,6 +1,7 @@
 /*
  * cmd_verify.c - `ledgerctl verify`: checks every ledger invariant of
- * DESIGN.md section 4 that applies so far.
+ * DESIGN.md section 4. A payment younger than --settle-within (default
+ * 900 s) is in flight, not yet expected in a settlement batch.
  *
  * One table row per invariant: a stable name (used in --json and by
  * tests), what it promises, and a query returning the offending rows (no
@@ -8,10 +9,12 @@
  * by the query itself, so the report names the rows involved. Later stages
  * add their invariants (settlement batches) as rows of the same table.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "ctl.h"
+#include "money.h"
 
 #define VERIFY_ROWS 20 /* offending rows shown per invariant */
 
@@ -19,24 +22,29 @@ typedef struct invariant {
     const char *name;
     const char *promise;
     const char *sql; /* one text column per offending row; LIMIT applied here */
+    int nparams;     /* 1: $1 = --settle-within in seconds */
 } invariant_t;
 
 static const invariant_t invariants[] = {
     {"zero_sum", "per currency, all balances sum to zero",
      "SELECT format('currency %s: balances sum to %s', currency, sum(balance)) "
-     "FROM accounts GROUP BY currency HAVING sum(balance) <> 0 ORDER BY currency"},
+     "FROM accounts GROUP BY currency HAVING sum(balance) <> 0 ORDER BY currency",
+     0},
     {"balance_matches_entries", "each balance equals the sum of its entries",
      "SELECT format('account %s: balance %s, entries sum to %s', a.id, a.balance, "
      "coalesce(e.s, 0)) FROM accounts a "
      "LEFT JOIN (SELECT account_id, sum(amount) AS s FROM entries GROUP BY account_id) e "
-     "ON e.account_id = a.id WHERE a.balance <> coalesce(e.s, 0) ORDER BY a.id"},
+     "ON e.account_id = a.id WHERE a.balance <> coalesce(e.s, 0) ORDER BY a.id",
+     0},
     {"overdraft_respected", "no customer or merchant account is below -overdraft_limit",
      "SELECT format('account %s: balance %s is below -%s', id, balance, overdraft_limit) "
-     "FROM accounts WHERE kind <> 'system' AND balance < -overdraft_limit ORDER BY id"},
+     "FROM accounts WHERE kind <> 'system' AND balance < -overdraft_limit ORDER BY id",
+     0},
     {"one_transfer_per_payment", "every payment_id has at most one payment transfer",
      "SELECT format('payment %s: %s payment transfers (ids %s)', ref, count(*), "
      "string_agg(id::text, ',' ORDER BY id)) FROM transfers WHERE kind = 'payment' "
-     "GROUP BY ref HAVING count(*) > 1 ORDER BY ref"},
+     "GROUP BY ref HAVING count(*) > 1 ORDER BY ref",
+     0},
     {"double_entry",
      "each transfer has exactly two entries: -amount on the debit account, +amount on the "
      "credit account",
@@ -50,30 +58,56 @@ static const invariant_t invariants[] = {
      "HAVING count(e.id) <> 2 "
      "OR count(*) FILTER (WHERE e.account_id = t.debit_account AND e.amount = -t.amount) <> 1 "
      "OR count(*) FILTER (WHERE e.account_id = t.credit_account AND e.amount = t.amount) <> 1 "
-     "ORDER BY t.id"},
+     "ORDER BY t.id",
+     0},
     {"entries_belong_to_transfers", "every entry belongs to a transfer of its account",
      "SELECT format('entry %s: account %s is not a side of transfer %s', e.id, e.account_id, "
      "e.transfer_id) FROM entries e JOIN transfers t ON t.id = e.transfer_id "
-     "WHERE e.account_id NOT IN (t.debit_account, t.credit_account) ORDER BY e.id"},
+     "WHERE e.account_id NOT IN (t.debit_account, t.credit_account) ORDER BY e.id",
+     0},
     {"currency_consistent", "a transfer's currency is the currency of both its accounts",
      "SELECT format('transfer %s (%s): %s, but account %s is %s', t.id, t.ref, t.currency, a.id, "
      "a.currency) FROM transfers t JOIN accounts a ON a.id IN (t.debit_account, "
-     "t.credit_account) WHERE a.currency <> t.currency ORDER BY t.id"},
+     "t.credit_account) WHERE a.currency <> t.currency ORDER BY t.id",
+     0},
     {"balance_after_chain", "each entry's balance_after is the running sum of its account",
      "SELECT format('entry %s of account %s: balance_after %s, running sum %s', id, account_id, "
      "balance_after, running) FROM (SELECT id, account_id, balance_after, "
      "sum(amount) OVER (PARTITION BY account_id ORDER BY id) AS running FROM entries) x "
-     "WHERE balance_after <> running ORDER BY id"},
+     "WHERE balance_after <> running ORDER BY id",
+     0},
+    {"payments_between_customers", "no payment transfer touches a system account",
+     "SELECT format('payment %s (transfer %s): %s -> %s, and %s is a system account', t.ref, "
+     "t.id, t.debit_account, t.credit_account, a.id) FROM transfers t JOIN accounts a "
+     "ON a.id IN (t.debit_account, t.credit_account) WHERE t.kind = 'payment' "
+     "AND a.kind = 'system' ORDER BY t.id",
+     0},
+    {"payment_settled",
+     "every payment posted longer ago than --settle-within is in a settlement batch",
+     "SELECT format('payment %s (transfer %s, posted %s): in no settlement batch', t.ref, t.id, "
+     "to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')) "
+     "FROM transfers t WHERE t.kind = 'payment' "
+     "AND t.created_at < now() - $1::bigint * interval '1 second' AND NOT EXISTS "
+     "(SELECT 1 FROM settlement_items i WHERE i.payment_id = t.ref) ORDER BY t.id",
+     1},
     {"payment_in_one_batch",
      "every completed payment the settlement stage took is in exactly one settlement batch, "
-     "and every batch item is a completed payment",
+     "and every batch item is a completed payment with the amount, payee and currency of its "
+     "transfer",
      "SELECT format('payment %s: settled but in no batch', p.payment_id) FROM processed p "
      "WHERE p.stage = 'settlement' AND p.outcome LIKE 'batched:%' AND NOT EXISTS "
      "(SELECT 1 FROM settlement_items i WHERE i.payment_id = p.payment_id) "
      "UNION ALL SELECT format('payment %s: in batch %s but it has no payment transfer', "
      "i.payment_id, i.batch_id) FROM settlement_items i WHERE NOT EXISTS "
      "(SELECT 1 FROM transfers t WHERE t.kind = 'payment' AND t.ref = i.payment_id) "
-     "ORDER BY 1"},
+     "UNION ALL SELECT format('payment %s: batch %s holds %s %s for payee %s, its transfer %s "
+     "is %s %s to %s', i.payment_id, b.id, i.amount, b.currency, b.payee, t.id, t.amount, "
+     "t.currency, t.credit_account) FROM settlement_items i "
+     "JOIN settlement_batches b ON b.id = i.batch_id "
+     "JOIN transfers t ON t.kind = 'payment' AND t.ref = i.payment_id "
+     "WHERE t.amount <> i.amount OR t.currency <> b.currency OR t.credit_account <> b.payee "
+     "ORDER BY 1",
+     0},
     {"batch_postings_match",
      "each batch's count and gross are its items'; a closed batch has net = gross - fees, "
      "fees = min(item fees, gross), and its fee and payout transfers carry exactly that",
@@ -90,7 +124,8 @@ static const invariant_t invariants[] = {
      "OR b.fees_raw <> coalesce(i.f, 0) "
      "OR (b.status = 'closed' AND (b.net <> b.gross - b.fees OR b.fees <> least(b.fees_raw, "
      "b.gross) OR coalesce(ft.amount, 0) <> b.fees OR coalesce(pt.amount, 0) <> b.net)) "
-     "OR (b.status = 'open' AND (ft.id IS NOT NULL OR pt.id IS NOT NULL)) ORDER BY 1"},
+     "OR (b.status = 'open' AND (ft.id IS NOT NULL OR pt.id IS NOT NULL)) ORDER BY 1",
+     0},
 };
 
 #define NINVARIANTS (sizeof invariants / sizeof invariants[0])
@@ -98,9 +133,18 @@ static const invariant_t invariants[] = {
 int cmd_verify(ctl_t *c, int argc, char **argv)
 {
     const ctl_cmd_t *cmd = ctl_find_cmd("verify");
+    static const struct option opts[] = {{"settle-within", required_argument, NULL, 's'},
+                                         {NULL, 0, NULL, 0}};
+    int64_t settle_within = 900;
     int ch;
-    while ((ch = ctl_getopt(c, cmd, argc, argv, "", NULL)) != -1)
-        return ch == 'h' ? 0 : 2;
+    while ((ch = ctl_getopt(c, cmd, argc, argv, "", opts)) != -1) {
+        if (ch != 's')
+            return ch == 'h' ? 0 : 2;
+        if (money_parse_minor(optarg, &settle_within) != LL_OK || settle_within < 0 ||
+            settle_within > 315360000)
+            return ctl_usage_error(cmd, "--settle-within '%s' must be 0..315360000 seconds",
+                                   optarg);
+    }
     if (optind < argc)
         return ctl_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     db_t *db = ctl_db(c);
@@ -116,8 +160,11 @@ int cmd_verify(ctl_t *c, int argc, char **argv)
         const invariant_t *inv = &invariants[i];
         char sql[2048];
         snprintf(sql, sizeof sql, "%s LIMIT %d", inv->sql, VERIFY_ROWS + 1);
+        char within[24];
+        snprintf(within, sizeof within, "%" PRId64, settle_within);
+        const char *params[] = {within};
         PGresult *r;
-        if (db_query(db, &r, sql, 0, NULL) != LL_OK) {
+        if (db_query(db, &r, sql, inv->nparams, inv->nparams ? params : NULL) != LL_OK) {
             json_decref(list);
             return ctl_fail("run `ledgerctl migrate` if the schema is missing", "checking %s: %s",
                             inv->name, db_errstr(db));

@@ -60,9 +60,11 @@ static const ctl_cmd_t commands[] = {
      "  --key-file signs every body with the first key of F (\"KEY_ID SECRET\"\n"
      "  lines), in header x-ledgerline-signature (signing.request_keys_file).\n"},
     {"verify", cmd_verify, "check every ledger invariant; exit 1 if one is broken",
-     "usage: ledgerctl verify [--json]\n"
+     "usage: ledgerctl verify [--settle-within SECONDS] [--json]\n"
      "  Checks the invariants of DESIGN.md section 4 and prints each broken one\n"
-     "  with the rows involved (at most 20 each).\n"},
+     "  with the rows involved (at most 20 each). A payment posted less than\n"
+     "  --settle-within seconds ago (default 900) may still be on its way to a\n"
+     "  settlement batch; an older one must be in one (payment_settled).\n"},
     {"status", cmd_status, "depth and consumers of every queue (work, dead, retry)",
      "usage: ledgerctl status [--queue NAME] [--json]\n"
      "  Ready messages and consumers of each queue of the topology. With --queue,\n"

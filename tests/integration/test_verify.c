@@ -46,7 +46,7 @@ START_TEST(verify_is_green_on_a_funded_ledger)
     char *out, *err;
     int rc = llt_ctl(&out, &err, ledger, "verify");
     ck_assert_msg(rc == 0, "%s%s", out, err);
-    ck_assert_msg(strstr(out, "all 10 invariants hold") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "all 12 invariants hold") != NULL, "%s", out);
     free(out);
     free(err);
     rc = llt_ctl(&out, &err, ledger, "verify --json");
@@ -93,7 +93,44 @@ static const struct {
      "UPDATE entries SET balance_after = balance_after + 7 WHERE id = (SELECT min(id) FROM "
      "entries WHERE account_id = 'alice')",
      "balance_after_chain", "of account alice: balance_after 1007, running sum 1000"},
+    {"payment from a system account",
+     "INSERT INTO transfers (ref, kind, debit_account, credit_account, amount, currency) "
+     "VALUES ('p-sys', 'payment', 'sys:funding:EUR', 'bob', 5, 'EUR')",
+     "payments_between_customers", "and sys:funding:EUR is a system account"},
+    {"payment never settled",
+     "UPDATE transfers SET created_at = now() - interval '1 hour' WHERE ref = 'p-1'",
+     "payment_settled", "payment p-1 (transfer"},
+    {"batch item differs from its transfer",
+     "INSERT INTO settlement_batches (id, payee, currency, window_start, window_end, count, "
+     "gross, fees_raw) VALUES ('sb-x', 'bob', 'EUR', now(), now() + interval '1 day', 1, 301, 0);"
+     "INSERT INTO settlement_items (payment_id, batch_id, amount, fee, late) "
+     "VALUES ('p-1', 'sb-x', 301, 0, false)",
+     "payment_in_one_batch", "payment p-1: batch sb-x holds 301 EUR for payee bob"},
 };
+
+/* A payment younger than --settle-within is in flight; older, it must be in
+ * a settlement batch. */
+START_TEST(verify_settle_within_sets_when_a_payment_must_be_in_a_batch)
+{
+    llt_exec(db, "UPDATE transfers SET created_at = now() - interval '1 hour' WHERE ref = 'p-1'");
+    char *out, *err;
+    int rc = llt_ctl(&out, &err, ledger, "verify --settle-within 7200");
+    ck_assert_msg(rc == 0, "an hour-old payment within 2 h must pass: %s%s", out, err);
+    free(out);
+    free(err);
+    rc = llt_ctl(&out, &err, ledger, "verify --settle-within 1800");
+    ck_assert_msg(rc == 1 && strstr(out, "FAIL  payment_settled"),
+                  "an hour-old unsettled "
+                  "payment past 30 min must fail: %s%s",
+                  out, err);
+    free(out);
+    free(err);
+    rc = llt_ctl(&out, &err, ledger, "verify --settle-within -1");
+    ck_assert_msg(rc == 2 && strstr(err, "--settle-within"), "bad value: exit %d: %s", rc, err);
+    free(out);
+    free(err);
+}
+END_TEST
 
 START_TEST(verify_names_each_broken_invariant_and_its_rows)
 {
@@ -141,6 +178,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, verify_is_green_on_a_funded_ledger);
+    tcase_add_test(tc, verify_settle_within_sets_when_a_payment_must_be_in_a_batch);
     tcase_add_loop_test(tc, verify_names_each_broken_invariant_and_its_rows, 0,
                         (int)(sizeof corruptions / sizeof corruptions[0]));
     suite_add_tcase(s, tc);
