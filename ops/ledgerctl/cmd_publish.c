@@ -274,13 +274,23 @@ int cmd_publish(ctl_t *c, int argc, char **argv)
     if (count > 0) {
         np = split_ids(payers_s, payers, MAX_ACCOUNTS);
         nq = split_ids(payees_s, payees, MAX_ACCOUNTS);
-        if (np <= 0 || nq <= 0 || (np == 1 && nq == 1 && strcmp(payers[0], payees[0]) == 0)) {
+        /* every payer needs a payee other than itself, or the run would stop
+         * half-way at the first such draw */
+        bool pairable = np > 0 && nq > 0;
+        for (int a = 0; pairable && a < np; a++) {
+            bool other = false;
+            for (int b = 0; b < nq && !other; b++)
+                other = strcmp(payers[a], payees[b]) != 0;
+            pairable = other;
+        }
+        if (!pairable) {
             json_decref(metadata);
             free(payers);
             free(payees);
             return ctl_usage_error(cmd,
                                    "--payers and --payees must be comma-separated account "
-                                   "ids (at most %d each) that allow payer != payee",
+                                   "ids (at most %d each), with a payee other than itself for "
+                                   "every payer",
                                    MAX_ACCOUNTS);
         }
     }
@@ -324,7 +334,7 @@ int cmd_publish(ctl_t *c, int argc, char **argv)
             uint64_t r = splitmix64(&st);
             int a = (int)(r % (uint64_t)np);
             int b = (int)((r >> 20) % (uint64_t)nq);
-            if (strcmp(payers[a], payees[b]) == 0)
+            while (strcmp(payers[a], payees[b]) == 0) /* ends: checked above */
                 b = (b + 1) % nq;
             int64_t amt =
                 min_amount + (int64_t)((r >> 8) % (uint64_t)(max_amount - min_amount + 1));

@@ -178,7 +178,10 @@ static const struct {
     {"publish --payer 'a b' --payee b --amount 5 --currency EUR", "payer", 1},
     {"publish --payer a --payee b --amount 5", "--currency", 2},
     {"publish --payer a --payee b --amount 5x --currency EUR", "not an integer", 2},
-    {"publish --count 3 --payers a --payees a --currency EUR", "payer != payee", 2},
+    {"publish --count 3 --payers a --payees a --currency EUR", "other than itself", 2},
+    /* b can pay a, but a has no payee other than itself: refused before any publish */
+    {"publish --count 50 --payers a,b --payees a --currency EUR", "other than itself", 2},
+    {"publish --count 50 --payers a,b --payees a,a --currency EUR", "other than itself", 2},
 };
 
 START_TEST(publish_refuses_what_the_workers_would_reject)
