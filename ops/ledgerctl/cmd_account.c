@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "ctl.h"
+#include "msg.h"
 #include "money.h"
 
 static const char *const kinds[] = {"customer", "merchant", NULL};
@@ -136,6 +137,11 @@ int cmd_account_create(ctl_t *c, int argc, char **argv)
         case 'f':
             if ((rc = parse_amount(cmd, "--fee-fixed", optarg, 0, &want.fee_fixed)))
                 return rc;
+            if (want.fee_fixed > MSG_AMOUNT_MAX) /* fees add up per batch: keep them sane */
+                return ctl_usage_error(cmd,
+                                       "--fee-fixed '%s' is above 10^14, the largest payment "
+                                       "amount",
+                                       optarg);
             break;
         default:
             return ch == 'h' ? 0 : 2;
@@ -259,8 +265,15 @@ int cmd_account_fund(ctl_t *c, int argc, char **argv)
     PGresult *r;
     if (db_query(db, &r,
                  "SELECT status, transfer_id FROM ledger_post($1, 'funding', $2, $3, $4, $5)", 5,
-                 params) != LL_OK)
+                 params) != LL_OK) {
+        if (strcmp(db_sqlstate(db), "22003") == 0) /* numeric_value_out_of_range */
+            return ctl_fail("fund with a smaller amount: balances are signed 64-bit minor "
+                            "units",
+                            "funding '%s' with %s would take '%s' or %s past the int64 limit "
+                            "(%" PRId64 ")",
+                            id, amt, id, sys, INT64_MAX);
         return ctl_fail(NULL, "funding '%s': %s", id, db_errstr(db));
+    }
     char status[32], tid[24];
     snprintf(status, sizeof status, "%s", PQgetvalue(r, 0, 0));
     snprintf(tid, sizeof tid, "%s", PQgetvalue(r, 0, 1));

@@ -88,6 +88,7 @@ static const struct {
     {"account create alice --currency EUR --kind system", "system accounts are managed"},
     {"account create alice --currency EUR --overdraft -5", "--overdraft"},
     {"account create alice --currency EUR --fee-bps 10001", "--fee-bps"},
+    {"account create alice --currency EUR --fee-fixed 100000000000001", "above 10^14"},
     {"account create sys:x --currency EUR", "reserved"},
     {"account create alice --currency EUR --bogus", "unknown"},
 };
@@ -126,6 +127,14 @@ START_TEST(account_fund_posts_from_the_system_account_once_per_ref)
     free(err);
     err = ctl_fails(2, "account fund alice 12.50");
     free(err);
+    ck_assert_int_eq(balance("alice"), 5250);
+
+    /* past the int64 limit: refused, naming the accounts, nothing posted */
+    free(ctl_ok("account create bob --currency EUR"));
+    err = ctl_fails(1, "account fund bob 9223372036854775807");
+    ck_assert_msg(strstr(err, "int64 limit") && strstr(err, "sys:funding:EUR"), "%s", err);
+    free(err);
+    ck_assert_int_eq(balance("bob"), 0);
     ck_assert_int_eq(balance("alice"), 5250);
 }
 END_TEST
