@@ -7,6 +7,7 @@
  *    its approvals, which a verifying payment-worker then posts: so a
  *    client allowed to publish on ledgerline.events cannot skip risk.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +171,53 @@ START_TEST(signing_requests_through_risk_to_payment)
 }
 END_TEST
 
+/* A SIGHUP whose approval keyring is good but whose producer keyring is
+ * bad replaces neither: the risk-worker keeps signing with the old key
+ * (a payment-worker that knows only that key still accepts), and keeps
+ * verifying requests with the old producer key. */
+START_TEST(signing_a_half_failed_reload_keeps_both_old_keyrings)
+{
+    char *approvals = keyfile("half_a", "k1 " K1 "\n");
+    char *producers = keyfile("half_p", "p1 " P1 "\n");
+    char *pay_keys = keyfile("half_pay", "k1 " K1 "\n");
+    char a_env[256], p_env[256], pay_env_s[256];
+    snprintf(a_env, sizeof a_env, "LEDGERLINE_SIGNING_APPROVAL_KEYS_FILE=%s", approvals);
+    snprintf(p_env, sizeof p_env, "LEDGERLINE_SIGNING_REQUEST_KEYS_FILE=%s", producers);
+    snprintf(pay_env_s, sizeof pay_env_s, "LEDGERLINE_SIGNING_APPROVAL_KEYS_FILE=%s", pay_keys);
+    const char *const risk_env[] = {a_env, p_env, NULL};
+    const char *const pay_env[] = {pay_env_s, NULL};
+    pid_t r = llw_start(LL_BIN_DIR "/risk-worker", fx.ledger, risk_env, NULL);
+    llw_wait_consuming(fx.m, "risk", 1, 30000);
+
+    free(keyfile("half_a", "k2 " K2 "\n"));    /* a good new approval key ... */
+    free(keyfile("half_p", "p1 too-short\n")); /* ... and a bad producer file */
+    llw_signal(r, SIGHUP);
+    llw_wait_logged(r, "SIGHUP: reload failed", 30000, "the reload to fail on the producer keys");
+
+    pid_t p = llw_start(LL_BIN_DIR "/payment-worker", fx.ledger, pay_env, NULL);
+    llw_wait_consuming(fx.m, "payments", 1, 30000);
+    free(keyfile("half_p", "p1 " P1 "\n")); /* the signer still has the old key */
+    publish("payment.requested", "half-signed", producers);
+    llw_wait_drained(fx.m, "risk", 30000);
+    for (int i = 0; i < 100 && processed("payment", "half-signed") == 0; i++)
+        llw_sleep_ms(100);
+    llw_wait_drained(fx.m, "payments", 30000);
+    LLW_ASSERT(llw_stop(r, 20000) == 0, "risk-worker did not stop cleanly");
+    LLW_ASSERT(llw_stop(p, 20000) == 0, "payment-worker did not stop cleanly");
+    LLW_ASSERT(processed("risk", "half-signed") == 1,
+               "risk refused a request signed with the producer key it should have kept");
+    LLW_ASSERT(processed("payment", "half-signed") == 1,
+               "the approval was not signed with the old key k1: the failed reload replaced it");
+    LLW_ASSERT(parked_bad_signature("payments.dead") == 0, "an approval was refused");
+    llw_assert_verify(fx.ledger);
+    const char *files[] = {approvals, producers, pay_keys};
+    for (size_t i = 0; i < 3; i++) {
+        unlink(files[i]);
+        free((void *)files[i]);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("signing");
@@ -178,6 +226,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, signing_payment_worker_accepts_only_signed_approvals);
     tcase_add_test(tc, signing_requests_through_risk_to_payment);
+    tcase_add_test(tc, signing_a_half_failed_reload_keeps_both_old_keyrings);
     suite_add_tcase(s, tc);
     return llt_run_suite(s);
 }

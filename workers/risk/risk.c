@@ -132,13 +132,21 @@ static int risk_init(const settings_t *cfg)
         log_error("%s", err);
         return LL_ECONFIG;
     }
-    if (sign_reload(cfg->signing.approval_keys_file, &approval_keys, err, sizeof err) != LL_OK ||
-        sign_reload(cfg->signing.request_keys_file, &request_keys, err, sizeof err) != LL_OK) {
+    /* both keyrings load, or neither replaces what is in use */
+    sign_keyring_t *ak = NULL, *rk = NULL;
+    const char *af = cfg->signing.approval_keys_file, *rf = cfg->signing.request_keys_file;
+    if ((af && *af && sign_load(af, &ak, err, sizeof err) != LL_OK) ||
+        (rf && *rf && sign_load(rf, &rk, err, sizeof err) != LL_OK)) {
         log_error("signing: %s", err);
+        sign_free(ak);
         free(c);
         return LL_ECONFIG;
     }
-    sign_set_outgoing(approval_keys);
+    sign_set_outgoing(ak);
+    sign_free(approval_keys);
+    approval_keys = ak;
+    sign_free(request_keys);
+    request_keys = rk;
     if (!approval_keys)
         log_warn("signing.approval_keys_file is not set: approvals go out unsigned");
     free(risk_cfg);
