@@ -6,7 +6,8 @@
 #   every socket of the stack listens on loopback only (ss -ltnp);
 #   PostgreSQL refuses a wrong password; stop-one redis makes status fail and
 #   leaves the others alone; start-one redis and `up` bring it back with its
-#   data (appendonly).
+#   data (appendonly); `up` in a checkout under a 0700 folder refuses,
+#   naming the folder and the fix, and starts nothing.
 # Without the stack's environment it FAILS (it never skips).
 set -uo pipefail
 
@@ -169,5 +170,22 @@ redis_cli del "$probe_key" >/dev/null 2>&1
 
 check "unknown command is an error" bash -c '! "$@" frobnicate >/dev/null 2>&1' _ "${STACK[@]}"
 check "unknown server is an error" bash -c '! "$@" stop-one mysql >/dev/null 2>&1' _ "${STACK[@]}"
+
+
+# --- a checkout the server users cannot reach --------------------------------
+# RabbitMQ and PostgreSQL run as their own users; under a private (0700)
+# folder they cannot reach the stack: `up` must say which folder and how to
+# fix it, and start nothing.
+priv="$(mktemp -d)" # mktemp -d makes it 0700
+mkdir -p "$priv/ck" && cp -r "$ROOT/ops" "$priv/ck/ops"
+out="$(LEDGERLINE_STACK_PORT_OFFSET=19 timeout "$TIMEOUT" "$priv/ck/ops/stack" --name unreach up 2>&1)"
+rc=$?
+check "up under a 0700 folder exits 1" test $rc -eq 1
+check "up under a 0700 folder names the folder and the fix" \
+  bash -c '[[ "$1" == *"cannot reach"* && "$1" == *"$2 is not searchable"* && "$1" == *"chmod o+x $2"* ]]' _ "$out" "$priv"
+# (epmd is shared by port, so another stack's may be listed: not counted)
+check "up under a 0700 folder started nothing" \
+  test -z "$(LEDGERLINE_STACK_PORT_OFFSET=19 timeout "$TIMEOUT" "$priv/ck/ops/stack" --name unreach pids 2>/dev/null | grep -Ev '^epmd ')"
+rm -rf "$priv"
 
 finish
