@@ -82,9 +82,11 @@ ll_missing_deps() {
 }
 
 # Installs only what is missing; `apt-get update` runs once, and only then.
-# Without an init system, package post-install scripts try to start the
-# servers and fail (or are refused by policy-rc.d): a temporary policy-rc.d
-# makes that refusal explicit and harmless. ops/stack starts the servers.
+# Package post-install scripts try to start the servers: a temporary
+# policy-rc.d refuses that (without an init system they would fail, with
+# systemd they would start Debian's own servers), and under systemd the
+# server services this run installed are disabled. ops/stack starts the
+# servers Ledgerline uses.
 ll_install_deps() {
   local missing=() pkg
   command -v dpkg-query >/dev/null 2>&1 ||
@@ -110,8 +112,10 @@ ll_install_deps() {
 
   ll_info "installing missing packages: ${missing[*]}"
   local policy=/usr/sbin/policy-rc.d made_policy=0
-  if [[ ! -d /run/systemd/system && ! -e "$policy" ]]; then
-    # no init system: forbid service starts during the install (exit 101 = "action forbidden")
+  if [[ ! -e "$policy" ]]; then
+    # forbid service starts during the install (exit 101 = "action forbidden"):
+    # without an init system they would fail; with systemd they would start
+    # the Debian-wide servers (RabbitMQ and epmd on every interface)
     if "${sudo_cmd[@]}" sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 0755 $policy"; then
       made_policy=1
     fi
@@ -124,6 +128,22 @@ ll_install_deps() {
   fi
   if [[ $made_policy -eq 1 ]]; then
     "${sudo_cmd[@]}" rm -f "$policy" || true
+  fi
+  # with systemd, the server packages this run installed are enabled for the
+  # next boot: Ledgerline runs its own servers (ops/stack), so these stay off
+  if [[ $rc -eq 0 && -d /run/systemd/system ]]; then
+    local -a units=()
+    for pkg in "${missing[@]}"; do
+      case "$pkg" in
+        rabbitmq-server) units+=(rabbitmq-server.service epmd.socket epmd.service) ;;
+        redis-server) units+=(redis-server.service) ;;
+        postgresql) units+=(postgresql.service) ;;
+      esac
+    done
+    if [[ ${#units[@]} -gt 0 ]]; then
+      ll_info "disabling the system-wide services just installed (${units[*]}): ops/stack runs its own servers on 127.0.0.1; to use Debian's instead: systemctl enable --now ${units[*]}"
+      "${sudo_cmd[@]}" systemctl disable --now "${units[@]}" >/dev/null 2>&1 || true
+    fi
   fi
   if [[ $rc -ne 0 ]]; then
     ll_die "installing ${missing[*]} failed (apt-get exit status $rc; see the output above)" \
