@@ -3,11 +3,14 @@
 #   1. `docker-compose -f compose.yaml config -q` exits 0 (Debian's 1.29);
 #   2. services rabbitmq, redis and postgres exist and each has a healthcheck;
 #      the three workers exist, wait for `migrate`, have cpu/memory limits and
-#      read their secrets from *_FILE variables;
+#      read their secrets from *_FILE variables; every *_FILE a service is
+#      given names a secret that service mounts (ledgerctl and the workers
+#      read them all at start: a missing one stops `migrate`, and with it
+#      every worker);
 #   3. every published port is bound to 127.0.0.1.
 # Checks 2-3 parse the normalised `docker-compose config` output. The checker
 # is also run over broken copies of compose.yaml (a port on all interfaces, a
-# missing healthcheck, invalid YAML) and must reject each one, so this test
+# missing healthcheck, invalid YAML, an unmounted secret) and must reject each one, so this test
 # can fail. Needs no Docker daemon.
 set -uo pipefail
 
@@ -71,6 +74,18 @@ for name in ("risk-worker", "payment-worker", "settlement-worker"):
     if not any(str(v).endswith("_FILE") or k.endswith("_FILE")
                for k, v in (svc.get("environment") or {}).items()):
         problems.append("worker %s gets no secret through a *_FILE variable" % name)
+# every *_FILE a Ledgerline service is given must be a secret it mounts
+# (ledgerctl and the workers read every configured secret file at start)
+for name, svc in sorted(services.items()):
+    env = svc.get("environment") or {}
+    mounted = set()
+    for sec in svc.get("secrets") or []:
+        mounted.add(sec.get("source") if isinstance(sec, dict) else str(sec))
+    for k, v in env.items():
+        if k.startswith("LEDGERLINE_") and k.endswith("_FILE") and str(v).startswith("/run/secrets/"):
+            sec = str(v)[len("/run/secrets/"):]
+            if sec not in mounted:
+                problems.append("service %s: %s=%s but secret %s is not mounted" % (name, k, v, sec))
 for name, svc in sorted(services.items()):
     for port in svc.get("ports") or []:
         if isinstance(port, dict):
@@ -108,6 +123,7 @@ MUTANTS=(
   "port on 0.0.0.0|s/127\\.0\\.0\\.1:\${LEDGERLINE_COMPOSE_PG_PORT/0.0.0.0:\${LEDGERLINE_COMPOSE_PG_PORT/"
   "healthcheck removed|/^  redis:/,/^  postgres:/{/^    healthcheck:/,/^    restart:/{/^    restart:/!d}}"
   "invalid YAML|s/^services:/services: [/"
+  "a secret file not mounted|s/^    secrets: \[amqp_password, redis_password, postgres_password\]$/    secrets: [amqp_password, postgres_password]/"
 )
 for row in "${MUTANTS[@]}"; do
   label="${row%%|*}"
