@@ -65,10 +65,16 @@ void item_set_event(item_t *it, const char *event_id, char *rk, char *body)
 void item_reject(item_t *it, const char *queue, const msg_reject_t *why)
 {
     const char *pid = it->payment_id[0] ? it->payment_id : NULL;
-    char key[MSG_ID_MAX * 2 + 96], ev_id[MSG_EVENT_ID_LEN + 1];
-    if (msg_rejected_key(queue, pid, it->d.body, it->d.len, key, sizeof key) != LL_OK)
+    char key[MSG_REJECTED_KEY_MAX], ev_id[MSG_EVENT_ID_LEN + 1];
+    if (msg_rejected_key(queue, pid, why->reason, it->d.body, it->d.len, key, sizeof key) != LL_OK)
         log_panic("rejection key does not fit (queue %s)", queue);
     msg_event_id(MSG_TYPE_REJECTED, key, ev_id);
+    /* the detail may hold untrusted text (a signature header, a server
+     * error): the event, the parked copy's headers and the log get it clean */
+    msg_reject_t clean = *why;
+    msg_text_clean(clean.field, sizeof clean.field, why->field);
+    msg_text_clean(clean.detail, sizeof clean.detail, why->detail);
+    why = &clean;
     char *body = msg_encode_rejected(queue, why, pid, key, clock_now_ms());
     if (!body)
         log_panic("cannot encode message.rejected for queue %s", queue);

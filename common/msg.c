@@ -130,7 +130,7 @@ static size_t msg_utf8_seq(const unsigned char *s)
  * control characters become '?', truncation happens on a character
  * boundary. The result goes into JSON event bodies, so it must never be
  * invalid UTF-8 whatever the input was. */
-static void msg_sanitize(char *dst, size_t n, const char *src)
+void msg_text_clean(char *dst, size_t n, const char *src)
 {
     const unsigned char *s = (const unsigned char *)src;
     size_t o = 0;
@@ -166,8 +166,8 @@ int msg__reject(msg_reject_t *why, msg_reason_t reason, const char *field, const
     else
         snprintf(full, sizeof full, "%s", text);
     why->reason = reason;
-    msg_sanitize(why->field, sizeof why->field, field ? field : "");
-    msg_sanitize(why->detail, sizeof why->detail, full);
+    msg_text_clean(why->field, sizeof why->field, field ? field : "");
+    msg_text_clean(why->detail, sizeof why->detail, full);
     return LL_EREJECT;
 }
 

@@ -39,7 +39,8 @@
  * msg_rejected_key(), msg_id_valid(), msg_format_time(), msg_parse_time(), msg_fields(),
  * msg_encode_approved(), msg_encode_declined(), msg_encode_completed(),
  * msg_encode_failed(), msg_batch_closed_t, msg_encode_batch_closed(),
- * msg_encode_rejected(), msg_failure_reason_valid(), the MSG_* constants.
+ * msg_encode_rejected(), msg_failure_reason_valid(), msg_text_clean(), the MSG_*
+ * constants.
  */
 #ifndef LL_MSG_H
 #define LL_MSG_H
@@ -201,20 +202,24 @@ void msg_body_hash(const void *body, size_t len, char out[65]);
  * unique:
  *   payment.approved/declined/completed/failed  the payment_id
  *   settlement.batch.closed                      the batch_id
- *   message.rejected                             "<queue>\n<payment_id>\n<hex
- *       SHA-256 of the raw body>", payment_id "-" when not readable
+ *   message.rejected                             "<queue>\n<payment_id>\n<reason>\n
+ *       <hex SHA-256 of the raw body>", payment_id "-" when not readable
  *       (msg_rejected_key() builds it). The body hash is in the key so that
  *       two different bodies rejected for the same payment_id (an
  *       idempotency conflict, say) are two events, while a redelivery of
- *       the same body is the same event.
+ *       the same body is the same event; the reason, so that one body
+ *       rejected for two reasons (unsigned, then signed but invalid) is two
+ *       events that consumers deduplicating by event_id both see.
  * The same outcome always gets the same id, whenever it is encoded.
  */
 void msg_event_id(const char *type, const char *key, char out[MSG_EVENT_ID_LEN + 1]);
 
 /* Builds the message.rejected event key described above into out (n bytes).
- * LL_OK or LL_ERANGE if it does not fit (MSG_ID_MAX * 2 + 70 always does). */
+ * LL_OK or LL_ERANGE if it does not fit (MSG_REJECTED_KEY_MAX always does). */
+#define MSG_REJECTED_KEY_MAX (MSG_ID_MAX * 2 + 96)
 LL_MUSTCHECK int msg_rejected_key(const char *queue, const char *payment_id_or_null,
-                                  const void *body, size_t len, char *out, size_t n);
+                                  msg_reason_t reason, const void *body, size_t len, char *out,
+                                  size_t n);
 
 /* RFC 3339 UTC with milliseconds: "2026-11-23T09:31:25.123Z". Clamped to
  * years 0000..9999. */
@@ -286,6 +291,12 @@ char *msg_encode_rejected(const char *queue, const msg_reject_t *why,
 /* Is s (len bytes) an id: 1-64 chars of [A-Za-z0-9_.:-]? For payment ids,
  * account ids, rule names; ledgerctl validates its arguments with it. */
 bool msg_id_valid(const char *s, size_t len);
+
+/* Copies src into dst (n > 0 bytes) as valid UTF-8 for an event body:
+ * invalid bytes and control characters become '?', and a cut never splits
+ * a character. For any text that did not come from the codec (a signature
+ * header, a server error) before it goes into a msg_reject_t. */
+void msg_text_clean(char *dst, size_t n, const char *src);
 
 /* ---- internal, shared by msg.c and msg_event.c; not for other modules -- */
 LL_MUSTCHECK int msg__reject(msg_reject_t *why, msg_reason_t reason, const char *field,

@@ -64,15 +64,15 @@ void msg_event_id(const char *type, const char *key, char out[MSG_EVENT_ID_LEN +
     msg_hex(md, MSG_EVENT_ID_LEN / 2, out);
 }
 
-int msg_rejected_key(const char *queue, const char *payment_id_or_null, const void *body,
-                     size_t len, char *out, size_t n)
+int msg_rejected_key(const char *queue, const char *payment_id_or_null, msg_reason_t reason,
+                     const void *body, size_t len, char *out, size_t n)
 {
     char hash[65];
     const char *id = payment_id_or_null;
     if (!id || !msg_id_valid(id, strlen(id)))
         id = "-";
     msg_body_hash(body, len, hash);
-    int w = snprintf(out, n, "%s\n%s\n%s", queue, id, hash);
+    int w = snprintf(out, n, "%s\n%s\n%s\n%s", queue, id, msg_reason_str(reason), hash);
     return (w < 0 || (size_t)w >= n) ? LL_ERANGE : LL_OK;
 }
 
@@ -356,10 +356,13 @@ char *msg_encode_rejected(const char *queue, const msg_reject_t *why,
     const char *pid = payment_id_or_null;
     if (pid && !msg_id_valid(pid, strlen(pid)))
         pid = NULL;
+    /* whatever wrote the detail, the event must be valid UTF-8 */
+    char detail[sizeof why->detail];
+    msg_text_clean(detail, sizeof detail, why->detail);
     msg_builder_t b = msg_begin(MSG_TYPE_REJECTED, event_key, pid, occurred_ms);
     if (!b.bad) {
         msg_set(&b, "reason", json_string(msg_reason_str(why->reason)));
-        msg_set(&b, "detail", json_string(why->detail));
+        msg_set(&b, "detail", json_string(detail));
         msg_set(&b, "queue", json_string(queue));
     }
     return msg_finish(&b);

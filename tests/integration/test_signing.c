@@ -15,6 +15,8 @@
 
 #include "ll_test.h"
 #include "ll_worker.h"
+#include "msg.h"
+#include "sign.h"
 
 #define K1 "k1-secret-0123456789abcdefghijklmnopqrstuvwxyz"
 #define K2 "k2-secret-ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210"
@@ -218,6 +220,80 @@ START_TEST(signing_a_half_failed_reload_keeps_both_old_keyrings)
 }
 END_TEST
 
+/* Publishes a payment.approved for `id` with a raw signature header. */
+static void publish_with_signature(const char *id, const char *header)
+{
+    msg_payment_t p = llw_payment(fx.ledger, id, "alice", "shop", 100, "EUR");
+    char *body = msg_encode_approved(&p, 0, NULL, 0, 1795000000000LL);
+    ck_assert(body != NULL);
+    mq_header_t h = {.key = SIGN_HEADER, .str = header};
+    mq_props_t props = {.message_id = p.payment_id,
+                        .type = MSG_TYPE_APPROVED,
+                        .content_type = "application/json",
+                        .headers = &h,
+                        .nheaders = 1};
+    ck_assert_int_eq(
+        mq_publish(fx.m, "ledgerline.events", MSG_TYPE_APPROVED, body, strlen(body), &props, true),
+        LL_OK);
+    llw_confirm(fx.m);
+    free(body);
+    msg_payment_clear(&p);
+}
+
+/* A signature header whose key id is not valid UTF-8, or whose 64-byte cut
+ * splits a character, goes into the rejection's detail: it must come out
+ * as a clean message.rejected and a parked copy, and the worker must go
+ * on (it used to abort on the unencodable detail, over and over). */
+START_TEST(signing_a_hostile_signature_header_is_rejected_not_fatal)
+{
+    char *ring = keyfile("hostile", "k1 " K1 "\n");
+    char env[256];
+    snprintf(env, sizeof env, "LEDGERLINE_SIGNING_APPROVAL_KEYS_FILE=%s", ring);
+    const char *const extra[] = {env, NULL};
+    pid_t w = llw_start(LL_BIN_DIR "/payment-worker", fx.ledger, extra, NULL);
+    llw_wait_consuming(fx.m, "payments", 1, 30000);
+    char hex[65];
+    memset(hex, 'a', 64);
+    hex[64] = '\0';
+    char bad_utf8[128], split[256] = "";
+    snprintf(bad_utf8, sizeof bad_utf8, "\xff\xfe:%s", hex);
+    for (int i = 0; i < 22; i++) /* 66 bytes of 3-byte characters: the cut at 64 splits one */
+        strcat(split, "\xe2\x82\xac");
+    strcat(split, ":");
+    strcat(split, hex);
+    publish_with_signature("hostile-utf8", bad_utf8);
+    publish_with_signature("hostile-split", split);
+    publish("payment.approved", "hostile-then-good", ring);
+    llw_wait_drained(fx.m, "payments", 30000);
+    for (int i = 0; i < 100 && processed("payment", "hostile-then-good") == 0; i++)
+        llw_sleep_ms(100);
+    llw_check_alive();
+    LLW_ASSERT(llw_stop(w, 20000) == 0, "payment-worker did not stop cleanly");
+    LLW_ASSERT(processed("payment", "hostile-then-good") == 1, "the good approval after them");
+    char pid_utf8[MSG_ID_MAX + 1], pid_split[MSG_ID_MAX + 1];
+    snprintf(pid_utf8, sizeof pid_utf8, "%s-hostile-utf8", fx.ledger);
+    snprintf(pid_split, sizeof pid_split, "%s-hostile-split", fx.ledger);
+    LLW_ASSERT(processed("payment", pid_utf8) == 0 && processed("payment", pid_split) == 0,
+               "a hostile approval was processed");
+    LLW_ASSERT(parked_bad_signature("payments.dead") == 2, "both hostile approvals parked");
+    llw_events_collect(fx.ev);
+    const char *ids[] = {"hostile-utf8", "hostile-split"};
+    for (int i = 0; i < 2; i++) {
+        char pid[MSG_ID_MAX + 1];
+        snprintf(pid, sizeof pid, "%s-%s", fx.ledger, ids[i]);
+        json_t *e = llw_events_find(fx.ev, "message.rejected", pid, 0);
+        LLW_ASSERT(e != NULL, "no message.rejected for %s", pid);
+        const char *detail =
+            json_string_value(json_object_get(json_object_get(e, "json"), "detail"));
+        LLW_ASSERT(detail && strstr(detail, "unknown key id"), "detail of %s: %s", pid,
+                   detail ? detail : "(none)");
+    }
+    llw_assert_verify(fx.ledger);
+    unlink(ring);
+    free(ring);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("signing");
@@ -227,6 +303,7 @@ int main(void)
     tcase_add_test(tc, signing_payment_worker_accepts_only_signed_approvals);
     tcase_add_test(tc, signing_requests_through_risk_to_payment);
     tcase_add_test(tc, signing_a_half_failed_reload_keeps_both_old_keyrings);
+    tcase_add_test(tc, signing_a_hostile_signature_header_is_rejected_not_fatal);
     suite_add_tcase(s, tc);
     return llt_run_suite(s);
 }

@@ -80,12 +80,23 @@ void llc_check_outbox(db_t *db, const char *payment_id, const char *rk, const ch
     free(stored);
 }
 
+/* The msg_reason_t named `name` (fails the test for an unknown name). */
+static msg_reason_t reason_of(const char *name)
+{
+    for (int r = 0; r < MSG_REASON_COUNT; r++)
+        if (strcmp(msg_reason_str((msg_reason_t)r), name) == 0)
+            return (msg_reason_t)r;
+    ck_abort_msg("no rejection reason '%s'", name);
+    return MSG_REASON_PROCESSING_FAILED;
+}
+
 const json_t *llc_check_rejected(llw_events_t *ev, const char *queue, const char *label,
                                  const char *payment_id, const char *body, size_t len,
                                  const char *reason, const char *field)
 {
-    char key[MSG_ID_MAX * 2 + 80], want_id[MSG_EVENT_ID_LEN + 1];
-    ck_assert(msg_rejected_key(queue, payment_id, body, len, key, sizeof key) == LL_OK);
+    char key[MSG_REJECTED_KEY_MAX], want_id[MSG_EVENT_ID_LEN + 1];
+    ck_assert(msg_rejected_key(queue, payment_id, reason_of(reason), body, len, key, sizeof key) ==
+              LL_OK);
     msg_event_id(MSG_TYPE_REJECTED, key, want_id);
     json_t *e = NULL, *o;
     size_t k, seen = 0;
@@ -142,8 +153,9 @@ void llc_check_conflict(llw_events_t *ev, const json_t *dead, const char *queue,
                         const char *dead_queue, size_t i, const char *changes,
                         const char *const names[3], const char *payment_id, const char *body)
 {
-    char key[MSG_ID_MAX * 2 + 80];
-    ck_assert(msg_rejected_key(queue, payment_id, body, strlen(body), key, sizeof key) == LL_OK);
+    char key[MSG_REJECTED_KEY_MAX];
+    ck_assert(msg_rejected_key(queue, payment_id, MSG_REASON_IDEMPOTENCY_CONFLICT, body,
+                               strlen(body), key, sizeof key) == LL_OK);
     char want_id[MSG_EVENT_ID_LEN + 1];
     msg_event_id(MSG_TYPE_REJECTED, key, want_id);
     json_t *e = NULL, *o;

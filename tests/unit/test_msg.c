@@ -670,9 +670,10 @@ START_TEST(test_encode_batch_and_rejected)
     ck_assert_int_eq(msg_payment_decode(body, strlen(body), &p, &why), LL_EREJECT);
     char pid[MSG_ID_MAX + 1], key[200], hash[65], want_key[200];
     ck_assert_int_eq(msg_peek_payment_id(body, strlen(body), pid), LL_ENOTFOUND);
-    ck_assert_int_eq(msg_rejected_key("risk", NULL, body, strlen(body), key, sizeof key), LL_OK);
+    ck_assert_int_eq(
+        msg_rejected_key("risk", NULL, why.reason, body, strlen(body), key, sizeof key), LL_OK);
     msg_body_hash(body, strlen(body), hash);
-    snprintf(want_key, sizeof want_key, "risk\n-\n%s", hash);
+    snprintf(want_key, sizeof want_key, "risk\n-\nmalformed_json\n%s", hash);
     ck_assert_str_eq(key, want_key);
     s = msg_encode_rejected("risk", &why, NULL, key, T1);
     o = load(s);
@@ -689,9 +690,10 @@ START_TEST(test_encode_batch_and_rejected)
     ck_assert_int_eq(msg_payment_decode(body, strlen(body), &p, &why), LL_EREJECT);
     ck_assert_int_eq(msg_peek_payment_id(body, strlen(body), pid), LL_OK);
     ck_assert_str_eq(pid, "p-7");
-    ck_assert_int_eq(msg_rejected_key("payments", pid, body, strlen(body), key, sizeof key), LL_OK);
+    ck_assert_int_eq(
+        msg_rejected_key("payments", pid, why.reason, body, strlen(body), key, sizeof key), LL_OK);
     msg_body_hash(body, strlen(body), hash);
-    snprintf(want_key, sizeof want_key, "payments\np-7\n%s", hash);
+    snprintf(want_key, sizeof want_key, "payments\np-7\nschema_violation\n%s", hash);
     ck_assert_str_eq(key, want_key);
     s = msg_encode_rejected("payments", &why, pid, key, T1);
     o = load(s);
@@ -705,16 +707,37 @@ START_TEST(test_encode_batch_and_rejected)
      * body again (a redelivery) is the same one */
     const char *other = "{\"payment_id\":\"p-7\",\"amount\":\"13\"}";
     char key2[200];
-    ck_assert_int_eq(msg_rejected_key("payments", pid, other, strlen(other), key2, sizeof key2),
+    ck_assert_int_eq(
+        msg_rejected_key("payments", pid, why.reason, other, strlen(other), key2, sizeof key2),
+        LL_OK);
+    ck_assert_str_ne(key, key2);
+    ck_assert_int_eq(
+        msg_rejected_key("payments", pid, why.reason, body, strlen(body), key2, sizeof key2),
+        LL_OK);
+    ck_assert_str_eq(key, key2);
+    /* the same body rejected for another reason (unsigned, say) is another event */
+    ck_assert_int_eq(msg_rejected_key("payments", pid, MSG_REASON_BAD_SIGNATURE, body, strlen(body),
+                                      key2, sizeof key2),
                      LL_OK);
     ck_assert_str_ne(key, key2);
-    ck_assert_int_eq(msg_rejected_key("payments", pid, body, strlen(body), key2, sizeof key2),
-                     LL_OK);
-    ck_assert_str_eq(key, key2);
 
     char tiny[8];
-    ck_assert_int_eq(msg_rejected_key("payments", pid, body, strlen(body), tiny, sizeof tiny),
-                     LL_ERANGE);
+    ck_assert_int_eq(
+        msg_rejected_key("payments", pid, why.reason, body, strlen(body), tiny, sizeof tiny),
+        LL_ERANGE);
+
+    /* a detail written from untrusted text (a signature header's key id:
+     * invalid UTF-8, a control character, a 3-byte character cut in half)
+     * still encodes, cleaned */
+    msg_reject_t raw = {.reason = MSG_REASON_BAD_SIGNATURE};
+    snprintf(raw.detail, sizeof raw.detail, "unknown key id '\xff\xfe\x01ok\xe2\x82'");
+    s = msg_encode_rejected("payments", &raw, pid, key, T1);
+    ck_assert_ptr_nonnull(s);
+    o = load(s);
+    ck_assert_str_eq(str(o, "detail"), "unknown key id '\?\?\?ok\?\?'");
+    ck_assert_str_eq(str(o, "reason"), "bad_signature");
+    json_decref(o);
+    free(s);
 }
 END_TEST
 
