@@ -55,16 +55,39 @@ static void on_hup(int sig)
     rt_hup = 1;
 }
 
+/* The shutdown bound: the soft deadline counts from the signal itself
+ * (noted in the handler, not when the loop next looks), and a hard one,
+ * RT_HARD_STOP_S later, is an alarm: whatever call the worker is blocked in
+ * (a database lock wait, a broker that stopped reading), it exits then.
+ * Nothing unacked is lost: the broker requeues it. */
+#define RT_HARD_STOP_S 5
+static struct timespec rt_signal_at;
+static unsigned rt_alarm_s; /* shutdown_timeout_ms rounded up + RT_HARD_STOP_S */
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    static const char msg[] = "{\"level\":\"error\",\"msg\":\"shutdown took longer than "
+                              "worker.shutdown_timeout_ms: exiting now; unacked messages "
+                              "return to the queue\"}\n";
+    ssize_t w = write(STDOUT_FILENO, msg, sizeof msg - 1);
+    (void)w;
+    _exit(1);
+}
+
 static void on_signal(int sig)
 {
     if (rt_signals++ > 0)
         _exit(128 + sig); /* second signal: now; unacked messages go back */
+    clock_gettime(CLOCK_MONOTONIC, &rt_signal_at);
+    alarm(rt_alarm_s);
 }
 
 static bool rt_stopping(rt_t *rt)
 {
     if (rt_signals && rt->stop_deadline == 0) {
-        rt->stop_deadline = clock_mono_ms() + rt->cfg.worker.shutdown_timeout_ms;
+        int64_t at = (int64_t)rt_signal_at.tv_sec * 1000 + rt_signal_at.tv_nsec / 1000000;
+        rt->stop_deadline = (at > 0 ? at : clock_mono_ms()) + rt->cfg.worker.shutdown_timeout_ms;
         log_info("signal received: finishing the batch in hand, then exiting");
     }
     return rt_signals != 0;
@@ -659,7 +682,8 @@ static int rt_run(rt_t *rt)
             rt_process(rt);
         else
             rt_release_all(rt); /* consumer lost: the broker redelivers */
-        rt_tick(rt);
+        if (!rt_stopping(rt))   /* no new work (closing, sweeping) once stopping */
+            rt_tick(rt);
     }
     log_info("stopped after %lld message(s)", rt->done);
     return 0;
@@ -716,6 +740,7 @@ int rt_main(const rt_stage_t *st, int argc, char **argv)
         return 1;
     }
 
+    rt_alarm_s = (unsigned)((rt.cfg.worker.shutdown_timeout_ms + 999) / 1000) + RT_HARD_STOP_S;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -724,6 +749,8 @@ int rt_main(const rt_stage_t *st, int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sa.sa_handler = on_hup;
     sigaction(SIGHUP, &sa, NULL);
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     char app[192];

@@ -300,6 +300,39 @@ START_TEST(a_failed_schema_version_read_is_retried)
 }
 END_TEST
 
+/* SIGTERM while the worker is blocked inside PostgreSQL (a row lock held
+ * by another session, which SIGTERM cannot interrupt): it must still exit
+ * within worker.shutdown_timeout_ms plus the hard-stop margin (5 s), with
+ * status 1 and nothing acked; a restarted worker then posts every payment
+ * exactly once. */
+START_TEST(sigterm_while_blocked_in_postgres_exits_within_the_bound)
+{
+    accounts_generous();
+    pid_t w = start_with("hard-stop", "LEDGERLINE_WORKER_SHUTDOWN_TIMEOUT_MS=1000");
+    db_t *locker = llt_db(ledger);
+    llt_exec(locker, "BEGIN");
+    llt_exec(locker, "SELECT 1 FROM accounts WHERE id = 'f0' FOR UPDATE");
+    publish_more(8); /* every batch touches f0: the worker waits on the lock */
+    llw_sleep_ms(1500);
+    llw_check_alive();
+    int64_t t0 = llw_now_ms();
+    llw_signal(w, SIGTERM);
+    int st = llw_wait_exit(w, 15000);
+    int64_t took = llw_now_ms() - t0;
+    llt_exec(locker, "ROLLBACK");
+    db_free(locker);
+    LLW_ASSERT(st == 1, "a worker blocked past its shutdown deadline must exit 1 (got %s)",
+               llw_status_str(st));
+    LLW_ASSERT(took < 9000, "it took %" PRId64 " ms to exit (bound: 1 s + 5 s)", took);
+    LLW_ASSERT(llw_count(db, "SELECT count(*) FROM transfers WHERE kind = 'payment'") == 0,
+               "nothing may be posted while the lock was held");
+    pid_t w2 = start("after-hard-stop");
+    wait_done(npays, (size_t)npays, 0, "every payment after the restart");
+    stop_ok(w2, "after hard stop");
+    check_all_posted_once("hard stop");
+}
+END_TEST
+
 START_TEST(rabbitmq_restarted_mid_run)
 {
     accounts_generous();
@@ -427,6 +460,7 @@ int main(void)
     tcase_add_test(tc, postgres_restarted_mid_run);
     tcase_add_test(tc, a_postgres_outage_longer_than_the_heartbeat_keeps_the_consumer);
     tcase_add_test(tc, a_failed_schema_version_read_is_retried);
+    tcase_add_test(tc, sigterm_while_blocked_in_postgres_exits_within_the_bound);
     tcase_add_test(tc, rabbitmq_restarted_mid_run);
     tcase_add_test(tc, a_poison_message_is_parked_after_max_attempts);
     suite_add_tcase(s, tc);
