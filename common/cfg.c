@@ -300,7 +300,8 @@ static bool is_null_scalar(const yaml_event_t *ev)
 {
     const char *v = (const char *)ev->data.scalar.value;
     return ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-           (*v == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0);
+           (*v == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 || strcmp(v, "Null") == 0 ||
+            strcmp(v, "NULL") == 0);
 }
 
 /* The keys of one section, MAPPING_START already consumed. */
@@ -364,6 +365,14 @@ static int parse_section(cfg_ctx_t *ctx, yaml_parser_t *p, const char *section)
             rc = cfg_fail(ctx, ctx->path, vline, full,
                           "expected a single value, found %s; write it as \"%s: VALUE\"",
                           event_kind(vev.type), key);
+            yaml_event_delete(&vev);
+            return rc;
+        }
+        if (is_null_scalar(&vev)) { /* `key:`, `key: ~`: not a value, not "~" */
+            rc = cfg_fail(ctx, ctx->path, vline, full,
+                          "has no value (YAML null); write \"%s: VALUE\" (quote it for an empty "
+                          "string: \"\"), or remove the line to keep the default",
+                          key);
             yaml_event_delete(&vev);
             return rc;
         }
