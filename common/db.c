@@ -86,13 +86,37 @@ void db_free(db_t *db)
 int db_connect(db_t *db)
 {
     db_close(db);
-    const char *keys[] = {
-        "host",     "port", "dbname", "user", "sslmode", "connect_timeout", "application_name",
-        "password", NULL};
-    const char *vals[] = {db->host,    db->port,
-                          db->dbname,  db->user,
-                          db->sslmode, db->connect_timeout,
-                          db->appname, db->password[0] ? db->password : NULL,
+    /* TCP keepalives and a user timeout: a server that vanished without a
+     * FIN (a failover, a black-holed network) is noticed in about 30 s
+     * instead of the system default of hours, and becomes a lost
+     * connection the runtime retries */
+    const char *keys[] = {"host",
+                          "port",
+                          "dbname",
+                          "user",
+                          "sslmode",
+                          "connect_timeout",
+                          "application_name",
+                          "keepalives",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "tcp_user_timeout",
+                          "password",
+                          NULL};
+    const char *vals[] = {db->host,
+                          db->port,
+                          db->dbname,
+                          db->user,
+                          db->sslmode,
+                          db->connect_timeout,
+                          db->appname,
+                          "1",
+                          "10",
+                          "5",
+                          "3",
+                          "30000",
+                          db->password[0] ? db->password : NULL,
                           NULL};
     db->conn = PQconnectdbParams(keys, vals, 0);
     if (!db->conn) {

@@ -2,7 +2,7 @@
  * test_db.c - the PostgreSQL client (common/db.c) on a real server:
  * queries with parameters, error classification (retryable, connection
  * lost, other), pipeline mode with an error in the middle, reconnect after
- * the server dropped the connection.
+ * the server dropped the connection, TCP keepalives and user timeout set.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +108,33 @@ START_TEST(db_lost_connection_is_conn_error_then_reconnects)
 }
 END_TEST
 
+/* The connection carries TCP keepalives and a user timeout, so a server
+ * that vanished without a FIN becomes a lost connection in about 30 s. */
+START_TEST(db_connections_detect_a_vanished_server)
+{
+    db_t *db = llt_db(NULL);
+    PQconninfoOption *opts = PQconninfo(db_conn(db));
+    ck_assert_ptr_nonnull(opts);
+    static const struct {
+        const char *key, *want;
+    } want[] = {{"keepalives", "1"},
+                {"keepalives_idle", "10"},
+                {"keepalives_interval", "5"},
+                {"keepalives_count", "3"},
+                {"tcp_user_timeout", "30000"}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const char *got = NULL;
+        for (PQconninfoOption *o = opts; o->keyword; o++)
+            if (strcmp(o->keyword, want[i].key) == 0)
+                got = o->val;
+        ck_assert_msg(got && strcmp(got, want[i].want) == 0, "%s = %s, want %s", want[i].key,
+                      got ? got : "(unset)", want[i].want);
+    }
+    PQconninfoFree(opts);
+    db_free(db);
+}
+END_TEST
+
 START_TEST(db_connect_failure_names_the_server)
 {
     db_opts_t o = {
@@ -132,6 +159,7 @@ int main(void)
     tcase_add_test(tc, db_pipeline_reads_every_result_and_reports_the_first_error);
     tcase_add_test(tc, db_lost_connection_is_conn_error_then_reconnects);
     tcase_add_test(tc, db_connect_failure_names_the_server);
+    tcase_add_test(tc, db_connections_detect_a_vanished_server);
     suite_add_tcase(s, tc);
     return llt_run_suite(s);
 }
