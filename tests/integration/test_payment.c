@@ -602,17 +602,6 @@ static const struct {
     {"as above, and Redis forgot A's claim", true, true},
 };
 
-static bool lock_wait_cond(void *arg, char *status, size_t n)
-{
-    int64_t waiting = 0;
-    llw_try_scalar(db,
-                   "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                   "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()",
-                   &waiting);
-    snprintf(status, n, "%" PRId64 " backend(s) waiting for a lock", waiting);
-    return waiting >= *(int64_t *)arg;
-}
-
 START_TEST(a_duplicate_in_flight_elsewhere_is_processed_once)
 {
     llw_account_t acc[NACCOUNTS];
@@ -637,8 +626,7 @@ START_TEST(a_duplicate_in_flight_elsewhere_is_processed_once)
     llw_wait_consuming(m, "payments", 1, WAIT_MS);
     char *body = llw_publish_approved(m, &p, T0_MS);
     llw_confirm(m);
-    int64_t one = 1;
-    llw_wait_until(lock_wait_cond, &one, WAIT_MS, "worker A to block on the test's lock");
+    llw_wait_lock_waiters(db, 1, WAIT_MS, "worker A to block on the test's lock");
     if (overlaps[_i].forget_redis) {
         kv_t *kv = llw_kv();
         char key[160];
@@ -653,8 +641,15 @@ START_TEST(a_duplicate_in_flight_elsewhere_is_processed_once)
     llw_publish_raw(m, "ledgerline.events", MSG_TYPE_APPROVED, p.payment_id, MSG_TYPE_APPROVED,
                     body, strlen(body));
     llw_confirm(m);
-    /* B has the duplicate (A's prefetch is full); give it time to act */
-    llw_sleep_ms(2000);
+    /* B has the duplicate (A's prefetch is full): wait until it acted on it,
+     * so the checks below see its decision, not its slowness. With A's
+     * claim in Redis, B defers the copy; without it, B goes to PostgreSQL
+     * and waits on A's uncommitted processed row. */
+    if (overlaps[_i].forget_redis)
+        llw_wait_lock_waiters(db, 2, WAIT_MS, "worker B to block behind A's processed row");
+    else
+        llw_wait_logged(b, "deferred to the retry tier", WAIT_MS,
+                        "worker B to defer the copy in flight in A");
     llw_check_alive();
     llw_events_collect(ev);
     LLW_ASSERT(llw_events_count(ev, MSG_TYPE_COMPLETED, p.payment_id) == 0 &&
@@ -762,8 +757,7 @@ START_TEST(a_second_sigterm_exits_at_once)
     msg_payment_t p = llw_payment(ledger, "term2", "alice", "merch", 100, "EUR");
     free(llw_publish_approved(m, &p, T0_MS));
     llw_confirm(m);
-    int64_t one = 1;
-    llw_wait_until(lock_wait_cond, &one, WAIT_MS, "the worker to block on the test's lock");
+    llw_wait_lock_waiters(db, 1, WAIT_MS, "the worker to block on the test's lock");
     llw_signal(w, SIGTERM);
     int st = llw_wait_exit(w, 1000);
     LLW_ASSERT(st == LLW_TIMEDOUT, "the first SIGTERM must let the blocked batch finish: %s",

@@ -313,7 +313,7 @@ START_TEST(sigterm_while_blocked_in_postgres_exits_within_the_bound)
     llt_exec(locker, "BEGIN");
     llt_exec(locker, "SELECT 1 FROM accounts WHERE id = 'f0' FOR UPDATE");
     publish_more(8); /* every batch touches f0: the worker waits on the lock */
-    llw_sleep_ms(1500);
+    llw_wait_lock_waiters(db, 1, WAIT_MS, "the worker to block on the test's row lock");
     llw_check_alive();
     int64_t t0 = llw_now_ms();
     llw_signal(w, SIGTERM);

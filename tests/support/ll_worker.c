@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -280,6 +281,29 @@ void llw_wait_logged(pid_t pid, const char *needle, int timeout_ms, const char *
 {
     log_wait_t w = {pid, needle};
     llw_wait_until(log_cond, &w, timeout_ms, what);
+}
+
+typedef struct {
+    db_t *db;
+    int64_t n;
+} lock_wait_t;
+
+static bool lock_waiters_cond(void *arg, char *status, size_t n)
+{
+    const lock_wait_t *w = arg;
+    int64_t waiting = 0;
+    llw_try_scalar(w->db,
+                   "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                   "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()",
+                   &waiting);
+    snprintf(status, n, "%" PRId64 " backend(s) waiting for a lock, want %" PRId64, waiting, w->n);
+    return waiting >= w->n;
+}
+
+void llw_wait_lock_waiters(db_t *db, int64_t n, int timeout_ms, const char *what)
+{
+    lock_wait_t w = {db, n};
+    llw_wait_until(lock_waiters_cond, &w, timeout_ms, what);
 }
 
 void llw_kill_all(void)

@@ -34,7 +34,8 @@
  * llw_redis_key, llw_ctl, llw_account_t, llw_accounts_create,
  * llw_model_apply, llw_model_find, llw_balance, llw_assert_verify, llw_count,
  * llw_try_scalar, llw_text, llw_slurp, llw_log_count, llw_start_instance,
- * llw_stop_ok, llw_wait_logged, llw_wait_events, llw_payment, llw_payment_queues,
+ * llw_stop_ok, llw_wait_logged, llw_wait_lock_waiters, llw_wait_events, llw_payment,
+ * llw_payment_queues,
  * LLW_FIXTURE.
  */
 #ifndef LL_WORKER_H
@@ -103,6 +104,9 @@ size_t llw_log_count(pid_t pid, const char *needle);
 /* Until the log of pid holds `needle` (fails the test after timeout_ms,
  * naming `what`). */
 void llw_wait_logged(pid_t pid, const char *needle, int timeout_ms, const char *what);
+/* Until at least n other backends of db's database wait for a lock (a
+ * worker blocked on a row the test holds), or fails with `what`. */
+void llw_wait_lock_waiters(db_t *db, int64_t n, int timeout_ms, const char *what);
 /* `pid` may exit (a crash test): waits no longer fail because of it. */
 void llw_expect_exit(pid_t pid);
 /* Waits up to timeout_ms for `pid` to exit and reaps it: its exit status
