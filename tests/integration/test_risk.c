@@ -418,7 +418,7 @@ static const step_t window_after[] = {
 #define NBEFORE (sizeof window_before / sizeof window_before[0])
 #define NAFTER  (sizeof window_after / sizeof window_after[0])
 
-START_TEST(the_velocity_window_slides)
+START_TEST(approvals_older_than_the_velocity_window_stop_counting)
 {
     static const char *const env[] = {"LEDGERLINE_RISK_VELOCITY_COUNT=2",
                                       "LEDGERLINE_RISK_VELOCITY_SUM=100",
@@ -437,6 +437,57 @@ START_TEST(the_velocity_window_slides)
     check_steps(window_before, NBEFORE, pays);
     check_steps(window_after, NAFTER, pays + NBEFORE);
     check_payments_queue();
+    check_risk_queues_empty();
+}
+END_TEST
+
+/* Sliding, not tumbling: with a 6 s window and a limit of 2, A1 at 0 s and
+ * A2 at ~3 s are both approved; at ~6.5 s A1 has left the window but A2
+ * has not, so A3 is approved (one in the window) and A4, right after, is
+ * declined (A2 and A3 in the window). A window of fixed buckets would count
+ * A2 and A3 in different buckets for most alignments and approve A4. */
+static const step_t slide_steps[] = {
+    {"sl", "shop", 10, "EUR", "approved", "", 0},
+    {"sl", "shop", 10, "EUR", "approved", "", 0},
+    {"sl", "shop", 10, "EUR", "approved", "", 0},
+    {"sl", "shop", 10, "EUR", "declined", "velocity_count", 0},
+};
+
+/* Milliseconds between the decisions of two payments. */
+static int64_t decided_gap_ms(const msg_payment_t *a, const msg_payment_t *b)
+{
+    return llw_count(db,
+                     "SELECT (extract(epoch FROM (SELECT decided_at FROM risk_decisions WHERE "
+                     "payment_id = '%s') - (SELECT decided_at FROM risk_decisions WHERE "
+                     "payment_id = '%s')) * 1000)::bigint",
+                     b->payment_id, a->payment_id);
+}
+
+START_TEST(the_velocity_window_drops_only_what_left_it)
+{
+    static const char *const env[] = {"LEDGERLINE_RISK_VELOCITY_COUNT=2",
+                                      "LEDGERLINE_RISK_VELOCITY_WINDOW_S=6", NO_SOFT, NULL};
+    msg_payment_t pays[4];
+    pid_t w = start("slide", env);
+    llw_wait_consuming(m, "risk", 1, WAIT_MS);
+    publish_steps("sl", slide_steps, 1, 0, pays);
+    wait_done(1, 0);
+    llw_sleep_ms(3000); /* time passing is the point here */
+    publish_steps("sl", slide_steps + 1, 1, 1, pays);
+    wait_done(2, 0);
+    llw_sleep_ms(3500);
+    publish_steps("sl", slide_steps + 2, 2, 2, pays);
+    wait_done(4, 0);
+    llw_stop_ok(w, STOP_MS);
+    /* the premise: A1 had left the 6 s window when A3 was decided, A2 had
+     * not when A4 was */
+    int64_t a1_a3 = decided_gap_ms(&pays[0], &pays[2]), a2_a4 = decided_gap_ms(&pays[1], &pays[3]);
+    LLW_ASSERT(a1_a3 > 6000 && a2_a4 < 6000,
+               "timing premise broken (A1->A3 %" PRId64 " ms, want > 6000; A2->A4 %" PRId64
+               " ms, want < 6000): the machine was too slow to say anything",
+               a1_a3, a2_a4);
+    llw_events_collect(ev);
+    check_steps(slide_steps, 4, pays);
     check_risk_queues_empty();
 }
 END_TEST
@@ -1227,7 +1278,8 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, max_amount_declines_above_the_limit_of_its_currency);
     tcase_add_test(tc, velocity_count_and_sum_at_their_boundaries);
-    tcase_add_test(tc, the_velocity_window_slides);
+    tcase_add_test(tc, approvals_older_than_the_velocity_window_stop_counting);
+    tcase_add_test(tc, the_velocity_window_drops_only_what_left_it);
     tcase_add_test(tc, a_redelivered_payment_counts_once);
     tcase_add_test(tc, two_workers_count_one_payer_once);
     tcase_add_test(tc, the_blocklist_declines_payer_and_payee);
