@@ -255,10 +255,15 @@ static int rt_gather(rt_t *rt)
     crash_point("mid_batch");
     int64_t deadline = clock_mono_ms() + rt->cfg.worker.batch_max_wait_ms;
     while ((long long)rt->batch.n < rt->cfg.worker.batch_max_messages && !rt_stopping(rt)) {
+        /* waits of at most RT_POLL_MS, so a signal ends the gathering at
+         * once (librabbitmq resumes its wait when a signal interrupts it) */
         int64_t left = deadline - clock_mono_ms();
-        rc = mq_next(rt->in, &d, left > 0 ? (int)left : 0);
-        if (rc == LL_ETIMEOUT)
-            break;
+        rc = mq_next(rt->in, &d, left <= 0 ? 0 : left < RT_POLL_MS ? (int)left : RT_POLL_MS);
+        if (rc == LL_ETIMEOUT) {
+            if (clock_mono_ms() >= deadline)
+                break;
+            continue;
+        }
         if (rc != LL_OK)
             goto lost;
         batch_add(&rt->batch, &d);

@@ -734,6 +734,9 @@ START_TEST(sigterm_finishes_the_batch_in_hand)
     int st = llw_wait_exit(w, 15000);
     int64_t took = llw_now_ms() - t;
     LLW_ASSERT(st == 0, "SIGTERM with a batch in hand: %s", llw_status_str(st));
+    /* it stopped gathering at the signal: it did not wait out the 8 s window */
+    LLW_ASSERT(took < 6000,
+               "exiting took %" PRId64 " ms: the signal did not end the 8 s batch wait", took);
     llw_events_collect(ev);
     for (int i = 0; i < 3; i++)
         LLW_ASSERT(llw_events_count(ev, MSG_TYPE_COMPLETED, p[i].payment_id) == 1,
