@@ -117,23 +117,28 @@ else
   not_ok "compose.yaml: $why"
 fi
 
-# the checker rejects broken copies (table: label, sed expression)
+# the checker rejects broken copies, each for its own reason (table: label,
+# a phrase the rejection must contain, sed expression)
 MUTANTS=(
-  "port on all interfaces|s/\"127\\.0\\.0\\.1:\${LEDGERLINE_COMPOSE_REDIS_PORT:-6379}:6379\"/\"6379:6379\"/"
-  "port on 0.0.0.0|s/127\\.0\\.0\\.1:\${LEDGERLINE_COMPOSE_PG_PORT/0.0.0.0:\${LEDGERLINE_COMPOSE_PG_PORT/"
-  "healthcheck removed|/^  redis:/,/^  postgres:/{/^    healthcheck:/,/^    restart:/{/^    restart:/!d}}"
-  "invalid YAML|s/^services:/services: [/"
-  "a secret file not mounted|s/^    secrets: \[amqp_password, redis_password, postgres_password\]$/    secrets: [amqp_password, postgres_password]/"
+  "port on all interfaces|not bound to 127.0.0.1|s/\"127\\.0\\.0\\.1:\${LEDGERLINE_COMPOSE_REDIS_PORT:-6379}:6379\"/\"6379:6379\"/"
+  "port on 0.0.0.0|not bound to 127.0.0.1|s/127\\.0\\.0\\.1:\${LEDGERLINE_COMPOSE_PG_PORT/0.0.0.0:\${LEDGERLINE_COMPOSE_PG_PORT/"
+  "healthcheck removed|has no healthcheck|/^  redis:/,/^  postgres:/{/^    healthcheck:/,/^    restart:/{/^    restart:/!d}}"
+  "invalid YAML|config -q failed|s/^services:/services: [/"
+  "a secret file not mounted|is not mounted|s/^    secrets: \[amqp_password, redis_password, postgres_password\]$/    secrets: [amqp_password, postgres_password]/"
 )
 for row in "${MUTANTS[@]}"; do
   label="${row%%|*}"
-  expr="${row#*|}"
+  rest="${row#*|}"
+  want="${rest%%|*}"
+  expr="${rest#*|}"
   mutant="$TMP/compose.yaml"
   sed -e "$expr" "$COMPOSE" >"$mutant"
   if cmp -s "$mutant" "$COMPOSE"; then
     not_ok "mutant '$label' did not change compose.yaml (update the sed expression)"
   elif why="$(check_compose "$mutant")"; then
     not_ok "mutant '$label' was accepted by the checker"
+  elif [[ "$why" != *"$want"* ]]; then
+    not_ok "mutant '$label' was rejected for another reason than '$want': $(printf '%s' "$why" | head -n 1 | cut -c1-160)"
   else
     ok "mutant '$label' rejected: $(printf '%s' "$why" | head -n 1 | cut -c1-160)"
   fi

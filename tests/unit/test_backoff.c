@@ -65,7 +65,6 @@ START_TEST(backoff_saturates_without_overflow)
     for (int i = 0; i < 100000; i++) {
         int d = backoff_next_ms(&b);
         ck_assert_int_ge(d, 0);
-        ck_assert_int_le(d, INT_MAX);
     }
     ck_assert_int_eq(b.attempt, BACKOFF_MAX_ATTEMPT);
     ck_assert_int_eq(backoff_ceiling_ms(&b), INT_MAX);
