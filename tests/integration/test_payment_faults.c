@@ -201,13 +201,25 @@ START_TEST(redis_stopped_mid_run)
     publish_more(30);
     wait_done(60, 60, 0, "30 more payments with Redis stopped");
     server("start-one", "redis");
-    /* let the worker's Redis client pass its reconnect backoff */
-    llw_sleep_ms(KV_BACKOFF_MAX_MS + 1000);
-    int first_after = npays;
-    publish_more(30);
-    wait_done(90, 90, 0, "30 more payments after Redis came back");
     kv_t *kv = llw_kv(); /* a fresh client: connects now */
     LLW_ASSERT(kv_ping(kv) == LL_OK, "the test cannot reach Redis: %s", kv_errstr(kv));
+    /* the worker uses Redis again once its client's reconnect backoff has
+     * passed: probe with one payment at a time until one leaves its key */
+    bool back = false;
+    for (int64_t until = llw_now_ms() + WAIT_MS; !back && llw_now_ms() < until;) {
+        publish_more(1);
+        wait_done(npays, (size_t)npays, 0, "a probe payment after Redis came back");
+        char key[160], val[4096];
+        llw_redis_key(key, sizeof key, db, "payment", pays[npays - 1].payment_id);
+        int rc = kv_get(kv, key, val, sizeof val);
+        back = rc == LL_OK || rc == LL_ERANGE;
+        if (!back)
+            llw_sleep_ms(200);
+    }
+    LLW_ASSERT(back, "the worker never used Redis again after it came back");
+    int first_after = npays;
+    publish_more(30);
+    wait_done(npays, (size_t)npays, 0, "30 more payments after Redis came back");
     for (int i = first_after; i < npays; i++) {
         char key[160], val[4096];
         llw_redis_key(key, sizeof key, db, "payment", pays[i].payment_id);
