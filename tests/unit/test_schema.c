@@ -14,10 +14,12 @@
  *   2. with a small validator for exactly the keywords our schemas use
  *      (the test first asserts that no other keyword appears): every event
  *      encoder's output validates against its schema, and sample request
- *      bodies get the same verdict from the schema and from the decoder,
- *      except for the three rules JSON Schema cannot express (payer != payee,
- *      the 200-BYTE description limit, and "never a float": JSON Schema's
- *      integer type accepts 100.0), which are listed as such.
+ *      bodies, and edited payment.approved / payment.completed events (the
+ *      inputs of the payment and settlement stages), get the same verdict
+ *      from the schema and from the decoder, except for the rules JSON
+ *      Schema cannot express (payer != payee, the 200-BYTE description
+ *      limit, "never a float": JSON Schema's integer type accepts 100.0, and
+ *      a calendar check of times), which are listed as such.
  */
 #include <check.h>
 #include <regex.h>
@@ -522,6 +524,110 @@ START_TEST(test_verdicts)
 }
 END_TEST
 
+/* ---- decoder and schema verdicts on the events the stages consume ------- */
+
+/* payment.approved (the payment stage's input) and payment.completed (the
+ * settlement stage's input): a valid body from the encoder, then one edit
+ * each; the decoder and the schema must agree, except where marked. */
+static const struct {
+    const char *type;
+    const char *label;
+    const char *field; /* top-level member to set ("risk.score": inside risk) */
+    const char *json;  /* its new value as JSON; NULL: remove the member */
+    bool decoder_ok;
+    bool schema_ok;
+} event_verdicts[] = {
+    {MSG_TYPE_APPROVED, "valid", NULL, NULL, true, true},
+    {MSG_TYPE_APPROVED, "score 101", "risk.score", "101", false, false},
+    {MSG_TYPE_APPROVED, "score -1", "risk.score", "-1", false, false},
+    {MSG_TYPE_APPROVED, "score real", "risk.score", "1.5", false, false},
+    {MSG_TYPE_APPROVED, "rule with a space", "risk.rules", "[\"a b\"]", false, false},
+    {MSG_TYPE_APPROVED, "33 rules", "risk.rules",
+     "[\"r\",\"r\",\"r\",\"r\",\"r\",\"r\",\"r\",\"r\",\"r\",\"r\",\"r\",\"r\",\"r\",\"r\","
+     "\"r\",\"r\",\"r\",\"r\",\"r\",\"r\",\"r\",\"r\",\"r\",\"r\",\"r\",\"r\",\"r\",\"r\","
+     "\"r\",\"r\",\"r\",\"r\",\"r\"]",
+     false, false},
+    {MSG_TYPE_APPROVED, "risk missing", "risk", NULL, false, false},
+    {MSG_TYPE_APPROVED, "event_id upper case", "event_id", "\"ABCDEF0123456789ABCDEF0123456789\"",
+     false, false},
+    {MSG_TYPE_APPROVED, "event_id 31 chars", "event_id", "\"abcdef0123456789abcdef012345678\"",
+     false, false},
+    {MSG_TYPE_APPROVED, "occurred_at missing", "occurred_at", NULL, false, false},
+    {MSG_TYPE_APPROVED, "occurred_at not a time", "occurred_at", "\"yesterday\"", false, false},
+    {MSG_TYPE_APPROVED, "unknown field", "x", "\"y\"", false, false},
+    {MSG_TYPE_APPROVED, "amount 0", "amount", "0", false, false},
+    {MSG_TYPE_COMPLETED, "valid", NULL, NULL, true, true},
+    {MSG_TYPE_COMPLETED, "transfer_id missing", "transfer_id", NULL, false, false},
+    {MSG_TYPE_COMPLETED, "transfer_id with a space", "transfer_id", "\"t 1\"", false, false},
+    {MSG_TYPE_COMPLETED, "posted_at missing", "posted_at", NULL, false, false},
+    {MSG_TYPE_COMPLETED, "posted_at not a time", "posted_at", "\"2026-11-23\"", false, false},
+    {MSG_TYPE_COMPLETED, "unknown field", "x", "1", false, false},
+    {MSG_TYPE_COMPLETED, "amount 10^14+1", "amount", "100000000000001", false, false},
+    {MSG_TYPE_COMPLETED, "currency lower", "currency", "\"eur\"", false, false},
+    /* only the code can say it: the schema's time pattern has no calendar */
+    {MSG_TYPE_COMPLETED, "posted_at in month 13 (code only)", "posted_at",
+     "\"2026-13-01T00:00:00.000Z\"", false, true},
+};
+
+START_TEST(test_event_verdicts)
+{
+    const char *type = event_verdicts[_i].type;
+    const char *pb = "{\"payment_id\":\"p-1\",\"payer\":\"acc_A\",\"payee\":\"acc_B\","
+                     "\"amount\":100,\"currency\":\"EUR\"}";
+    msg_payment_t p;
+    msg_reject_t why;
+    ck_assert_int_eq(msg_payment_decode(pb, strlen(pb), &p, &why), LL_OK);
+    const char *rules[] = {"max_amount"};
+    const int64_t t = 1795426285123LL;
+    char *base = strcmp(type, MSG_TYPE_APPROVED) == 0 ? msg_encode_approved(&p, 20, rules, 1, t)
+                                                      : msg_encode_completed(&p, "42", t, t);
+    msg_payment_clear(&p);
+    ck_assert_ptr_nonnull(base);
+    json_t *o = json_loads(base, JSON_REJECT_DUPLICATES, NULL);
+    free(base);
+    ck_assert_ptr_nonnull(o);
+    const char *field = event_verdicts[_i].field;
+    if (field) {
+        json_t *target = o;
+        const char *key = field;
+        if (strncmp(field, "risk.", 5) == 0) {
+            target = json_object_get(o, "risk");
+            key = field + 5;
+        }
+        if (event_verdicts[_i].json) {
+            json_t *v = json_loads(event_verdicts[_i].json, JSON_DECODE_ANY, NULL);
+            ck_assert_ptr_nonnull(v);
+            json_object_set_new(target, key, v);
+        } else {
+            json_object_del(target, key);
+        }
+    }
+    char *body = json_dumps(o, JSON_COMPACT);
+    int rc;
+    if (strcmp(type, MSG_TYPE_APPROVED) == 0) {
+        msg_approved_t a;
+        memset(&a, 0, sizeof a);
+        rc = msg_approved_decode(body, strlen(body), &a, &why);
+        msg_approved_clear(&a);
+    } else {
+        msg_completed_t c;
+        memset(&c, 0, sizeof c);
+        rc = msg_completed_decode(body, strlen(body), &c, &why);
+        msg_completed_clear(&c);
+    }
+    ck_assert_msg((rc == LL_OK) == event_verdicts[_i].decoder_ok, "%s %s: decoder %s (%s)\n%s",
+                  type, event_verdicts[_i].label, ll_errname(rc), rc ? why.detail : "", body);
+    json_t *s = load_schema(type);
+    char w[256] = "";
+    bool ok = validate(s, o, w, sizeof w);
+    ck_assert_msg(ok == event_verdicts[_i].schema_ok, "%s %s: schema says %d (%s)\n%s", type,
+                  event_verdicts[_i].label, ok, w, body);
+    json_decref(s);
+    json_decref(o);
+    free(body);
+}
+END_TEST
+
 static Suite *schema_suite(void)
 {
     Suite *s = suite_create("schema");
@@ -534,6 +640,7 @@ static Suite *schema_suite(void)
     tcase_add_test(tc, test_reason_enums);
     tcase_add_test(tc, test_encoders_match_schemas);
     tcase_add_loop_test(tc, test_verdicts, 0, N(verdicts));
+    tcase_add_loop_test(tc, test_event_verdicts, 0, N(event_verdicts));
     suite_add_tcase(s, tc);
     return s;
 }
