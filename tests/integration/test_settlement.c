@@ -1088,22 +1088,54 @@ static bool stopped_cond(void *arg, char *status, size_t n)
     return st == 'T';
 }
 
-START_TEST(a_paused_closer_is_refused_by_the_fencing_token)
+/* One merchant "m" (fee bps + fixed) with n payments of amount(k) in a
+ * window that has ended, all added by the adder: one open batch in *b,
+ * its payee in payee[96]. */
+static void one_open_batch(bwant_t *b, char *payee, int bps, int64_t fixed, int n,
+                           int64_t (*amount)(int k))
 {
     int64_t ws = past_window(W_TEST, 2);
-    char payee[96];
-    merchant(payee, sizeof payee, "m", 300, 2);
-    bwant_t b;
-    bw_init(&b, payee, ws, W_TEST);
-    for (int k = 0; k < 3; k++) {
+    merchant(payee, 96, "m", bps, fixed);
+    bw_init(b, payee, ws, W_TEST);
+    for (int k = 0; k < n; k++) {
         char tag[16];
         snprintf(tag, sizeof tag, "p%d", k);
-        msg_payment_t p = payment(tag, payee, 1000 * (k + 1));
+        msg_payment_t p = payment(tag, payee, amount(k));
         publish1(&p, ws * 1000 + k);
-        bw_add(&b, 1000 * (k + 1), fee_model(1000 * (k + 1), 300, 2), false);
+        bw_add(b, amount(k), fee_model(amount(k), bps, fixed), false);
     }
     llw_confirm(m);
-    add_all(W_TEST, 3);
+    add_all(W_TEST, n);
+}
+
+/* The single batch of the test was closed exactly once: one fee and one
+ * payout transfer, one settlement.batch.closed event stored, the payee
+ * paid out to 0. */
+static void check_closed_once(const char *payee)
+{
+    LLW_ASSERT(llw_count(db, "SELECT count(*) FROM transfers WHERE kind IN ('fee', 'payout')") == 2,
+               "want exactly one fee and one payout transfer");
+    LLW_ASSERT(llw_count(db, "SELECT count(*) FROM outbox WHERE routing_key = '%s'",
+                         MSG_TYPE_BATCH_CLOSED) == 1,
+               "want one settlement.batch.closed outbox row");
+    LLW_ASSERT(llw_balance(db, payee) == 0, "payee balance %" PRId64, llw_balance(db, payee));
+}
+
+static int64_t thousands(int k)
+{
+    return 1000 * (k + 1);
+}
+
+static int64_t five_thousand_and(int k)
+{
+    return 5000 + k;
+}
+
+START_TEST(a_paused_closer_is_refused_by_the_fencing_token)
+{
+    char payee[96];
+    bwant_t b;
+    one_open_batch(&b, payee, 300, 2, 3, thousands);
 
     static const char *const pause_env[] = {"LEDGERLINE_PAUSE_AT=closer_locked",
                                             "LEDGERLINE_SETTLEMENT_LOCK_TTL_MS=1000", NULL};
@@ -1131,12 +1163,7 @@ START_TEST(a_paused_closer_is_refused_by_the_fencing_token)
     LLW_ASSERT(fence && fence2 && strcmp(fence, fence2) == 0,
                "the batch's fence changed from %s to %s after the paused closer woke", fence,
                fence2);
-    LLW_ASSERT(llw_count(db, "SELECT count(*) FROM transfers WHERE kind IN ('fee', 'payout')") == 2,
-               "want exactly one fee and one payout transfer");
-    LLW_ASSERT(llw_count(db, "SELECT count(*) FROM outbox WHERE routing_key = '%s'",
-                         MSG_TYPE_BATCH_CLOSED) == 1,
-               "want one settlement.batch.closed outbox row");
-    LLW_ASSERT(llw_balance(db, payee) == 0, "payee balance %" PRId64, llw_balance(db, payee));
+    check_closed_once(payee);
     free(fence);
     free(fence2);
     check_ctl(&b, 1);
@@ -1150,20 +1177,9 @@ END_TEST
  * the close is rolled back, and the next round locks and closes it once. */
 START_TEST(a_closer_whose_lease_ran_out_rolls_back_and_retries)
 {
-    int64_t ws = past_window(W_TEST, 2);
     char payee[96];
-    merchant(payee, sizeof payee, "m", 120, 0);
     bwant_t b;
-    bw_init(&b, payee, ws, W_TEST);
-    for (int k = 0; k < 2; k++) {
-        char tag[16];
-        snprintf(tag, sizeof tag, "p%d", k);
-        msg_payment_t p = payment(tag, payee, 5000 + k);
-        publish1(&p, ws * 1000 + k);
-        bw_add(&b, 5000 + k, fee_model(5000 + k, 120, 0), false);
-    }
-    llw_confirm(m);
-    add_all(W_TEST, 2);
+    one_open_batch(&b, payee, 120, 0, 2, five_thousand_and);
 
     static const char *const env[] = {"LEDGERLINE_PAUSE_AT=closer_locked",
                                       "LEDGERLINE_SETTLEMENT_LOCK_TTL_MS=3000", NULL};
@@ -1186,12 +1202,7 @@ START_TEST(a_closer_whose_lease_ran_out_rolls_back_and_retries)
     stop_ok(a);
     static const char *const closers[] = {"lapsed", NULL};
     free(check_batch(&b, "closed", closers));
-    LLW_ASSERT(llw_count(db, "SELECT count(*) FROM transfers WHERE kind IN ('fee', 'payout')") == 2,
-               "want exactly one fee and one payout transfer");
-    LLW_ASSERT(llw_count(db, "SELECT count(*) FROM outbox WHERE routing_key = '%s'",
-                         MSG_TYPE_BATCH_CLOSED) == 1,
-               "want one settlement.batch.closed outbox row");
-    LLW_ASSERT(llw_balance(db, payee) == 0, "payee balance %" PRId64, llw_balance(db, payee));
+    check_closed_once(payee);
     check_ctl(&b, 1);
     check_verify();
 }
