@@ -44,9 +44,7 @@
 #define STAGE  "payment"
 #define STAGE2 "risk"
 
-static const char *host;
-static int port;
-static char *password;
+static llr_stack_t rs;
 static char prefix[96]; /* kv key prefix of this test only */
 static char ledger[17]; /* a ledger id of this test only */
 static char ledger2[17];
@@ -91,12 +89,7 @@ static void event_id_of(char out[MSG_EVENT_ID_LEN + 1], const char *label)
 static void stack_conf(void)
 {
     static int seq;
-    host = llt_env("LEDGERLINE_REDIS_HOST");
-    port = atoi(llt_env("LEDGERLINE_REDIS_PORT"));
-    if (!getenv("LEDGERLINE_REDIS_PASSWORD"))
-        (void)llt_env("LEDGERLINE_REDIS_PASSWORD_FILE");
-    free(password);
-    password = llt_secret("LEDGERLINE_REDIS_PASSWORD");
+    llr_stack(&rs);
     long long now = (long long)clock_now_ms();
     seq++;
     snprintf(prefix, sizeof prefix, "llt:idem:%d:%lld:%d:", (int)getpid(), now, seq);
@@ -110,25 +103,12 @@ static void stack_conf(void)
 static kv_t *stack_kv(void)
 {
     stack_conf();
-    kv_t *kv;
-    ck_assert_int_eq(kv_open(&kv, host, port, password, 0, TIMEOUT_MS, prefix), LL_OK);
-    ck_assert_msg(kv_is_up(kv), "cannot reach the stack's Redis at %s:%d: %s", host, port,
-                  kv_errstr(kv));
-    return kv;
+    return llr_stack_kv(&rs, prefix, TIMEOUT_MS);
 }
 
-/* A raw connection to the stack's Redis, authenticated. */
 static redisContext *raw(void)
 {
-    struct timeval tv = {2, 0};
-    redisContext *c = redisConnectWithTimeout(host, port, tv);
-    ck_assert_msg(c && !c->err, "raw connect: %s", c ? c->errstr : "no memory");
-    if (password[0]) {
-        redisReply *r = redisCommand(c, "AUTH %s", password);
-        ck_assert_msg(r && r->type == REDIS_REPLY_STATUS, "raw AUTH failed");
-        freeReplyObject(r);
-    }
-    return c;
+    return llr_stack_raw(&rs);
 }
 
 /* The full Redis key idem.c uses for (scope, payment_id), prefix included. */
@@ -193,7 +173,7 @@ static void assert_ttl_near(redisContext *c, const char *key, long long ttl_ms)
 /* Deletes every key of this test's prefix (they all have TTLs anyway). */
 static void drop_keys(void)
 {
-    if (!host || !prefix[0])
+    if (!rs.host || !prefix[0])
         return;
     redisContext *c = raw();
     char cursor[32] = "0";

@@ -22,19 +22,12 @@
 
 #define TIMEOUT_MS 500
 
-static const char *host;
-static int port;
-static char *password;
+static llr_stack_t rs;
 static char prefix[64];
 
 static void stack_conf(void)
 {
-    host = llt_env("LEDGERLINE_REDIS_HOST");
-    port = atoi(llt_env("LEDGERLINE_REDIS_PORT"));
-    if (!getenv("LEDGERLINE_REDIS_PASSWORD"))
-        (void)llt_env("LEDGERLINE_REDIS_PASSWORD_FILE");
-    free(password);
-    password = llt_secret("LEDGERLINE_REDIS_PASSWORD");
+    llr_stack(&rs);
     /* keys of this run only */
     snprintf(prefix, sizeof prefix, "llt:kv:%d:%lld:", (int)getpid(), (long long)clock_now_ms());
 }
@@ -42,25 +35,12 @@ static void stack_conf(void)
 static kv_t *stack_kv(void)
 {
     stack_conf();
-    kv_t *kv;
-    ck_assert_int_eq(kv_open(&kv, host, port, password, 0, TIMEOUT_MS, prefix), LL_OK);
-    ck_assert_msg(kv_is_up(kv), "cannot reach the stack's Redis at %s:%d: %s", host, port,
-                  kv_errstr(kv));
-    return kv;
+    return llr_stack_kv(&rs, prefix, TIMEOUT_MS);
 }
 
-/* A raw connection to the stack's Redis, authenticated. */
 static redisContext *raw(void)
 {
-    struct timeval tv = {2, 0};
-    redisContext *c = redisConnectWithTimeout(host, port, tv);
-    ck_assert_msg(c && !c->err, "raw connect: %s", c ? c->errstr : "no memory");
-    if (password[0]) {
-        redisReply *r = redisCommand(c, "AUTH %s", password);
-        ck_assert_msg(r && r->type == REDIS_REPLY_STATUS, "raw AUTH failed");
-        freeReplyObject(r);
-    }
-    return c;
+    return llr_stack_raw(&rs);
 }
 
 START_TEST(kv_set_nx_twice)
@@ -225,8 +205,9 @@ START_TEST(kv_wrong_password)
 {
     stack_conf();
     kv_t *kv;
-    ck_assert_int_eq(kv_open(&kv, host, port, "definitely-not-the-password", 0, TIMEOUT_MS, prefix),
-                     LL_OK);
+    ck_assert_int_eq(
+        kv_open(&kv, rs.host, rs.port, "definitely-not-the-password", 0, TIMEOUT_MS, prefix),
+        LL_OK);
     ck_assert(!kv_is_up(kv));
     const char *e = kv_errstr(kv);
     ck_assert_msg(strstr(e, "AUTH") != NULL, "%s", e);

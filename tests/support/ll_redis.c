@@ -14,9 +14,43 @@
 
 #include <check.h>
 #include <hiredis/hiredis.h>
+#include <stdlib.h>
 
 #include "clock.h"
 #include "ll_redis.h"
+#include "ll_test.h"
+
+void llr_stack(llr_stack_t *s)
+{
+    s->host = llt_env("LEDGERLINE_REDIS_HOST");
+    s->port = atoi(llt_env("LEDGERLINE_REDIS_PORT"));
+    if (!getenv("LEDGERLINE_REDIS_PASSWORD"))
+        (void)llt_env("LEDGERLINE_REDIS_PASSWORD_FILE");
+    free(s->password);
+    s->password = llt_secret("LEDGERLINE_REDIS_PASSWORD");
+}
+
+kv_t *llr_stack_kv(const llr_stack_t *s, const char *prefix, int timeout_ms)
+{
+    kv_t *kv;
+    ck_assert_int_eq(kv_open(&kv, s->host, s->port, s->password, 0, timeout_ms, prefix), LL_OK);
+    ck_assert_msg(kv_is_up(kv), "cannot reach the stack's Redis at %s:%d: %s", s->host, s->port,
+                  kv_errstr(kv));
+    return kv;
+}
+
+redisContext *llr_stack_raw(const llr_stack_t *s)
+{
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout(s->host, s->port, tv);
+    ck_assert_msg(c && !c->err, "raw connect: %s", c ? c->errstr : "no memory");
+    if (s->password[0]) {
+        redisReply *r = redisCommand(c, "AUTH %s", s->password);
+        ck_assert_msg(r && r->type == REDIS_REPLY_STATUS, "raw AUTH failed");
+        freeReplyObject(r);
+    }
+    return c;
+}
 
 static pid_t server = -1;
 
