@@ -285,6 +285,17 @@ int mq_declare_queue(mq_t *m, const char *name, const amqp_table_t *args)
     return mq_reply_err(m, amqp_get_rpc_reply(m->conn), what);
 }
 
+int mq_declare_private_queue(mq_t *m, const char *name)
+{
+    int rc = mq_check_up(m);
+    if (rc)
+        return rc;
+    amqp_queue_declare(m->conn, MQ_CHANNEL, amqp_cstring_bytes(name), 0, 0, 1, 1, amqp_empty_table);
+    char what[160];
+    snprintf(what, sizeof what, "declare private queue '%s'", name);
+    return mq_reply_err(m, amqp_get_rpc_reply(m->conn), what);
+}
+
 int mq_bind(mq_t *m, const char *queue, const char *exchange, const char *key)
 {
     int rc = mq_check_up(m);

@@ -24,7 +24,8 @@
  * Not thread-safe: one thread per mq_t (librabbitmq's own rule).
  *
  * Public API: mq_new, mq_free, mq_connect, mq_close, mq_is_up, mq_errstr,
- * mq_declare_exchange, mq_declare_queue, mq_bind, mq_purge, mq_queue_stats,
+ * mq_declare_exchange, mq_declare_queue, mq_declare_private_queue, mq_bind, mq_purge,
+ * mq_queue_stats,
  * mq_delete_queue, mq_publish, mq_confirm_wait, mq_pending, mq_consume,
  * mq_next, mq_get, mq_ack, mq_reject, mq_service, mq_keepalive, mq_delivery_clear,
  * mq_delivery_header.
@@ -98,6 +99,10 @@ const char *mq_errstr(const mq_t *m);
 int mq_declare_exchange(mq_t *m, const char *name, const char *type) LL_MUSTCHECK;
 /* Durable queue with `args` (may be NULL). */
 int mq_declare_queue(mq_t *m, const char *name, const amqp_table_t *args) LL_MUSTCHECK;
+/* A classic queue of this connection alone: not durable, exclusive,
+ * deleted when the connection closes (a tool's own tap on an exchange;
+ * persistent messages routed to it are kept in memory only). */
+int mq_declare_private_queue(mq_t *m, const char *name) LL_MUSTCHECK;
 int mq_bind(mq_t *m, const char *queue, const char *exchange, const char *key) LL_MUSTCHECK;
 int mq_purge(mq_t *m, const char *queue, uint32_t *purged) LL_MUSTCHECK;
 int mq_delete_queue(mq_t *m, const char *queue) LL_MUSTCHECK;

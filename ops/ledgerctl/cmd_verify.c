@@ -130,6 +130,59 @@ static const invariant_t invariants[] = {
 
 #define NINVARIANTS (sizeof invariants / sizeof invariants[0])
 
+int ctl_verify_ledger(ctl_t *c, int64_t settle_within, json_t *list, bool print)
+{
+    db_t *db = ctl_db(c);
+    if (!db)
+        return -1;
+    /* one consistent snapshot for every check */
+    if (db_exec(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") != LL_OK) {
+        ctl_fail(NULL, "cannot start a read-only transaction: %s", db_errstr(db));
+        return -1;
+    }
+    int broken = 0;
+    for (size_t i = 0; i < NINVARIANTS; i++) {
+        const invariant_t *inv = &invariants[i];
+        char sql[2048];
+        snprintf(sql, sizeof sql, "%s LIMIT %d", inv->sql, VERIFY_ROWS + 1);
+        char within[24];
+        snprintf(within, sizeof within, "%" PRId64, settle_within);
+        const char *params[] = {within};
+        PGresult *r;
+        if (db_query(db, &r, sql, inv->nparams, inv->nparams ? params : NULL) != LL_OK) {
+            ctl_fail("run `ledgerctl migrate` if the schema is missing", "checking %s: %s",
+                     inv->name, db_errstr(db));
+            db_try(db, "ROLLBACK");
+            return -1;
+        }
+        int n = PQntuples(r);
+        broken += n > 0;
+        if (list) {
+            json_t *rows = json_array();
+            for (int k = 0; k < n && k < VERIFY_ROWS; k++)
+                json_array_append_new(rows, json_string(PQgetvalue(r, k, 0)));
+            json_array_append_new(list,
+                                  json_pack("{s:s, s:s, s:b, s:o}", "name", inv->name, "promise",
+                                            inv->promise, "ok", n == 0, "rows", rows));
+        }
+        if (print) {
+            printf("%-5s %-28s %s\n", n ? "FAIL" : "ok", inv->name, inv->promise);
+            for (int k = 0; k < n && k < VERIFY_ROWS; k++)
+                printf("        %s\n", PQgetvalue(r, k, 0));
+            if (n > VERIFY_ROWS)
+                printf("        ... and more\n");
+        }
+        PQclear(r);
+    }
+    db_try(db, "COMMIT");
+    return broken;
+}
+
+size_t ctl_verify_count(void)
+{
+    return NINVARIANTS;
+}
+
 int cmd_verify(ctl_t *c, int argc, char **argv)
 {
     const ctl_cmd_t *cmd = ctl_find_cmd("verify");
@@ -147,47 +200,12 @@ int cmd_verify(ctl_t *c, int argc, char **argv)
     }
     if (optind < argc)
         return ctl_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    db_t *db = ctl_db(c);
-    if (!db)
-        return 1;
-    /* one consistent snapshot for every check */
-    if (db_exec(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") != LL_OK)
-        return ctl_fail(NULL, "cannot start a read-only transaction: %s", db_errstr(db));
-
     json_t *list = c->json ? json_array() : NULL;
-    int broken = 0;
-    for (size_t i = 0; i < NINVARIANTS; i++) {
-        const invariant_t *inv = &invariants[i];
-        char sql[2048];
-        snprintf(sql, sizeof sql, "%s LIMIT %d", inv->sql, VERIFY_ROWS + 1);
-        char within[24];
-        snprintf(within, sizeof within, "%" PRId64, settle_within);
-        const char *params[] = {within};
-        PGresult *r;
-        if (db_query(db, &r, sql, inv->nparams, inv->nparams ? params : NULL) != LL_OK) {
-            json_decref(list);
-            return ctl_fail("run `ledgerctl migrate` if the schema is missing", "checking %s: %s",
-                            inv->name, db_errstr(db));
-        }
-        int n = PQntuples(r);
-        broken += n > 0;
-        if (list) {
-            json_t *rows = json_array();
-            for (int k = 0; k < n && k < VERIFY_ROWS; k++)
-                json_array_append_new(rows, json_string(PQgetvalue(r, k, 0)));
-            json_array_append_new(list,
-                                  json_pack("{s:s, s:s, s:b, s:o}", "name", inv->name, "promise",
-                                            inv->promise, "ok", n == 0, "rows", rows));
-        } else {
-            printf("%-5s %-28s %s\n", n ? "FAIL" : "ok", inv->name, inv->promise);
-            for (int k = 0; k < n && k < VERIFY_ROWS; k++)
-                printf("        %s\n", PQgetvalue(r, k, 0));
-            if (n > VERIFY_ROWS)
-                printf("        ... and more\n");
-        }
-        PQclear(r);
+    int broken = ctl_verify_ledger(c, settle_within, list, !c->json);
+    if (broken < 0) {
+        json_decref(list);
+        return 1;
     }
-    db_try(db, "COMMIT");
     if (list) {
         ctl_json_print(json_pack("{s:b, s:i, s:i, s:o}", "ok", broken == 0, "checked",
                                  (int)NINVARIANTS, "broken", broken, "invariants", list));

@@ -73,15 +73,14 @@ db_t *ctl_db(ctl_t *c)
     return db;
 }
 
-mq_t *ctl_mq(ctl_t *c)
+mq_t *ctl_mq_new(ctl_t *c, const char *role)
 {
-    if (c->mq)
-        return c->mq;
     char name[128];
     if (c->cfg.amqp.connection_name[0])
-        snprintf(name, sizeof name, "%s", c->cfg.amqp.connection_name);
+        snprintf(name, sizeof name, "%s%s%s", c->cfg.amqp.connection_name, role[0] ? " " : "",
+                 role);
     else
-        conn_name(name, sizeof name, "");
+        conn_name(name, sizeof name, role);
     mq_opts_t o = {
         .host = c->cfg.amqp.host,
         .port = (int)c->cfg.amqp.port,
@@ -101,8 +100,14 @@ mq_t *ctl_mq(ctl_t *c)
         mq_free(m);
         return NULL;
     }
-    c->mq = m;
     return m;
+}
+
+mq_t *ctl_mq(ctl_t *c)
+{
+    if (!c->mq)
+        c->mq = ctl_mq_new(c, "");
+    return c->mq;
 }
 
 int ctl_getopt(ctl_t *c, const ctl_cmd_t *cmd, int argc, char **argv, const char *shortopts,

@@ -10,8 +10,9 @@
  *   - --json prints one JSON document on stdout for scripts;
  *   - --help prints the command's usage on stdout and exits 0.
  *
- * Public API: ctl_t, ctl_cmd_t, ctl_fail, ctl_usage_error, ctl_db, ctl_mq,
- * ctl_getopt, ctl_json_print, ctl_valid_id, the cmd_* entry points.
+ * Public API: ctl_t, ctl_cmd_t, ctl_fail, ctl_usage_error, ctl_db, ctl_mq, ctl_mq_new,
+ * ctl_getopt, ctl_json_print, ctl_valid_id, ctl_verify_ledger, ctl_verify_count, the cmd_*
+ * entry points.
  */
 #ifndef LL_CTL_H
 #define LL_CTL_H
@@ -49,6 +50,10 @@ int ctl_usage_error(const ctl_cmd_t *cmd, const char *fmt, ...)
  * printing an error that names the server and how to reach it. */
 db_t *ctl_db(ctl_t *c);
 mq_t *ctl_mq(ctl_t *c);
+/* Another RabbitMQ connection with the same settings, its name ending in
+ * `role` ("tap"), for a command that needs more than one; caller frees
+ * with mq_free(). NULL after printing the error. */
+mq_t *ctl_mq_new(ctl_t *c, const char *role);
 
 /*
  * getopt_long over a command's argv with --json and --help added.
@@ -75,12 +80,21 @@ int cmd_account_show(ctl_t *c, int argc, char **argv);
 int cmd_account_list(ctl_t *c, int argc, char **argv);
 int cmd_publish(ctl_t *c, int argc, char **argv);
 int cmd_verify(ctl_t *c, int argc, char **argv);
+int cmd_bench(ctl_t *c, int argc, char **argv);
 int cmd_status(ctl_t *c, int argc, char **argv);
 int cmd_risk_show(ctl_t *c, int argc, char **argv);
 int cmd_settlement_list(ctl_t *c, int argc, char **argv);
 int cmd_settlement_show(ctl_t *c, int argc, char **argv);
 int cmd_config_check(ctl_t *c, int argc, char **argv);
 int cmd_config_reference(ctl_t *c, int argc, char **argv);
+
+/* Checks every ledger invariant (cmd_verify.c) in one snapshot: the
+ * number broken (0: all hold), or -1 when they could not be checked (the
+ * error is printed). Appends one {name, promise, ok, rows} object per
+ * invariant to `list` when not NULL; prints the text report when `print`.
+ * ctl_verify_count(): how many invariants there are. */
+int ctl_verify_ledger(ctl_t *c, int64_t settle_within, json_t *list, bool print);
+size_t ctl_verify_count(void);
 
 /* The command table, for usage lookups by the commands themselves. */
 const ctl_cmd_t *ctl_find_cmd(const char *name);
