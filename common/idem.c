@@ -102,8 +102,11 @@ out:
 
 void idem_done(kv_t *kv, const char *scope, item_t *items, size_t n, int64_t done_ttl_ms)
 {
-    if (!kv || !kv_is_up(kv))
+    if (!kv || !kv_is_up(kv) || n == 0)
         return;
+    const char **keys = ll_xcalloc(n, sizeof *keys);
+    const char **vals = ll_xcalloc(n, sizeof *vals);
+    size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         item_t *it = &items[i];
         if (it->state != ITEM_PUBLISHED || it->payment_id[0] == '\0' || !it->ev_body ||
@@ -114,11 +117,17 @@ void idem_done(kv_t *kv, const char *scope, item_t *items, size_t n, int64_t don
             free(v);
             continue;
         }
-        char *k = idem_key(scope, it->payment_id);
-        int rc = kv_set(kv, k, v, done_ttl_ms);
-        free(k);
-        free(v);
-        if (rc != LL_OK)
-            break; /* down: the next duplicates go to PostgreSQL */
+        keys[m] = idem_key(scope, it->payment_id);
+        vals[m++] = v;
     }
+    /* one round trip for the batch; down: the next duplicates go to
+     * PostgreSQL */
+    if (m > 0 && kv_set_many(kv, m, keys, vals, done_ttl_ms) != LL_OK)
+        log_debugx((&(log_ctx_t){.err = kv_errstr(kv)}), "Redis: outcomes not remembered");
+    for (size_t j = 0; j < m; j++) {
+        free((void *)keys[j]);
+        free((void *)vals[j]);
+    }
+    free(keys);
+    free(vals);
 }

@@ -293,10 +293,12 @@ int kv_set(kv_t *kv, const char *key, const char *val, int64_t ttl_ms)
     return kv_do_set(kv, key, val, ttl_ms, false);
 }
 
-int kv_set_nx_many(kv_t *kv, size_t n, const char *const *keys, const char *const *vals,
-                   int64_t ttl_ms, int *results)
+/* n SET [NX] in one round trip: every command is appended to hiredis's
+ * buffer, then the replies are read in order. */
+static int kv_set_pipelined(kv_t *kv, size_t n, const char *const *keys, const char *const *vals,
+                            bool nx, int64_t ttl_ms, int *results)
 {
-    if (ttl_ms < 0 || (n > 0 && (!keys || !vals || !results)))
+    if (ttl_ms < 0 || (n > 0 && (!keys || !vals || (nx && !results))))
         return LL_EINVAL;
     for (size_t i = 0; i < n; i++)
         if (!keys[i] || !vals[i])
@@ -312,7 +314,7 @@ int kv_set_nx_many(kv_t *kv, size_t n, const char *const *keys, const char *cons
         const char *argv[6];
         size_t lens[6];
         char ttl[24];
-        int argc = kv_set_args(&k, vals[i], true, ttl_ms, ttl, argv, lens);
+        int argc = kv_set_args(&k, vals[i], nx, ttl_ms, ttl, argv, lens);
         /* only fails on OOM: hiredis copies the command into its buffer */
         int ok = redisAppendCommandArgv(kv->c, argc, argv, lens);
         kv_key_done(&k);
@@ -325,18 +327,32 @@ int kv_set_nx_many(kv_t *kv, size_t n, const char *const *keys, const char *cons
         if (redisGetReply(kv->c, &reply) != REDIS_OK || !reply)
             return kv_lost(kv, "SET (pipelined)");
         redisReply *r = reply;
+        int one;
         if (r->type == REDIS_REPLY_ERROR) {
             kv_seterr(kv, "redis SET: %s", r->str);
             freeReplyObject(r);
-            results[i] = LL_EIO;
-            rc = LL_EIO;
-            continue;
+            one = LL_EIO;
+        } else {
+            one = kv_set_reply(kv, r);
         }
-        results[i] = kv_set_reply(kv, r);
-        if (results[i] != LL_OK && results[i] != LL_EEXISTS)
-            rc = results[i];
+        if (results)
+            results[i] = one;
+        if (one != LL_OK && one != LL_EEXISTS)
+            rc = one;
     }
     return rc;
+}
+
+int kv_set_nx_many(kv_t *kv, size_t n, const char *const *keys, const char *const *vals,
+                   int64_t ttl_ms, int *results)
+{
+    return kv_set_pipelined(kv, n, keys, vals, true, ttl_ms, results);
+}
+
+int kv_set_many(kv_t *kv, size_t n, const char *const *keys, const char *const *vals,
+                int64_t ttl_ms)
+{
+    return kv_set_pipelined(kv, n, keys, vals, false, ttl_ms, NULL);
 }
 
 int kv_get(kv_t *kv, const char *key, char *buf, size_t n)

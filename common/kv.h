@@ -22,7 +22,7 @@
  * not a signal).
  *
  * Public API: kv_t, kv_open, kv_free, kv_is_up, kv_errstr, kv_set_nx,
- * kv_set_nx_many, kv_get, kv_set, kv_del, kv_del_if_eq, kv_pexpire_if_eq,
+ * kv_set_nx_many, kv_set_many, kv_get, kv_set, kv_del, kv_del_if_eq, kv_pexpire_if_eq,
  * kv_incr, kv_ping.
  */
 #ifndef LL_KV_H
@@ -60,6 +60,10 @@ int kv_set_nx(kv_t *kv, const char *key, const char *val, int64_t ttl_ms) LL_MUS
  * the results are unknown: some keys may have been set. */
 int kv_set_nx_many(kv_t *kv, size_t n, const char *const *keys, const char *const *vals,
                    int64_t ttl_ms, int *results) LL_MUSTCHECK;
+/* n SET [PX ttl_ms] in one round trip (pipelined). LL_OK, LL_EIO when
+ * Redis refused one, LL_ECONN (some may have been set). */
+int kv_set_many(kv_t *kv, size_t n, const char *const *keys, const char *const *vals,
+                int64_t ttl_ms) LL_MUSTCHECK;
 /* GET into buf (NUL-terminated): LL_OK, LL_ENOTFOUND if absent, LL_ERANGE
  * if the value and its NUL do not fit in n bytes. */
 int kv_get(kv_t *kv, const char *key, char *buf, size_t n) LL_MUSTCHECK;
