@@ -66,10 +66,13 @@ int outbox_write(db_t *db, const char *stage, item_t *items, size_t n)
         const char *p[] = {stage, OUTBOX_EXCHANGE, rows};
         PGresult *r;
         rc = db_query(db, &r,
-                      "INSERT INTO outbox (stage, payment_id, event_id, exchange, routing_key, "
-                      "body) SELECT $1, x ->> 'payment_id', x ->> 'event_id', $2, x ->> 'rk', "
-                      "x ->> 'body' FROM jsonb_array_elements($3::jsonb) x "
-                      "RETURNING id, event_id",
+                      "WITH o AS (INSERT INTO outbox (stage, payment_id, event_id, exchange, "
+                      "routing_key, body) SELECT $1, x ->> 'payment_id', x ->> 'event_id', $2, "
+                      "x ->> 'rk', x ->> 'body' FROM jsonb_array_elements($3::jsonb) x "
+                      "RETURNING id, event_id, stage, created_at), "
+                      "p AS (INSERT INTO outbox_pending (id, stage, created_at) "
+                      "SELECT id, stage, created_at FROM o) "
+                      "SELECT id, event_id FROM o",
                       3, p);
         free(rows);
         if (rc != LL_OK)
@@ -114,25 +117,47 @@ int outbox_write(db_t *db, const char *stage, item_t *items, size_t n)
     return rc;
 }
 
+int outbox_add(db_t *db, const char *stage, const char *payment_id, const char *event_id,
+               const char *routing_key, const char *body, int64_t *id)
+{
+    const char *p[] = {stage, payment_id, event_id, OUTBOX_EXCHANGE, routing_key, body};
+    PGresult *r;
+    int rc = db_query(db, &r,
+                      "WITH o AS (INSERT INTO outbox (stage, payment_id, event_id, exchange, "
+                      "routing_key, body) VALUES ($1, $2, $3, $4, $5, $6) "
+                      "RETURNING id, stage, created_at), "
+                      "p AS (INSERT INTO outbox_pending (id, stage, created_at) "
+                      "SELECT id, stage, created_at FROM o) "
+                      "SELECT id FROM o",
+                      6, p);
+    if (rc != LL_OK)
+        return rc;
+    if (id)
+        *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return LL_OK;
+}
+
 int outbox_mark_sent(db_t *db, const int64_t *ids, size_t n)
 {
     if (n == 0)
         return LL_OK;
-    size_t cap = n * 21 + 3;
-    char *arr = ll_xmalloc(cap);
-    size_t w = 0;
-    arr[w++] = '{';
+    size_t cap = n * 21 + 256;
+    char *sql = ll_xmalloc(cap);
+    /* sent marks need no durability of their own: one lost in a crash only
+     * makes the sweep publish its event again (consumers dedupe by
+     * event_id), so the commit does not wait for the WAL flush; the ids
+     * are integers, written into the statement (one round trip) */
+    size_t w = (size_t)snprintf(sql, cap,
+                                "BEGIN; SET LOCAL synchronous_commit TO off; "
+                                "DELETE FROM outbox_pending WHERE id = ANY('{");
     for (size_t i = 0; i < n; i++)
-        w += (size_t)snprintf(arr + w, cap - w, "%s%" PRId64, i ? "," : "", ids[i]);
-    snprintf(arr + w, cap - w, "}");
-    const char *p[] = {arr};
-    PGresult *r;
-    int rc = db_query(db, &r,
-                      "UPDATE outbox SET sent_at = now(), claimed_by = NULL, claimed_until = NULL "
-                      "WHERE id = ANY($1::bigint[]) AND sent_at IS NULL",
-                      1, p);
-    PQclear(r);
-    free(arr);
+        w += (size_t)snprintf(sql + w, cap - w, "%s%" PRId64, i ? "," : "", ids[i]);
+    snprintf(sql + w, cap - w, "}'::bigint[]); COMMIT");
+    int rc = db_exec(db, sql);
+    if (rc != LL_OK)
+        db_try(db, "ROLLBACK");
+    free(sql);
     return rc;
 }
 
@@ -146,16 +171,17 @@ int outbox_claim(db_t *db, const char *stage, const char *instance, int64_t age_
     snprintf(lim, sizeof lim, "%d", limit);
     const char *p[] = {instance, age, lim, stage};
     PGresult *r;
-    int rc =
-        db_query(db, &r,
-                 "WITH c AS (SELECT id FROM outbox WHERE stage = $4 AND sent_at IS NULL "
-                 "  AND created_at < now() - $2::interval "
-                 "  AND (claimed_until IS NULL OR claimed_until < now()) "
-                 "  ORDER BY id LIMIT $3::int FOR UPDATE SKIP LOCKED) "
-                 "UPDATE outbox o SET claimed_by = $1, claimed_until = now() + interval '60 s' "
-                 "FROM c WHERE o.id = c.id "
-                 "RETURNING o.id, o.exchange, o.routing_key, o.event_id, o.body",
-                 4, p);
+    int rc = db_query(db, &r,
+                      "WITH c AS (SELECT id FROM outbox_pending WHERE stage = $4 "
+                      "  AND created_at < now() - $2::interval "
+                      "  AND (claimed_until IS NULL OR claimed_until < now()) "
+                      "  ORDER BY id LIMIT $3::int FOR UPDATE SKIP LOCKED), "
+                      "u AS (UPDATE outbox_pending p SET claimed_by = $1, "
+                      "  claimed_until = now() + interval '60 s' FROM c WHERE p.id = c.id "
+                      "  RETURNING p.id) "
+                      "SELECT o.id, o.exchange, o.routing_key, o.event_id, o.body "
+                      "FROM u JOIN outbox o ON o.id = u.id ORDER BY o.id",
+                      4, p);
     if (rc != LL_OK)
         return rc;
     int m = PQntuples(r);

@@ -60,7 +60,7 @@ static bool done_cond(void *arg, char *status, size_t n)
     llw_events_collect(ev);
     int64_t processed = -1, unsent = -1;
     llw_try_scalar(db, "SELECT count(*) FROM processed WHERE stage = 'payment'", &processed);
-    llw_try_scalar(db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL", &unsent);
+    llw_try_scalar(db, "SELECT count(*) FROM outbox_pending", &unsent);
     size_t outcomes =
         llw_events_distinct(ev, MSG_TYPE_COMPLETED) + llw_events_distinct(ev, MSG_TYPE_FAILED);
     size_t rejected = llw_events_distinct(ev, MSG_TYPE_REJECTED);

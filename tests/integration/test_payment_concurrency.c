@@ -52,7 +52,7 @@ static bool done_cond(void *arg, char *status, size_t n)
     llw_events_collect(ev);
     int64_t processed = -1, unsent = -1;
     llw_try_scalar(db, "SELECT count(*) FROM processed WHERE stage = 'payment'", &processed);
-    llw_try_scalar(db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL", &unsent);
+    llw_try_scalar(db, "SELECT count(*) FROM outbox_pending", &unsent);
     size_t outcomes =
         llw_events_distinct(ev, MSG_TYPE_COMPLETED) + llw_events_distinct(ev, MSG_TYPE_FAILED);
     snprintf(status, n,
@@ -194,8 +194,7 @@ START_TEST(concurrent_workers_post_each_payment_once)
     LLW_ASSERT(llw_events_count(ev, MSG_TYPE_REJECTED, NULL) == 0, "unexpected message.rejected");
     LLW_ASSERT(llw_queue_depth(m, "payments") == 0, "messages left in payments");
     LLW_ASSERT(llw_queue_depth(m, "payments.dead") == 0, "messages parked");
-    LLW_ASSERT(llw_count(db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0,
-               "unsent outbox rows");
+    LLW_ASSERT(llw_count(db, "SELECT count(*) FROM outbox_pending") == 0, "unsent outbox rows");
     llw_assert_verify(ledger);
     for (int i = 0; i < NPAY; i++)
         msg_payment_clear(&pays[i]);

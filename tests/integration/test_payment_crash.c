@@ -50,7 +50,7 @@ static bool done_cond(void *arg, char *status, size_t n)
     llw_events_collect(ev);
     int64_t processed = -1, unsent = -1;
     llw_try_scalar(db, "SELECT count(*) FROM processed WHERE stage = 'payment'", &processed);
-    llw_try_scalar(db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL", &unsent);
+    llw_try_scalar(db, "SELECT count(*) FROM outbox_pending", &unsent);
     uint32_t ready = 0, consumers = 0;
     int rc = mq_queue_stats(m, "payments", &ready, &consumers);
     size_t events = llw_events_distinct(ev, MSG_TYPE_COMPLETED);
@@ -150,8 +150,8 @@ START_TEST(a_kill_at_each_crash_point_loses_and_doubles_nothing)
                "%s: unexpected message.rejected or payment.failed", point);
     LLW_ASSERT(llw_queue_depth(m, "payments") == 0, "%s: messages left in payments", point);
     LLW_ASSERT(llw_queue_depth(m, "payments.dead") == 0, "%s: messages parked", point);
-    LLW_ASSERT(llw_count(db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0,
-               "%s: unsent outbox rows", point);
+    LLW_ASSERT(llw_count(db, "SELECT count(*) FROM outbox_pending") == 0, "%s: unsent outbox rows",
+               point);
     llw_assert_verify(ledger);
     for (int i = 0; i < NPAY; i++)
         msg_payment_clear(&pays[i]);

@@ -103,7 +103,7 @@ static bool done_cond(void *arg, char *status, size_t n)
     llw_try_scalar(
         db, "SELECT count(*) FROM processed WHERE stage = 'payment' AND outcome = 'completed'",
         &processed);
-    llw_try_scalar(db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL", &unsent);
+    llw_try_scalar(db, "SELECT count(*) FROM outbox_pending", &unsent);
     size_t completed = llw_events_distinct(ev, MSG_TYPE_COMPLETED);
     size_t rejected = llw_events_distinct(ev, MSG_TYPE_REJECTED);
     snprintf(status, n,
@@ -157,8 +157,8 @@ static void check_all_posted_once(const char *label)
     LLW_ASSERT(llw_events_count(ev, MSG_TYPE_REJECTED, NULL) == 0, "%s: message.rejected", label);
     LLW_ASSERT(depth("payments") == 0, "%s: messages left in payments", label);
     LLW_ASSERT(depth("payments.dead") == 0, "%s: messages parked", label);
-    LLW_ASSERT(llw_count(db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0,
-               "%s: unsent outbox rows", label);
+    LLW_ASSERT(llw_count(db, "SELECT count(*) FROM outbox_pending") == 0, "%s: unsent outbox rows",
+               label);
     llw_assert_verify(ledger);
 }
 

@@ -121,7 +121,7 @@ static bool done_cond(void *arg, char *status, size_t n)
     int64_t decided = -1, processed = -1, unsent = -1;
     llw_try_scalar(db, "SELECT count(*) FROM risk_decisions", &decided);
     llw_try_scalar(db, "SELECT count(*) FROM processed WHERE stage = 'risk'", &processed);
-    llw_try_scalar(db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL", &unsent);
+    llw_try_scalar(db, "SELECT count(*) FROM outbox_pending", &unsent);
     size_t outcomes =
         llw_events_distinct(ev, MSG_TYPE_APPROVED) + llw_events_distinct(ev, MSG_TYPE_DECLINED);
     size_t rejected = llw_events_distinct(ev, MSG_TYPE_REJECTED);

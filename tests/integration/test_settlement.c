@@ -247,7 +247,7 @@ static bool closed_cond(void *arg, char *status, size_t n)
     const closed_want_t *w = arg;
     int64_t closed = -1, unsent = -1;
     llw_try_scalar(db, "SELECT count(*) FROM settlement_batches WHERE status = 'closed'", &closed);
-    llw_try_scalar(db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL", &unsent);
+    llw_try_scalar(db, "SELECT count(*) FROM outbox_pending", &unsent);
     size_t evs = closed_events();
     snprintf(status, n,
              "closed batches %" PRId64 "/%" PRId64 ", distinct settlement.batch.closed events "
@@ -407,8 +407,9 @@ static void check_closed_event(const bwant_t *b)
                b->id, llc_jstr(e, "body"), b->payee, b->ws, b->ws + b->w, b->count, b->gross, fees,
                b->gross - fees);
     int64_t rows = llw_count(db,
-                             "SELECT count(*) FROM outbox WHERE event_id = '%s' AND routing_key = "
-                             "'%s' AND sent_at IS NOT NULL",
+                             "SELECT count(*) FROM outbox o WHERE event_id = '%s' AND routing_key "
+                             "= '%s' AND NOT EXISTS (SELECT 1 FROM outbox_pending p WHERE p.id = "
+                             "o.id)",
                              want_id, MSG_TYPE_BATCH_CLOSED);
     LLW_ASSERT(rows == 1, "batch %s: %" PRId64 " sent outbox rows for its event, want 1", b->id,
                rows);
@@ -1339,7 +1340,7 @@ START_TEST(a_kill_inside_the_close_closes_once)
         llw_count(db, "SELECT count(*) FROM settlement_batches WHERE status = 'closed'");
     int64_t posted =
         llw_count(db, "SELECT count(*) FROM transfers WHERE kind IN ('fee', 'payout')");
-    int64_t unsent = llw_count(db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL");
+    int64_t unsent = llw_count(db, "SELECT count(*) FROM outbox_pending");
     LLW_ASSERT(closed == committed && posted == 2 * committed && unsent == committed,
                "%s: at the crash %" PRId64 " closed batch(es), %" PRId64
                " fee/payout transfers, %" PRId64 " unsent outbox rows; want %d, %d, %d",

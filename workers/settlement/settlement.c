@@ -202,13 +202,8 @@ static int close_one(const rt_env_t *env, const char *id, long long fence, const
         log_panic("cannot encode settlement.batch.closed for %s", b.batch_id);
     char ev_id[MSG_EVENT_ID_LEN + 1];
     msg_event_id(MSG_TYPE_BATCH_CLOSED, b.batch_id, ev_id);
-    const char *op[] = {ev_id, OUTBOX_EXCHANGE, MSG_TYPE_BATCH_CLOSED, body};
-    rc = db_query(db, &r,
-                  "INSERT INTO outbox (stage, payment_id, event_id, exchange, routing_key, body) "
-                  "VALUES ('settlement', NULL, $1, $2, $3, $4)",
-                  4, op);
+    rc = outbox_add(db, "settlement", NULL, ev_id, MSG_TYPE_BATCH_CLOSED, body, NULL);
     free(body);
-    PQclear(r);
     if (rc == LL_OK) {
         int kr = kv_pexpire_if_eq(env->kv, lock, token, env->cfg->settlement.lock_ttl_ms);
         if (kr != LL_OK) {
