@@ -9,6 +9,7 @@
 #include "batch.h"
 #include "clock.h"
 #include "log.h"
+#include "sbuf.h"
 #include "sign.h"
 #include "xmalloc.h"
 
@@ -105,29 +106,46 @@ void item_reject_conflict(item_t *it, const char *queue, const char *prior,
     item_reject(it, queue, &why);
 }
 
+/* One element of a batch's JSON, opened: {"payment_id":..,"hash":..,
+ * "payload":..,"payee":..,"amount":..,"currency":.. (the caller adds its
+ * stage's fields and the closing brace). Ids, hash and currency are of
+ * checked charsets; the payload is JSON text, escaped as a string. */
+void batch_json_open(sbuf_t *b, const item_t *it, const msg_payment_t *p)
+{
+    sbuf_addc(b, b->len ? ',' : '[');
+    sbuf_adds(b, "{\"payment_id\":");
+    sbuf_json_str(b, p->payment_id);
+    sbuf_adds(b, ",\"hash\":\"");
+    sbuf_adds(b, it->hash);
+    sbuf_adds(b, "\",\"payload\":");
+    sbuf_json_str(b, it->canonical);
+    sbuf_adds(b, ",\"payee\":");
+    sbuf_json_str(b, p->payee);
+    sbuf_adds(b, ",\"amount\":");
+    sbuf_i64(b, p->amount);
+    sbuf_adds(b, ",\"currency\":");
+    sbuf_json_str(b, p->currency);
+}
+
 char *batch_requests_json(item_t *items, size_t n, const msg_payment_t *(*pay)(const item_t *),
                           size_t *count)
 {
-    json_t *arr = json_array();
+    sbuf_t b;
+    sbuf_init(&b, 64 + n * 512);
     *count = 0;
     for (size_t i = 0; i < n; i++) {
         item_t *it = &items[i];
         if (it->state != ITEM_BATCHED)
             continue;
         const msg_payment_t *p = pay(it);
-        json_t *o =
-            json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "payment_id", p->payment_id, "hash",
-                      it->hash, "payload", it->canonical, "payer", p->payer, "payee", p->payee,
-                      "amount", (json_int_t)p->amount, "currency", p->currency);
-        if (!o || json_array_append_new(arr, o) != 0)
-            log_panic("out of memory building a batch");
+        batch_json_open(&b, it, p);
+        sbuf_adds(&b, ",\"payer\":");
+        sbuf_json_str(&b, p->payer);
+        sbuf_addc(&b, '}');
         (*count)++;
     }
-    char *text = json_dumps(arr, JSON_COMPACT);
-    json_decref(arr);
-    if (!text)
-        log_panic("out of memory encoding a batch");
-    return text;
+    sbuf_adds(&b, *count ? "]" : "[]");
+    return sbuf_take(&b);
 }
 
 int item_check_signature(item_t *it, const sign_keyring_t *keys)

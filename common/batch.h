@@ -15,7 +15,8 @@
  * from there on the only work left is publishing and acking.
  *
  * Public API: item_state_t, item_t, item_set_state, item_state_name,
- * item_reject, item_reject_conflict, item_check_signature, batch_requests_json, item_clear,
+ * item_reject, item_reject_conflict, item_check_signature, batch_requests_json,
+ * batch_json_open, item_clear,
  * batch_t, batch_add, batch_clear.
  */
 #ifndef LL_BATCH_H
@@ -27,6 +28,7 @@
 
 #include "mq.h"
 #include "msg.h"
+#include "sbuf.h"
 #include "sign.h"
 
 typedef enum {
@@ -84,6 +86,11 @@ void item_reject_conflict(item_t *it, const char *queue, const char *prior,
  * request fields. *count: how many. Caller frees. */
 char *batch_requests_json(item_t *items, size_t n, const msg_payment_t *(*pay)(const item_t *),
                           size_t *count);
+/* For a stage whose elements carry other fields: appends to b (started
+ * empty) the separator and the open element {payment_id, hash, payload,
+ * payee, amount, currency of p; the caller adds the rest, the closing
+ * brace, and at the end the closing bracket ("[]" when nothing came). */
+void batch_json_open(sbuf_t *b, const item_t *it, const msg_payment_t *p);
 
 /* With a keyring: LL_OK if the delivery carries a signature of its body by
  * one of its keys, else LL_EREJECT with it->why = bad_signature (and the

@@ -7,6 +7,7 @@
 
 #include "idem.h"
 #include "log.h"
+#include "sbuf.h"
 #include "xmalloc.h"
 
 #define IDEM_VAL_MAX (MSG_BODY_MAX * 2 + 256)
@@ -15,7 +16,30 @@
  * make two payments share one entry, a cut value would replay a cut event. */
 static char *idem_key(const char *scope, const char *payment_id)
 {
-    return ll_xasprintf("idem:%s:%s", scope, payment_id);
+    sbuf_t b;
+    sbuf_init(&b, 8 + strlen(scope) + strlen(payment_id));
+    sbuf_add(&b, "idem:", 5);
+    sbuf_adds(&b, scope);
+    sbuf_addc(&b, ':');
+    sbuf_adds(&b, payment_id);
+    return sbuf_take(&b);
+}
+
+/* "<tag>|a|b|...": the fields joined with '|' (none of them may hold one
+ * but the last) */
+static char *idem_value(char tag, const char *const *f, size_t n)
+{
+    size_t len = 2;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(f[i]) + 1;
+    sbuf_t b;
+    sbuf_init(&b, len);
+    sbuf_addc(&b, tag);
+    for (size_t i = 0; i < n; i++) {
+        sbuf_addc(&b, '|');
+        sbuf_adds(&b, f[i]);
+    }
+    return sbuf_take(&b);
 }
 
 /* Parses "D|hash|event_id|rk|body" in place; 1 if it is one. */
@@ -51,7 +75,7 @@ size_t idem_claim(kv_t *kv, const char *scope, const char *instance, item_t *ite
         if (items[i].state != ITEM_DECODED)
             continue;
         keys[m] = idem_key(scope, items[i].payment_id);
-        vals[m] = ll_xasprintf("P|%s|%s", items[i].hash, instance);
+        vals[m] = idem_value('P', (const char *const[]){items[i].hash, instance}, 2);
         idx[m++] = i;
     }
     if (m == 0 || kv_set_nx_many(kv, m, keys, vals, inflight_ttl_ms, res) != LL_OK)
@@ -112,7 +136,8 @@ void idem_done(kv_t *kv, const char *scope, item_t *items, size_t n, int64_t don
         if (it->state != ITEM_PUBLISHED || it->payment_id[0] == '\0' || !it->ev_body ||
             (it->verdict != VERDICT_NEW && it->verdict != VERDICT_DUPLICATE))
             continue;
-        char *v = ll_xasprintf("D|%s|%s|%s|%s", it->hash, it->ev_id, it->ev_rk, it->ev_body);
+        char *v =
+            idem_value('D', (const char *const[]){it->hash, it->ev_id, it->ev_rk, it->ev_body}, 4);
         if (strlen(v) >= IDEM_VAL_MAX) { /* idem_claim could not read it back */
             free(v);
             continue;

@@ -2,6 +2,7 @@
  * stage.c - shared pieces of the stage implementations: see stage.h.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "log.h"
 #include "stage.h"
@@ -10,9 +11,11 @@ int stage_decoded(item_t *it, void *msg, const msg_payment_t *p)
 {
     it->msg = msg;
     snprintf(it->payment_id, sizeof it->payment_id, "%s", p->payment_id);
+    /* the hash is msg_payment_hash()'s: of this canonical text */
     it->canonical = msg_payment_canonical(p);
-    if (!it->canonical || msg_payment_hash(p, it->hash) != LL_OK)
+    if (!it->canonical)
         log_panic("out of memory hashing payment %s", it->payment_id);
+    msg_body_hash(it->canonical, strlen(it->canonical), it->hash);
     return LL_OK;
 }
 

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "msg.h"
 #include "outbox.h"
+#include "sbuf.h"
 #include "settlement.h"
 #include "stage.h"
 #include "xmalloc.h"
@@ -61,27 +62,22 @@ static void settlement_release(item_t *it)
 
 static char *batch_json(item_t *items, size_t n, size_t *count)
 {
-    json_t *arr = json_array();
+    sbuf_t b;
+    sbuf_init(&b, 64 + n * 512);
     *count = 0;
     for (size_t i = 0; i < n; i++) {
         item_t *it = &items[i];
         if (it->state != ITEM_BATCHED)
             continue;
         const msg_completed_t *c = it->msg;
-        json_t *o =
-            json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:I}", "payment_id", c->payment.payment_id,
-                      "hash", it->hash, "payload", it->canonical, "payee", c->payment.payee,
-                      "amount", (json_int_t)c->payment.amount, "currency", c->payment.currency,
-                      "posted_ms", (json_int_t)c->posted_ms);
-        if (!o || json_array_append_new(arr, o) != 0)
-            log_panic("out of memory building a batch");
+        batch_json_open(&b, it, &c->payment);
+        sbuf_adds(&b, ",\"posted_ms\":");
+        sbuf_i64(&b, c->posted_ms);
+        sbuf_addc(&b, '}');
         (*count)++;
     }
-    char *text = json_dumps(arr, JSON_COMPACT);
-    json_decref(arr);
-    if (!text)
-        log_panic("out of memory encoding a batch");
-    return text;
+    sbuf_adds(&b, *count ? "]" : "[]");
+    return sbuf_take(&b);
 }
 
 /* Row `row`: ord, verdict, batch_id, late, prior_payload (for 'unposted':
