@@ -76,7 +76,7 @@ static const struct {
      "UPDATE accounts SET balance = balance + 5 WHERE id = 'sys:funding:USD'",
      "overdraft_respected", "account carol: balance -5 is below -0"},
     {"payment posted twice",
-     "ALTER TABLE transfers DROP CONSTRAINT transfers_kind_ref_key;"
+     "ALTER TABLE transfers DROP CONSTRAINT transfers_ref_kind_key;"
      "INSERT INTO transfers (ref, kind, debit_account, credit_account, amount, currency) "
      "VALUES ('p-1', 'payment', 'alice', 'bob', 300, 'EUR')",
      "one_transfer_per_payment", "payment p-1: 2 payment transfers"},
