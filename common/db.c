@@ -2,6 +2,7 @@
  * db.c - PostgreSQL client: see db.h.
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,11 +11,15 @@
 #include "log.h"
 #include "xmalloc.h"
 
+#define DB_PREPARED_MAX 32 /* statements db_query_prepared() keeps per connection */
+
 struct db {
     char *host, *dbname, *user, *password, *sslmode, *appname;
     char port[16];
     char connect_timeout[16];
     PGconn *conn;
+    uint64_t prepared[DB_PREPARED_MAX]; /* hashes of the statements prepared on conn */
+    size_t nprepared;
     char sqlstate[6];
     char errstr[256];
 };
@@ -65,6 +70,8 @@ void db_close(db_t *db)
         PQfinish(db->conn);
         db->conn = NULL;
     }
+    if (db)
+        db->nprepared = 0; /* prepared statements die with their connection */
 }
 
 void db_free(db_t *db)
@@ -290,6 +297,49 @@ int db_pipeline_sync_read(db_t *db, PGresult **results, int max, int *nread)
     if (nread)
         *nread = n;
     return first;
+}
+
+/* FNV-1a: names a statement by its text */
+static uint64_t db_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+    return h;
+}
+
+int db_query_prepared(db_t *db, PGresult **out, const char *sql, int nparams,
+                      const char *const *params)
+{
+    *out = NULL;
+    if (!db->conn) {
+        db_seterr(db, NULL, "%s", "not connected to PostgreSQL");
+        return LL_ECONN;
+    }
+    uint64_t h = db_hash(sql);
+    size_t i = 0;
+    while (i < db->nprepared && db->prepared[i] != h)
+        i++;
+    if (i == db->nprepared && i == DB_PREPARED_MAX)
+        return db_query(db, out, sql, nparams, params); /* full: run it unnamed */
+    char name[24];
+    snprintf(name, sizeof name, "ll_%016llx", (unsigned long long)h);
+    if (i == db->nprepared) {
+        PGresult *p = PQprepare(db->conn, name, sql, nparams, NULL);
+        int rc = db_check(db, p);
+        PQclear(p);
+        if (rc != LL_OK)
+            return rc;
+        db->prepared[db->nprepared++] = h;
+    }
+    PGresult *res = PQexecPrepared(db->conn, name, nparams, params, NULL, NULL, 0);
+    int rc = db_check(db, res);
+    if (rc != LL_OK) {
+        PQclear(res);
+        return rc;
+    }
+    *out = res;
+    return LL_OK;
 }
 
 void db_try(db_t *db, const char *sql)

@@ -10,7 +10,8 @@
  * The detail (SQLSTATE and server message) is in db_errstr().
  *
  * Public API: db_new, db_free, db_connect, db_close, db_is_up, db_conn,
- * db_errstr, db_sqlstate, db_exec, db_try, db_query, db_check, db_pipeline_enter,
+ * db_errstr, db_sqlstate, db_exec, db_try, db_query, db_query_prepared, db_check,
+ * db_pipeline_enter,
  * db_pipeline_exit, db_pipeline_sync_read.
  */
 #ifndef LL_DB_H
@@ -64,6 +65,14 @@ void db_try(db_t *db, const char *sql);
  * On failure *out is NULL. */
 int db_query(db_t *db, PGresult **out, const char *sql, int nparams,
              const char *const *params) LL_MUSTCHECK;
+
+/* db_query() of a statement the caller runs again and again (a batch's
+ * statements): prepared on this connection at its first use, then run by
+ * name, so PostgreSQL parses and plans it once per connection. The text
+ * must be fixed (its hash names it); at most 32 such statements per
+ * connection, further ones run unnamed. */
+int db_query_prepared(db_t *db, PGresult **out, const char *sql, int nparams,
+                      const char *const *params) LL_MUSTCHECK;
 
 /* Classifies `res` (may be NULL): LL_OK for COMMAND_OK/TUPLES_OK/
  * PIPELINE_SYNC, else LL_ECONN / LL_ERETRY / LL_EDB with errstr set.

@@ -80,17 +80,18 @@ int outbox_write(db_t *db, const char *stage, item_t *items, size_t n)
     if (new_events(items, n, cols)) {
         const char *p[] = {stage, OUTBOX_EXCHANGE, cols[0], cols[1], cols[2], cols[3]};
         PGresult *r;
-        rc = db_query(db, &r,
-                      "WITH o AS (INSERT INTO outbox (stage, payment_id, event_id, exchange, "
-                      "routing_key, body) SELECT $1, x.p, x.e, $2, x.r, x.b FROM unnest("
-                      "string_to_array($3, E'\\x1e'), string_to_array($4, E'\\x1e'), "
-                      "string_to_array($5, E'\\x1e'), string_to_array($6, E'\\x1e')) "
-                      "WITH ORDINALITY x(p, e, r, b, n) ORDER BY x.n "
-                      "RETURNING id, event_id, stage, created_at), "
-                      "p AS (INSERT INTO outbox_pending (id, stage, created_at) "
-                      "SELECT id, stage, created_at FROM o) "
-                      "SELECT id, event_id FROM o",
-                      6, p);
+        rc = db_query_prepared(
+            db, &r,
+            "WITH o AS (INSERT INTO outbox (stage, payment_id, event_id, exchange, "
+            "routing_key, body) SELECT $1, x.p, x.e, $2, x.r, x.b FROM unnest("
+            "string_to_array($3, E'\\x1e'), string_to_array($4, E'\\x1e'), "
+            "string_to_array($5, E'\\x1e'), string_to_array($6, E'\\x1e')) "
+            "WITH ORDINALITY x(p, e, r, b, n) ORDER BY x.n "
+            "RETURNING id, event_id, stage, created_at), "
+            "p AS (INSERT INTO outbox_pending (id, stage, created_at) "
+            "SELECT id, stage, created_at FROM o) "
+            "SELECT id, event_id FROM o",
+            6, p);
         for (int c = 0; c < 4; c++)
             free(cols[c]);
         if (rc != LL_OK)
@@ -107,11 +108,12 @@ int outbox_write(db_t *db, const char *stage, item_t *items, size_t n)
     if (ids) {
         const char *p[] = {stage, ids};
         PGresult *r;
-        rc = db_query(db, &r,
-                      "SELECT DISTINCT ON (payment_id) payment_id, id, event_id, routing_key, "
-                      "body FROM outbox WHERE stage = $1 AND payment_id = ANY($2::text[]) "
-                      "ORDER BY payment_id, id",
-                      2, p);
+        rc = db_query_prepared(
+            db, &r,
+            "SELECT DISTINCT ON (payment_id) payment_id, id, event_id, routing_key, "
+            "body FROM outbox WHERE stage = $1 AND payment_id = ANY($2::text[]) "
+            "ORDER BY payment_id, id",
+            2, p);
         free(ids);
         if (rc != LL_OK)
             return rc;
@@ -156,26 +158,49 @@ int outbox_add(db_t *db, const char *stage, const char *payment_id, const char *
     return LL_OK;
 }
 
+/* "{1,2,3}" */
+static char *id_array(const int64_t *ids, size_t n)
+{
+    sbuf_t b;
+    sbuf_init(&b, n * 21 + 3);
+    sbuf_addc(&b, '{');
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            sbuf_addc(&b, ',');
+        sbuf_i64(&b, ids[i]);
+    }
+    sbuf_addc(&b, '}');
+    return sbuf_take(&b);
+}
+
+int outbox_unpend(db_t *db, const int64_t *ids, size_t n)
+{
+    if (n == 0)
+        return LL_OK;
+    char *arr = id_array(ids, n);
+    const char *p[] = {arr};
+    PGresult *r;
+    int rc =
+        db_query_prepared(db, &r, "DELETE FROM outbox_pending WHERE id = ANY($1::bigint[])", 1, p);
+    PQclear(r);
+    free(arr);
+    return rc;
+}
+
 int outbox_mark_sent(db_t *db, const int64_t *ids, size_t n)
 {
     if (n == 0)
         return LL_OK;
-    size_t cap = n * 21 + 256;
-    char *sql = ll_xmalloc(cap);
     /* sent marks need no durability of their own: one lost in a crash only
      * makes the sweep publish its event again (consumers dedupe by
-     * event_id), so the commit does not wait for the WAL flush; the ids
-     * are integers, written into the statement (one round trip) */
-    size_t w = (size_t)snprintf(sql, cap,
-                                "BEGIN; SET LOCAL synchronous_commit TO off; "
-                                "DELETE FROM outbox_pending WHERE id = ANY('{");
-    for (size_t i = 0; i < n; i++)
-        w += (size_t)snprintf(sql + w, cap - w, "%s%" PRId64, i ? "," : "", ids[i]);
-    snprintf(sql + w, cap - w, "}'::bigint[]); COMMIT");
-    int rc = db_exec(db, sql);
+     * event_id), so the commit does not wait for the WAL flush */
+    int rc = db_exec(db, "BEGIN; SET LOCAL synchronous_commit TO off");
+    if (rc == LL_OK)
+        rc = outbox_unpend(db, ids, n);
+    if (rc == LL_OK)
+        rc = db_exec(db, "COMMIT");
     if (rc != LL_OK)
         db_try(db, "ROLLBACK");
-    free(sql);
     return rc;
 }
 

@@ -14,7 +14,7 @@
  * so two workers never republish the same events at once (a sweeper that
  * dies loses its lease).
  *
- * Public API: outbox_write, outbox_add, outbox_mark_sent, outbox_row_t,
+ * Public API: outbox_write, outbox_add, outbox_unpend, outbox_mark_sent, outbox_row_t,
  * outbox_claim, outbox_rows_free.
  */
 #ifndef LL_OUTBOX_H
@@ -38,9 +38,12 @@ int outbox_write(db_t *db, const char *stage, item_t *items, size_t n) LL_MUSTCH
 int outbox_add(db_t *db, const char *stage, const char *payment_id, const char *event_id,
                const char *routing_key, const char *body, int64_t *id) LL_MUSTCHECK;
 
-/* Marks events sent (their pending marks go), in a transaction of its own
- * that does not wait for the WAL flush: a mark lost in a crash only makes
- * the sweep publish the event again. Not inside another transaction. */
+/* Marks events sent: their pending marks go. outbox_unpend() inside the
+ * caller's transaction (the runtime folds the marks of one batch into the
+ * next batch's transaction); outbox_mark_sent() in a transaction of its own
+ * that does not wait for the WAL flush. Either way a mark lost in a crash
+ * only makes the sweep publish the event again. */
+int outbox_unpend(db_t *db, const int64_t *ids, size_t n) LL_MUSTCHECK;
 int outbox_mark_sent(db_t *db, const int64_t *ids, size_t n) LL_MUSTCHECK;
 
 typedef struct outbox_row {

@@ -27,6 +27,8 @@
 #define RT_POLL_MS         200 /* longest wait for a delivery: the tick period */
 #define RT_SWEEP_LIMIT     500
 #define RT_STATS_PERIOD_MS 10000
+#define RT_MARKS_FLUSH_MS  100    /* sent marks wait this long for a batch to carry them */
+#define RT_MARKS_MAX       100000 /* past this many, marks are dropped: the sweep repairs */
 
 typedef struct rt {
     const rt_stage_t *st;
@@ -44,6 +46,14 @@ typedef struct rt {
     int64_t stop_deadline; /* mono ms; set at the first signal */
     int64_t next_sweep, next_stats;
     long long done, done_at_stats;
+    /* Outbox events published and confirmed whose pending marks are not
+     * deleted yet: the next batch's transaction deletes them with its own
+     * work, or the tick in a transaction of their own when no batch came
+     * for RT_MARKS_FLUSH_MS. Lost in a crash, they only make the sweep
+     * publish those events again (consumers dedupe by event_id). */
+    int64_t *marks;
+    size_t nmarks, capmarks;
+    int64_t marks_at; /* mono ms of the oldest mark, 0 when none */
 } rt_t;
 
 static volatile sig_atomic_t rt_signals;
@@ -242,7 +252,12 @@ static int rt_ensure_up(rt_t *rt, bool want_consumer)
 /* --- gathering ------------------------------------------------------------- */
 
 /* Fills the batch: LL_OK (possibly empty), or LL_ECONN when the consumer
- * connection broke (the batch is dropped: the broker redelivers it). */
+ * connection broke (the batch is dropped: the broker redelivers it).
+ * After the first message it takes what is already there (polls that do
+ * not wait) and, only with worker.batch_max_wait_ms > 0, waits that long
+ * for more. With 0 (the default) a batch never waits for messages that are
+ * not arriving, and under load it grows by itself: what arrives while a
+ * batch commits is the next batch (group commit). */
 static int rt_gather(rt_t *rt)
 {
     mq_delivery_t d;
@@ -318,6 +333,8 @@ static int rt_tx(rt_t *rt, item_t *items, size_t n)
         if (items[i].state == ITEM_DECODED)
             item_set_state(&items[i], ITEM_BATCHED);
     int rc = db_exec(rt->db, "BEGIN");
+    if (rc == LL_OK && rt->nmarks)
+        rc = outbox_unpend(rt->db, rt->marks, rt->nmarks);
     if (rc == LL_OK)
         rc = rt->st->apply(rt->db, items, n);
     if (rc == LL_OK)
@@ -334,6 +351,8 @@ static int rt_tx(rt_t *rt, item_t *items, size_t n)
     for (size_t i = 0; i < n; i++)
         if (items[i].state == ITEM_BATCHED)
             item_set_state(&items[i], ITEM_COMMITTED);
+    rt->nmarks = 0; /* committed with the batch */
+    rt->marks_at = 0;
     return LL_OK;
 }
 
@@ -510,19 +529,38 @@ static int rt_publish(rt_t *rt)
     return LL_OK;
 }
 
-/* After the confirms: outbox rows sent (best effort: the sweep repairs). */
+/* After the confirms: the batch's events are sent; their pending marks go
+ * with the next batch's transaction (see rt_t.marks). */
 static void rt_mark_sent(rt_t *rt)
 {
     batch_t *b = &rt->batch;
-    int64_t *ids = ll_xcalloc(b->n ? b->n : 1, sizeof *ids);
-    size_t k = 0;
-    for (size_t i = 0; i < b->n; i++)
-        if (b->items[i].outbox_id > 0)
-            ids[k++] = b->items[i].outbox_id;
-    if (k && outbox_mark_sent(rt->db, ids, k) != LL_OK)
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->items[i].outbox_id <= 0)
+            continue;
+        if (rt->nmarks == RT_MARKS_MAX)
+            break; /* PostgreSQL long gone: the sweep republishes the rest */
+        if (rt->nmarks == rt->capmarks) {
+            rt->capmarks = rt->capmarks ? rt->capmarks * 2 : 256;
+            rt->marks = ll_xrealloc(rt->marks, rt->capmarks * sizeof *rt->marks);
+        }
+        rt->marks[rt->nmarks++] = b->items[i].outbox_id;
+    }
+    if (rt->nmarks && !rt->marks_at)
+        rt->marks_at = clock_mono_ms();
+}
+
+/* The marks no batch carried: in a transaction of their own. */
+static void rt_flush_marks(rt_t *rt)
+{
+    if (!rt->nmarks || !db_is_up(rt->db))
+        return;
+    if (outbox_mark_sent(rt->db, rt->marks, rt->nmarks) != LL_OK) {
         log_warnx((&(log_ctx_t){.err = db_errstr(rt->db)}),
-                  "could not mark %zu outbox row(s) sent: the sweep will publish them again", k);
-    free(ids);
+                  "could not mark %zu outbox event(s) sent: trying again", rt->nmarks);
+        return;
+    }
+    rt->nmarks = 0;
+    rt->marks_at = 0;
 }
 
 /* --- one batch ------------------------------------------------------------- */
@@ -623,6 +661,8 @@ static void rt_sweep(rt_t *rt, int64_t age_ms)
 static void rt_tick(rt_t *rt)
 {
     int64_t now = clock_mono_ms();
+    if (rt->nmarks && now - rt->marks_at >= RT_MARKS_FLUSH_MS)
+        rt_flush_marks(rt);
     if (rt_hup) {
         rt_hup = 0;
         if (rt->st->reload) {
@@ -641,11 +681,14 @@ static void rt_tick(rt_t *rt)
                         .instance = rt->instance,
                         .scope = rt->scope,
                         .cfg = &rt->cfg};
-        if (rt->st->tick(&env) > 0)
-            rt_sweep(rt, 0); /* the job's events, now */
+        if (rt->st->tick(&env) > 0) {
+            rt_flush_marks(rt); /* a sweep must not take events already sent */
+            rt_sweep(rt, 0);    /* the job's events, now */
+        }
     }
     if (now >= rt->next_sweep) {
         rt->next_sweep = now + rt->cfg.worker.outbox_sweep_interval_ms;
+        rt_flush_marks(rt);
         rt_sweep(rt, rt->cfg.worker.outbox_sweep_age_ms);
     }
     if (now >= rt->next_stats) {
@@ -690,6 +733,7 @@ static int rt_run(rt_t *rt)
         if (!rt_stopping(rt))   /* no new work (closing, sweeping) once stopping */
             rt_tick(rt);
     }
+    rt_flush_marks(rt);
     log_info("stopped after %lld message(s)", rt->done);
     return 0;
 }
@@ -788,6 +832,7 @@ int rt_main(const rt_stage_t *st, int argc, char **argv)
     int rc = rt_run(&rt);
 
     batch_free(&rt.batch);
+    free(rt.marks);
     mq_free(rt.in);
     mq_free(rt.out);
     db_free(rt.db);

@@ -35,7 +35,7 @@ int stage_apply_rows(db_t *db, const char *sql, int nparams, const char *const *
     if (count == 0)
         return LL_OK;
     PGresult *r;
-    int rc = db_query(db, &r, sql, nparams, params);
+    int rc = db_query_prepared(db, &r, sql, nparams, params);
     if (rc != LL_OK)
         return rc;
     if ((size_t)PQntuples(r) != count) {
