@@ -60,7 +60,7 @@ const cfg_setting_t settings_table[] = {
         "AMQP heartbeat interval in seconds (0 disables)"),
     STR("amqp", "connection_name", amqp.connection_name, "",
         "connection name shown by RabbitMQ (empty: derived from worker and host)"),
-    INT("amqp", "prefetch", amqp.prefetch, "256", 1, 65535,
+    INT("amqp", "prefetch", amqp.prefetch, "512", 1, 65535,
         "unacknowledged deliveries per consumer (basic.qos prefetch count)"),
     INT("amqp", "confirm_timeout_ms", amqp.confirm_timeout_ms, "10000", 100, 600000,
         "how long to wait for publisher confirms before treating the connection as lost"),
@@ -99,10 +99,11 @@ const cfg_setting_t settings_table[] = {
     /* worker: the shared runtime of every stage */
     STR("worker", "instance", worker.instance, "",
         "this process's name in logs, outbox claims and Redis guards (empty: <host>:<pid>)"),
-    INT("worker", "batch_max_messages", worker.batch_max_messages, "64", 1, 4096,
+    INT("worker", "batch_max_messages", worker.batch_max_messages, "256", 1, 4096,
         "a batch closes at this many messages (one PostgreSQL transaction per batch)"),
-    INT("worker", "batch_max_wait_ms", worker.batch_max_wait_ms, "20", 0, 60000,
-        "...or this long after its first message, whichever comes first"),
+    INT("worker", "batch_max_wait_ms", worker.batch_max_wait_ms, "0", 0, 60000,
+        "...or this long after its first message (0: a batch takes the messages already "
+        "delivered and goes, growing by itself under load while the one before commits)"),
     INT("worker", "max_attempts", worker.max_attempts, "5", 1, 100,
         "attempts at a message whose processing keeps failing before it is parked with "
         "processing_failed"),
