@@ -130,11 +130,11 @@ int bench_broker(ctl_t *c, int64_t count, int64_t size, int window)
         double con_rate = con_s > 0 ? (double)count / con_s : 0;
         double all_rate = all_s > 0 ? (double)count / all_s : 0;
         if (c->json)
-            ctl_json_print(json_pack("{s:s, s:s, s:I, s:I, s:i, s:f, s:f, s:f}", "mode", "broker",
-                                     "queue_type", "quorum", "count", (json_int_t)count, "size",
-                                     (json_int_t)size, "window", window, "published_per_s",
-                                     pub_rate, "consumed_per_s", con_rate, "through_per_s",
-                                     all_rate));
+            ctl_json_print(json_pack("{s:s, s:s, s:s, s:I, s:I, s:i, s:f, s:f, s:f}", "mode",
+                                     "broker", "queue", queue, "queue_type", "quorum", "count",
+                                     (json_int_t)count, "size", (json_int_t)size, "window", window,
+                                     "published_per_s", pub_rate, "consumed_per_s", con_rate,
+                                     "through_per_s", all_rate));
         else
             printf("broker baseline: %" PRId64 " persistent messages of %" PRId64
                    " bytes through one quorum queue (confirm window %d)\n"

@@ -24,11 +24,12 @@ LL_COMMON_SH_LOADED=1
 LL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 # iproute2 (ss) and procps (ps, pgrep) are in a standard Debian install but
-# not in the slim container images a fresh CI host may start from.
+# not in the slim container images a fresh CI host may start from; jq reads
+# the JSON reports of `ledgerctl bench` in ops/bench.
 LL_DEPS=(build-essential cmake pkg-config git librabbitmq-dev libhiredis-dev
   libpq-dev libyaml-dev libjansson-dev libssl-dev check libsubunit-dev
   rabbitmq-server redis-server postgresql docker-compose clang-format bc
-  iproute2 procps)
+  iproute2 procps jq)
 
 ll_info() {
   printf 'ledgerline: %s\n' "$*" >&2
