@@ -466,9 +466,16 @@ static int publish_all(bench_t *b)
 static int follow(bench_t *b, int64_t deadline)
 {
     int64_t target = b->o.stage == ST_SETTLEMENT ? b->o.count : published(b);
+    int64_t next_service = 0;
     for (;;) {
         if (tap_check(b))
             return 1;
+        /* the publisher is idle now: answer the broker's heartbeats */
+        if (b->m && bench_now_us() >= next_service) {
+            next_service = bench_now_us() + 1000000;
+            if (mq_service(b->m) != LL_OK)
+                next_service = INT64_MAX; /* gone: nothing more goes through it */
+        }
         settle_poll(b, false);
         bool done = finished(b) >= target;
         if (done && wants_settlement(b) && b->o.stage == ST_PIPELINE) {
