@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "migrate.h"
 #include "money.h"
 #include "msg.h"
 #include "sign.h"
@@ -43,6 +44,7 @@
 #define MAX_ACCOUNTS   100000
 #define PROGRESS_US    500000
 #define SETTLE_POLL_US 1000000
+#define STALL_US       30000000        /* no payment finished for this long: say so */
 #define FUND_AMOUNT    "1000000000000" /* 10^12 minor units per prepared payer */
 
 typedef enum { ST_PIPELINE, ST_RISK, ST_PAYMENT, ST_SETTLEMENT } stage_t;
@@ -73,6 +75,7 @@ typedef struct bench {
     int64_t t_start, t_first_pub, t_last_pub;
     int64_t settled, settle_base; /* settled: exact or estimated, see settle_poll */
     int64_t next_progress, next_settle_poll;
+    int64_t prog_at, prog_finished; /* the progress line's last time and count */
     bool tty;
 } bench_t;
 
@@ -325,15 +328,19 @@ static void progress(bench_t *b, bool last)
     int64_t now = bench_now_us();
     if (!last && now < b->next_progress)
         return;
-    b->next_progress = now + PROGRESS_US;
-    double secs = (double)(now - b->t_start) / 1e6;
-    int64_t pub = published(b);
+    double dt = b->prog_at ? (double)(now - b->prog_at) / 1e6 : 0;
+    int64_t pub = published(b), fin = finished(b);
+    double pub_s = (double)(b->t_last_pub - b->t_first_pub) / 1e6;
     fprintf(stderr,
             "\r%6.1fs  published %" PRId64 " (%.0f/s)  decided %" PRId64 "  posted %" PRId64
-            "  settled %" PRId64 "  backlog %" PRId64 "  p99 %.1f ms   %s",
-            secs, pub, secs > 0 ? (double)pub / secs : 0.0, decided(b), posted_or_failed(b),
-            b->settled, pub - finished(b), (double)bench_hist_pct(&b->run.to_done, 0.99) / 1000,
-            last ? "\n" : "");
+            "  settled %" PRId64 "  finishing %.0f/s  backlog %" PRId64 "  p99 %.1f ms   %s",
+            (double)(now - b->t_start) / 1e6, pub, pub_s > 0 ? (double)pub / pub_s : 0.0,
+            decided(b), posted_or_failed(b), b->settled,
+            dt > 0 ? (double)(fin - b->prog_finished) / dt : 0.0, pub - fin,
+            (double)bench_hist_pct(&b->run.to_done, 0.99) / 1000, last ? "\n" : "");
+    b->next_progress = now + PROGRESS_US;
+    b->prog_at = now;
+    b->prog_finished = fin;
 }
 
 static int tap_check(bench_t *b)
@@ -466,7 +473,8 @@ static int publish_all(bench_t *b)
 static int follow(bench_t *b, int64_t deadline)
 {
     int64_t target = b->o.stage == ST_SETTLEMENT ? b->o.count : published(b);
-    int64_t next_service = 0;
+    int64_t next_service = 0, moved_at = bench_now_us(), last_finished = -1;
+    bool warned = false;
     for (;;) {
         if (tap_check(b))
             return 1;
@@ -485,6 +493,19 @@ static int follow(bench_t *b, int64_t deadline)
         progress(b, done);
         if (done)
             return 0;
+        if (finished(b) != last_finished) {
+            last_finished = finished(b);
+            moved_at = bench_now_us();
+        } else if (!warned && bench_now_us() - moved_at > STALL_US) {
+            warned = true;
+            fprintf(stderr,
+                    "%sledgerctl bench: warning: no payment of run %s finished in %d s "
+                    "(decided %" PRId64 ", posted or failed %" PRId64 ", settled %" PRId64
+                    "): do workers of every stage run? `ledgerctl status` shows the queues "
+                    "and their consumers\n",
+                    b->tty ? "\n" : "", b->run_id, (int)(STALL_US / 1000000), decided(b),
+                    posted_or_failed(b), b->settled);
+        }
         if (bench_now_us() >= deadline) {
             progress(b, true);
             const char *stage =
@@ -887,6 +908,53 @@ static int setup_accounts(bench_t *b)
     return 0;
 }
 
+/* Before publishing: the schema the workers need (they refuse to run on an
+ * older one), and a consumer on every queue the run goes through (a
+ * warning only: the workers may start later, as with --prefill). */
+static int preflight(bench_t *b)
+{
+    char err[256];
+    int pending = migrate_pending(b->db, err, sizeof err);
+    if (pending < 0)
+        return ctl_fail("check the database", "reading the schema version: %s", err);
+    if (pending > 0)
+        return ctl_fail("run `ledgerctl migrate` (workers refuse to run on an older schema "
+                        "too)",
+                        "the database schema is %d migration(s) behind this ledgerctl", pending);
+    static const char *const queues[][3] = {
+        [ST_PIPELINE] = {"risk", "payments", "settlement"},
+        [ST_RISK] = {"risk", NULL, NULL},
+        [ST_PAYMENT] = {"payments", NULL, NULL},
+        [ST_SETTLEMENT] = {"settlement", NULL, NULL},
+    };
+    if (b->o.stage != ST_SETTLEMENT) {
+        b->m = ctl_mq(b->c);
+        if (!b->m)
+            return 1;
+    }
+    mq_t *m = b->m ? b->m : ctl_mq(b->c);
+    if (!m)
+        return 1;
+    for (int k = 0; k < 3 && queues[b->o.stage][k]; k++) {
+        const char *q = queues[b->o.stage][k];
+        uint32_t msgs = 0, consumers = 0;
+        if (mq_queue_stats(m, q, &msgs, &consumers) != LL_OK)
+            return ctl_fail("declare the topology first: ledgerctl topology apply",
+                            "queue '%s': %s", q, mq_errstr(m));
+        if (consumers == 0 && !b->o.prefill)
+            fprintf(stderr,
+                    "ledgerctl bench: warning: queue '%s' has no consumer: nothing gets past it "
+                    "until a worker of that stage runs\n",
+                    q);
+        if (msgs > 0)
+            fprintf(stderr,
+                    "ledgerctl bench: warning: queue '%s' already holds %u message(s): this "
+                    "run's payments wait behind them\n",
+                    q, msgs);
+    }
+    return 0;
+}
+
 static void bench_free(bench_t *b)
 {
     bench_tap_stop(&b->tap);
@@ -937,9 +1005,10 @@ int cmd_bench(ctl_t *c, int argc, char **argv)
     b.db = ctl_db(c);
     if (!b.db || setup_accounts(&b) != 0)
         goto out;
+    if (preflight(&b) != 0)
+        goto out;
     if (b.o.stage != ST_SETTLEMENT) {
-        b.m = ctl_mq(c);
-        if (!b.m || bench_tap_start(&b.tap, c, &b.run) != 0)
+        if (bench_tap_start(&b.tap, c, &b.run) != 0)
             goto out;
     }
     if (wants_settlement(&b) && b.o.stage != ST_SETTLEMENT) {
