@@ -46,24 +46,27 @@ static int bench(json_t **report, char **err, const char *args)
     return rc;
 }
 
-static int64_t jint(const json_t *o, const char *path)
+/* The value at a dotted path ("latency_ms.completed.p50") of a report. */
+static const json_t *jget(const json_t *o, const char *path)
 {
     char buf[128];
     snprintf(buf, sizeof buf, "%s", path);
     const json_t *v = o;
     for (char *save = NULL, *k = strtok_r(buf, ".", &save); k; k = strtok_r(NULL, ".", &save))
         v = json_object_get(v, k);
+    return v;
+}
+
+static int64_t jint(const json_t *o, const char *path)
+{
+    const json_t *v = jget(o, path);
     ck_assert_msg(json_is_integer(v), "report has no integer %s", path);
     return json_integer_value(v);
 }
 
 static double jnum(const json_t *o, const char *path)
 {
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s", path);
-    const json_t *v = o;
-    for (char *save = NULL, *k = strtok_r(buf, ".", &save); k; k = strtok_r(NULL, ".", &save))
-        v = json_object_get(v, k);
+    const json_t *v = jget(o, path);
     ck_assert_msg(json_is_number(v), "report has no number %s", path);
     return json_number_value(v);
 }

@@ -102,6 +102,16 @@ static int64_t calls_in_tx(const char *fn)
     return scalar(sql);
 }
 
+/* `ledgerctl verify` holds on the test's ledger after `what`. */
+static void verify_holds(const char *what)
+{
+    char *out = NULL, *err = NULL;
+    int rc = llt_ctl(&out, &err, ledger, "verify --settle-within 315360000");
+    ck_assert_msg(rc == 0, "verify after %s: %s%s", what, out, err);
+    free(out);
+    free(err);
+}
+
 static void must_equal(const char *what, int round, const char *set_based, const char *seq,
                        const char *batch)
 {
@@ -271,11 +281,7 @@ START_TEST(payment_set_based_path_equals_one_at_a_time)
     ck_assert_msg(fast >= ROUNDS / 5 && slow >= ROUNDS / 5,
                   "want both paths taken often: set-based %d, one at a time %d of %d batches", fast,
                   slow, ROUNDS);
-    char *out = NULL, *err = NULL;
-    int rc = llt_ctl(&out, &err, ledger, "verify --settle-within 315360000");
-    ck_assert_msg(rc == 0, "verify after the payment rounds: %s%s", out, err);
-    free(out);
-    free(err);
+    verify_holds("the payment rounds");
 }
 END_TEST
 
@@ -435,11 +441,7 @@ START_TEST(settlement_set_based_path_equals_one_at_a_time)
                   slow, ROUNDS);
     ck_assert_msg(scalar("SELECT count(*) FROM settlement_items WHERE late") > 0,
                   "no late payment was drawn");
-    char *out = NULL, *err = NULL;
-    int rc = llt_ctl(&out, &err, ledger, "verify --settle-within 315360000");
-    ck_assert_msg(rc == 0, "verify after the settlement rounds: %s%s", out, err);
-    free(out);
-    free(err);
+    verify_holds("the settlement rounds");
 }
 END_TEST
 
