@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # ops/lib/common.sh - shared bash for the operator scripts (ops/run, ops/test,
 # ops/stack). Source it; it defines functions and LL_ROOT, runs nothing.
 #
@@ -25,11 +26,12 @@ LL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 # iproute2 (ss) and procps (ps, pgrep) are in a standard Debian install but
 # not in the slim container images a fresh CI host may start from; jq reads
-# the JSON reports of `ledgerctl bench` in ops/bench.
+# the JSON reports of `ledgerctl bench` in ops/bench; shellcheck lints the
+# shell scripts (tests/lint/check_shell.sh).
 LL_DEPS=(build-essential cmake pkg-config git librabbitmq-dev libhiredis-dev
   libpq-dev libyaml-dev libjansson-dev libssl-dev check libsubunit-dev
   rabbitmq-server redis-server postgresql docker-compose clang-format bc
-  iproute2 procps jq)
+  iproute2 procps jq shellcheck)
 
 ll_info() {
   printf 'ledgerline: %s\n' "$*" >&2

@@ -24,6 +24,7 @@ check() { # LABEL CMD...
   shift
   if "$@"; then ok "$label"; else not_ok "$label"; fi
 }
+# shellcheck disable=SC2317 # reachable: check runs it ("check LABEL quiet CMD...")
 quiet() { "$@" >/dev/null 2>&1; }
 finish() {
   if [[ $FAILS -ne 0 ]]; then
@@ -93,6 +94,7 @@ out="$(timeout "$TIMEOUT" "${STACK[@]}" env 2>/dev/null)"
 for v in "${ENV_VARS[@]}"; do
   check "env exports $v" grep -Eq "^export $v=" <<<"$out"
 done
+# shellcheck disable=SC2016 # the inner bash expands these, after eval of the env output
 got="$(env -i bash -c "$out"$'\n''printf "%s|%s|%s|%s" "$LEDGERLINE_AMQP_PORT" "$LEDGERLINE_REDIS_PORT" "$LEDGERLINE_POSTGRES_PORT" "$LEDGERLINE_AMQP_VHOST"')"
 check "env output evaluates to the ports in use" \
   test "$got" = "$LEDGERLINE_AMQP_PORT|$LEDGERLINE_REDIS_PORT|$LEDGERLINE_POSTGRES_PORT|/"
@@ -131,9 +133,11 @@ done
 check "postgres accepts the generated password" test "$(PGPASSWORD="$(cat "$LEDGERLINE_POSTGRES_PASSWORD_FILE")" \
   PGCONNECT_TIMEOUT=5 psql -X -tA -h "$LEDGERLINE_POSTGRES_HOST" -p "$LEDGERLINE_POSTGRES_PORT" \
   -U "$LEDGERLINE_POSTGRES_USER" -d "$LEDGERLINE_POSTGRES_DBNAME" -c 'show fsync' 2>&1)" = on
+# shellcheck disable=SC2016 # $1.. are the inner bash -c's arguments
 check "postgres refuses a wrong password" bash -c '! PGPASSWORD=wrong PGCONNECT_TIMEOUT=5 psql -X -tA \
   -h "$1" -p "$2" -U "$3" -d "$4" -c "select 1" >/dev/null 2>&1' _ \
   "$LEDGERLINE_POSTGRES_HOST" "$LEDGERLINE_POSTGRES_PORT" "$LEDGERLINE_POSTGRES_USER" "$LEDGERLINE_POSTGRES_DBNAME"
+# shellcheck disable=SC2016 # $1 and $2 are the inner bash -c's arguments
 check "redis refuses commands without the password" bash -c \
   '[[ "$(timeout 10 redis-cli -h "$1" -p "$2" ping 2>&1)" == *NOAUTH* ]]' _ \
   "$LEDGERLINE_REDIS_HOST" "$LEDGERLINE_REDIS_PORT"
@@ -181,6 +185,7 @@ mkdir -p "$priv/ck" && cp -r "$ROOT/ops" "$priv/ck/ops"
 out="$(LEDGERLINE_STACK_PORT_OFFSET=19 timeout "$TIMEOUT" "$priv/ck/ops/stack" --name unreach up 2>&1)"
 rc=$?
 check "up under a 0700 folder exits 1" test $rc -eq 1
+# shellcheck disable=SC2016 # $1 and $2 are the inner bash -c's arguments
 check "up under a 0700 folder names the folder and the fix" \
   bash -c '[[ "$1" == *"cannot reach"* && "$1" == *"$2 is not searchable"* && "$1" == *"chmod o+x $2"* ]]' _ "$out" "$priv"
 # (epmd is shared by port, so another stack's may be listed: not counted)
