@@ -7,10 +7,7 @@
 #include <string.h>
 
 #include "batch.h"
-#include "clock.h"
 #include "log.h"
-#include "sbuf.h"
-#include "sign.h"
 #include "xmalloc.h"
 
 static const char *const state_names[] = {
@@ -61,107 +58,6 @@ void item_set_event(item_t *it, const char *event_id, char *rk, char *body)
     snprintf(it->ev_id, sizeof it->ev_id, "%s", event_id);
     it->ev_rk = rk;
     it->ev_body = body;
-}
-
-void item_reject(item_t *it, const char *queue, const msg_reject_t *why)
-{
-    const char *pid = it->payment_id[0] ? it->payment_id : NULL;
-    char key[MSG_REJECTED_KEY_MAX], ev_id[MSG_EVENT_ID_LEN + 1];
-    if (msg_rejected_key(queue, pid, why->reason, it->d.body, it->d.len, key, sizeof key) != LL_OK)
-        log_panic("rejection key does not fit (queue %s)", queue);
-    msg_event_id(MSG_TYPE_REJECTED, key, ev_id);
-    /* the detail may hold untrusted text (a signature header, a server
-     * error): the event, the parked copy's headers and the log get it clean */
-    msg_reject_t clean = *why;
-    msg_text_clean(clean.field, sizeof clean.field, why->field);
-    msg_text_clean(clean.detail, sizeof clean.detail, why->detail);
-    why = &clean;
-    char *body = msg_encode_rejected(queue, why, pid, key, clock_now_ms());
-    if (!body)
-        log_panic("cannot encode message.rejected for queue %s", queue);
-    it->why = *why;
-    it->verdict = VERDICT_REJECT;
-    it->park = true;
-    item_set_event(it, ev_id, ll_xstrdup(MSG_TYPE_REJECTED), body);
-    log_warnx((&(log_ctx_t){.queue = queue, .payment_id = pid}), "rejected (%s): %s",
-              msg_reason_str(why->reason), why->detail);
-}
-
-void item_reject_conflict(item_t *it, const char *queue, const char *prior,
-                          const msg_payment_t *now)
-{
-    msg_payment_t first;
-    msg_reject_t ignore, why = {.reason = MSG_REASON_IDEMPOTENCY_CONFLICT};
-    memset(&first, 0, sizeof first);
-    char fields[160] = "?";
-    if (prior && msg_payment_decode(prior, strlen(prior), &first, &ignore) == LL_OK) {
-        if (msg_payment_diff(&first, now, fields, sizeof fields) != LL_OK)
-            snprintf(fields, sizeof fields, "?");
-        msg_payment_clear(&first);
-    }
-    snprintf(why.detail, sizeof why.detail,
-             "payment_id %s was already processed with different values of: %s", it->payment_id,
-             fields);
-    snprintf(why.field, sizeof why.field, "payment_id");
-    item_reject(it, queue, &why);
-}
-
-/* One element of a batch's JSON, opened: {"payment_id":..,"hash":..,
- * "payload":..,"payee":..,"amount":..,"currency":.. (the caller adds its
- * stage's fields and the closing brace). Ids, hash and currency are of
- * checked charsets; the payload is JSON text, escaped as a string. */
-void batch_json_open(sbuf_t *b, const item_t *it, const msg_payment_t *p)
-{
-    sbuf_addc(b, b->len ? ',' : '[');
-    sbuf_adds(b, "{\"payment_id\":");
-    sbuf_json_str(b, p->payment_id);
-    sbuf_adds(b, ",\"hash\":\"");
-    sbuf_adds(b, it->hash);
-    sbuf_adds(b, "\",\"payload\":");
-    sbuf_json_str(b, it->canonical);
-    sbuf_adds(b, ",\"payee\":");
-    sbuf_json_str(b, p->payee);
-    sbuf_adds(b, ",\"amount\":");
-    sbuf_i64(b, p->amount);
-    sbuf_adds(b, ",\"currency\":");
-    sbuf_json_str(b, p->currency);
-}
-
-char *batch_requests_json(item_t *items, size_t n, const msg_payment_t *(*pay)(const item_t *),
-                          size_t *count)
-{
-    sbuf_t b;
-    sbuf_init(&b, 64 + n * 512);
-    *count = 0;
-    for (size_t i = 0; i < n; i++) {
-        item_t *it = &items[i];
-        if (it->state != ITEM_BATCHED)
-            continue;
-        const msg_payment_t *p = pay(it);
-        batch_json_open(&b, it, p);
-        sbuf_adds(&b, ",\"payer\":");
-        sbuf_json_str(&b, p->payer);
-        sbuf_addc(&b, '}');
-        (*count)++;
-    }
-    sbuf_adds(&b, *count ? "]" : "[]");
-    return sbuf_take(&b);
-}
-
-int item_check_signature(item_t *it, const sign_keyring_t *keys)
-{
-    if (!keys)
-        return LL_OK;
-    char sig[SIGN_MAX + 16];
-    const char *h = mq_delivery_header(&it->d, SIGN_HEADER, sig, sizeof sig);
-    msg_reject_t *why = &it->why;
-    memset(why, 0, sizeof *why);
-    if (sign_verify(keys, h, it->d.body, it->d.len, why->detail, sizeof why->detail) == LL_OK)
-        return LL_OK;
-    why->reason = MSG_REASON_BAD_SIGNATURE;
-    if (msg_peek_payment_id(it->d.body, it->d.len, it->payment_id) != LL_OK)
-        it->payment_id[0] = '\0';
-    return LL_EREJECT;
 }
 
 void item_clear(item_t *it)

@@ -28,7 +28,7 @@
  * choices).
  *
  * Public API: cfg_type_t, CFG_SECRET, cfg_setting_t, cfg_error_t,
- * cfg_origin_t, cfg_load, cfg_free, cfg_print, cfg_print_reference,
+ * cfg_origin_t, cfg_from_t, cfg_load, cfg_free, cfg_print, cfg_print_reference,
  * cfg_env_name, cfg_type_name.
  */
 #ifndef LL_CFG_H

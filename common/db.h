@@ -9,10 +9,10 @@
  *   LL_EDB     anything else (constraint, syntax...): a bug or bad data.
  * The detail (SQLSTATE and server message) is in db_errstr().
  *
- * Public API: db_new, db_free, db_connect, db_close, db_is_up, db_conn,
- * db_errstr, db_sqlstate, db_exec, db_try, db_query, db_query_prepared, db_check,
- * db_pipeline_enter,
- * db_pipeline_exit, db_pipeline_sync_read.
+ * Public API: db_t, db_opts_t, db_new, db_free, db_connect, db_close,
+ * db_is_up, db_conn, db_errstr, db_sqlstate, db_exec, db_try, db_query,
+ * db_query_prepared, db_check, db_pipeline_enter, db_pipeline_exit,
+ * db_pipeline_sync_read.
  */
 #ifndef LL_DB_H
 #define LL_DB_H

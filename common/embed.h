@@ -1,10 +1,12 @@
 /*
  * embed.h - the files of schemas/ compiled into every binary
- * (SQL migrations, topology.yaml, JSON Schemas). The table is generated at
- * build time by cmake/embed.cmake; names are paths relative to schemas/,
- * e.g. "sql/001_ledger.sql", "topology.yaml", "json/payment.requested.json".
+ * (SQL migrations and functions, topology.yaml, JSON Schemas). The table is
+ * generated at build time by cmake/embed.cmake; names are paths relative to
+ * schemas/, e.g. "sql/migrations/001_ledger.sql",
+ * "sql/functions/ledger_post.sql", "topology.yaml",
+ * "json/payment.requested.json".
  *
- * Public API: embed_files[], embed_find().
+ * Public API: embed_file_t, embed_files[], embed_find().
  */
 #ifndef LL_EMBED_H
 #define LL_EMBED_H

@@ -1,9 +1,10 @@
 /*
- * idem.h - the Redis fast path and in-flight guard of DESIGN.md section 3,
- * per (ledger, stage, payment_id): key "<prefix>idem:<scope>:<payment_id>",
- * scope = "<ledger id>:<stage>". The ledger id (table ledger_identity) keeps
- * a Redis that outlived its database, or serves several, from answering for
- * a payment this ledger never processed.
+ * idem.h - the Redis fast path and in-flight guard
+ * (docs/contract.md#idempotency), per (ledger, stage, payment_id): key
+ * "<prefix>idem:<scope>:<payment_id>", scope = "<ledger id>:<stage>". The
+ * ledger id (table ledger_identity) keeps a Redis that outlived its
+ * database, or serves several, from answering for a payment this ledger
+ * never processed.
  *
  *   before work: SET NX "P|<hash>|<instance>" with the in-flight TTL;
  *   after publish: SET "D|<hash>|<event_id>|<routing key>|<event body>"

@@ -1,6 +1,7 @@
 /*
  * kv.h - the Redis client (hiredis 0.14) behind the idempotency fast path,
- * the in-flight guard and distributed locks (DESIGN.md sections 3 and 5).
+ * the in-flight guard and distributed locks (docs/contract.md#idempotency,
+ * docs/ledger.md#fences).
  *
  * Redis is an accelerator, never the truth, so this client is built to
  * never hold a worker up for long and to survive Redis going away:

@@ -14,7 +14,7 @@
 
 #include "log.h"
 
-log_level_t log__level = LOG_INFO;
+static log_level_t log__level = LOG_INFO;
 
 static FILE *log_out; /* NULL: stdout */
 static char log_worker[64];

@@ -43,9 +43,6 @@ typedef struct {
     const char *err; /* error detail, e.g. kv_errstr() */
 } log_ctx_t;
 
-/* The current level; read by the macros, set with log_init/log_set_level. */
-extern log_level_t log__level;
-
 /* Sets the worker name (copied, at most 63 bytes) and the level.
  * Before log_init the worker is the program name and the level info. */
 void log_init(const char *worker, log_level_t level);
@@ -60,7 +57,8 @@ int log_level_parse(const char *s, log_level_t *out) LL_MUSTCHECK;
 /* "error", "warn", "info", "debug"; "?" for anything else. */
 const char *log_level_name(log_level_t level);
 
-#define log_enabled(lvl) ((lvl) <= log__level)
+/* Would a line at `lvl` be written now? (The macros below check it.) */
+#define log_enabled(lvl) ((lvl) <= log_get_level())
 
 /* Writes one line at `level` regardless of the current level (the macros
  * below do the check). ctx may be NULL. */

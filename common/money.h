@@ -1,6 +1,6 @@
 /*
  * money.h - money arithmetic for Ledgerline: amounts are int64 minor units,
- * never floating point (DESIGN.md section 4).
+ * never floating point (docs/ledger.md#money).
  *
  * What is here:
  *   - checked int64 arithmetic that reports overflow instead of wrapping;

@@ -23,12 +23,12 @@
  *
  * Not thread-safe: one thread per mq_t (librabbitmq's own rule).
  *
- * Public API: mq_new, mq_free, mq_connect, mq_close, mq_is_up, mq_errstr,
- * mq_declare_exchange, mq_declare_queue, mq_declare_private_queue, mq_bind, mq_purge,
- * mq_queue_stats,
- * mq_delete_queue, mq_publish, mq_confirm_wait, mq_pending, mq_consume,
- * mq_next, mq_get, mq_ack, mq_reject, mq_service, mq_keepalive, mq_delivery_clear,
- * mq_delivery_header.
+ * Public API: mq_t, mq_opts_t, mq_props_t, mq_header_t, mq_delivery_t,
+ * mq_new, mq_free, mq_connect, mq_close, mq_is_up, mq_errstr,
+ * mq_declare_exchange, mq_declare_queue, mq_declare_private_queue, mq_bind,
+ * mq_purge, mq_queue_stats, mq_delete_queue, mq_publish, mq_confirm_wait,
+ * mq_pending, mq_consume, mq_next, mq_get, mq_ack, mq_reject, mq_service,
+ * mq_keepalive, mq_delivery_clear, mq_delivery_header.
  */
 #ifndef LL_MQ_H
 #define LL_MQ_H

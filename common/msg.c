@@ -1,19 +1,18 @@
 /*
- * msg.c - the decoding half of the message codec: strict validation of
- * payment.requested, payment.approved and payment.completed bodies, the
- * rejection record, payment_id peeking, the idempotency payload hash and
- * the field diff. Encoders, event ids and time stamps are in msg_event.c.
+ * msg.c - the message core: what both codec halves (msg_decode.c,
+ * msg_encode.c) and the stages share: reasons, field tables, ids, text
+ * cleaning, hashing and event ids, a payment's canonical form, hash and
+ * diff, and the contract's time format.
  *
  * Public API: see msg.h.
  */
 #include "msg.h"
 
-#include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "money.h"
+#include "digest.h"
 
 static const char *const msg_reasons[MSG_REASON_COUNT] = {
     [MSG_REASON_MALFORMED_JSON] = "malformed_json",
@@ -92,7 +91,7 @@ const msg_field_t *msg_fields(const char *type, size_t *n)
     return NULL;
 }
 
-/* ---- rejection record --------------------------------------------------- */
+/* ---- text and ids ------------------------------------------------------- */
 
 /* Length of the valid UTF-8 sequence at s, 0 if s does not start one. */
 static size_t msg_utf8_seq(const unsigned char *s)
@@ -152,25 +151,6 @@ void msg_text_clean(char *dst, size_t n, const char *src)
     dst[o] = '\0';
 }
 
-int msg__reject(msg_reject_t *why, msg_reason_t reason, const char *field, const char *fmt, ...)
-{
-    if (!why)
-        return LL_EREJECT;
-    char text[512], full[640];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    if (field && field[0])
-        snprintf(full, sizeof full, "%.120s: %s", field, text);
-    else
-        snprintf(full, sizeof full, "%s", text);
-    why->reason = reason;
-    msg_text_clean(why->field, sizeof why->field, field ? field : "");
-    msg_text_clean(why->detail, sizeof why->detail, full);
-    return LL_EREJECT;
-}
-
 bool msg_id_valid(const char *s, size_t len)
 {
     if (!s || len < 1 || len > MSG_ID_MAX)
@@ -185,334 +165,6 @@ bool msg_id_valid(const char *s, size_t len)
     return true;
 }
 
-static const char *msg_type_name(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
-    }
-    return "an unknown value";
-}
-
-/* ---- field validators --------------------------------------------------- */
-
-/* "prefix.name", or "name" when prefix is empty. */
-static void msg_path(char *dst, size_t n, const char *prefix, const char *name)
-{
-    if (prefix && prefix[0])
-        snprintf(dst, n, "%s.%s", prefix, name);
-    else
-        snprintf(dst, n, "%s", name);
-}
-
-/* *v = obj[name]; missing and required -> reject; missing and optional ->
- * LL_OK with *v == NULL. */
-static int msg_get(json_t *obj, const char *path, const char *name, bool required, json_t **v,
-                   msg_reject_t *why)
-{
-    *v = json_object_get(obj, name);
-    if (!*v && required)
-        return msg__reject(why, MSG_REASON_SCHEMA_VIOLATION, path, "required field missing");
-    return LL_OK;
-}
-
-static int msg_want_string(json_t *v, const char *path, msg_reject_t *why)
-{
-    if (!json_is_string(v))
-        return msg__reject(why, MSG_REASON_SCHEMA_VIOLATION, path, "must be a string, got %s",
-                           msg_type_name(v));
-    return LL_OK;
-}
-
-/* A required id: 1..MSG_ID_MAX chars of MSG_ID_CHARSET. */
-static int msg_check_id(json_t *obj, const char *path, const char *name, char out[MSG_ID_MAX + 1],
-                        msg_reject_t *why)
-{
-    json_t *v;
-    int rc = msg_get(obj, path, name, true, &v, why);
-    if (rc == LL_OK)
-        rc = msg_want_string(v, path, why);
-    if (rc != LL_OK)
-        return rc;
-    const char *s = json_string_value(v);
-    size_t len = json_string_length(v);
-    if (len == 0)
-        return msg__reject(why, MSG_REASON_SCHEMA_VIOLATION, path, "must not be empty");
-    if (len > MSG_ID_MAX)
-        return msg__reject(why, MSG_REASON_SCHEMA_VIOLATION, path,
-                           "must be at most %d characters, got %zu", MSG_ID_MAX, len);
-    if (!msg_id_valid(s, len))
-        return msg__reject(why, MSG_REASON_SCHEMA_VIOLATION, path,
-                           "must contain only the characters [" MSG_ID_CHARSET "]");
-    memcpy(out, s, len + 1);
-    return LL_OK;
-}
-
-/* A required JSON integer in [lo, hi]; reals and strings are refused. */
-static int msg_check_int(json_t *obj, const char *path, const char *name, int64_t lo, int64_t hi,
-                         int64_t *out, msg_reject_t *why)
-{
-    json_t *v;
-    int rc = msg_get(obj, path, name, true, &v, why);
-    if (rc != LL_OK)
-        return rc;
-    if (!json_is_integer(v))
-        return msg__reject(why, MSG_REASON_SCHEMA_VIOLATION, path, "must be a JSON integer, got %s",
-                           msg_type_name(v));
-    json_int_t x = json_integer_value(v);
-    if (x < lo || x > hi)
-        return msg__reject(why, MSG_REASON_SCHEMA_VIOLATION, path,
-                           "must be between %lld and %lld, got %lld", (long long)lo, (long long)hi,
-                           (long long)x);
-    *out = x;
-    return LL_OK;
-}
-
-/* A required time stamp in msg_format_time() form. */
-static int msg_check_time(json_t *obj, const char *path, const char *name, int64_t *out,
-                          msg_reject_t *why)
-{
-    json_t *v;
-    int rc = msg_get(obj, path, name, true, &v, why);
-    if (rc == LL_OK)
-        rc = msg_want_string(v, path, why);
-    if (rc != LL_OK)
-        return rc;
-    if (msg_parse_time(json_string_value(v), out) != LL_OK)
-        return msg__reject(why, MSG_REASON_SCHEMA_VIOLATION, path,
-                           "must be an RFC 3339 UTC time with milliseconds "
-                           "(YYYY-MM-DDTHH:MM:SS.mmmZ)");
-    return LL_OK;
-}
-
-/* The first top-level key of obj that is not in the table, in document
- * order (jansson keeps insertion order). */
-static int msg_check_unknown(json_t *obj, const char *prefix, const msg_field_t *f, size_t nf,
-                             msg_reject_t *why)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach(obj, key, v)
-    {
-        bool known = false;
-        for (size_t i = 0; i < nf && !known; i++)
-            known = strcmp(f[i].name, key) == 0;
-        if (!known) {
-            char path[160];
-            msg_path(path, sizeof path, prefix, key);
-            return msg__reject(why, MSG_REASON_SCHEMA_VIOLATION, path, "unknown field");
-        }
-    }
-    return LL_OK;
-}
-
-static int msg_check_metadata(json_t *root, msg_payment_t *out, msg_reject_t *why)
-{
-    json_t *md;
-    int rc = msg_get(root, "metadata", "metadata", false, &md, why);
-    if (rc != LL_OK || !md)
-        return rc;
-    if (!json_is_object(md))
-        return msg__reject(why, MSG_REASON_SCHEMA_VIOLATION, "metadata",
-                           "must be an object, got %s", msg_type_name(md));
-    if (json_object_size(md) > MSG_METADATA_MAX)
-        return msg__reject(why, MSG_REASON_SCHEMA_VIOLATION, "metadata",
-                           "must have at most %d keys, got %zu", MSG_METADATA_MAX,
-                           json_object_size(md));
-    const char *key;
-    json_t *v;
-    json_object_foreach(md, key, v)
-    {
-        if (!json_is_string(v)) {
-            char path[160];
-            msg_path(path, sizeof path, "metadata", key);
-            return msg__reject(why, MSG_REASON_SCHEMA_VIOLATION, path, "must be a string, got %s",
-                               msg_type_name(v));
-        }
-    }
-    out->metadata = json_incref(md);
-    return LL_OK;
-}
-
-/* The request fields, in msg_f_requested order, then payer != payee. */
-static int msg_check_request(json_t *root, msg_payment_t *out, msg_reject_t *why)
-{
-    int rc;
-    if ((rc = msg_check_id(root, "payment_id", "payment_id", out->payment_id, why)) != LL_OK ||
-        (rc = msg_check_id(root, "payer", "payer", out->payer, why)) != LL_OK ||
-        (rc = msg_check_id(root, "payee", "payee", out->payee, why)) != LL_OK)
-        return rc;
-    if (strcmp(out->payer, out->payee) == 0)
-        return msg__reject(why, MSG_REASON_SCHEMA_VIOLATION, "payee", "must differ from payer");
-    rc = msg_check_int(root, "amount", "amount", MSG_AMOUNT_MIN, MSG_AMOUNT_MAX, &out->amount, why);
-    if (rc != LL_OK)
-        return rc;
-
-    json_t *v;
-    if ((rc = msg_get(root, "currency", "currency", true, &v, why)) != LL_OK ||
-        (rc = msg_want_string(v, "currency", why)) != LL_OK)
-        return rc;
-    const char *cur = json_string_value(v);
-    size_t clen = json_string_length(v);
-    bool shape = clen == 3;
-    for (size_t i = 0; shape && i < 3; i++)
-        shape = cur[i] >= 'A' && cur[i] <= 'Z';
-    if (!shape)
-        return msg__reject(why, MSG_REASON_SCHEMA_VIOLATION, "currency",
-                           "must be 3 upper-case letters (ISO 4217)");
-    if (!money_currency_valid(cur))
-        return msg__reject(why, MSG_REASON_SCHEMA_VIOLATION, "currency",
-                           "\"%s\" is not an active ISO 4217 currency code", cur);
-    memcpy(out->currency, cur, 4);
-
-    if ((rc = msg_get(root, "description", "description", false, &v, why)) != LL_OK)
-        return rc;
-    if (v) {
-        if ((rc = msg_want_string(v, "description", why)) != LL_OK)
-            return rc;
-        size_t dlen = json_string_length(v);
-        if (dlen > MSG_DESCRIPTION_MAX)
-            return msg__reject(why, MSG_REASON_SCHEMA_VIOLATION, "description",
-                               "must be at most %d bytes of UTF-8, got %zu", MSG_DESCRIPTION_MAX,
-                               dlen);
-        memcpy(out->description, json_string_value(v), dlen + 1);
-        out->has_description = true;
-    }
-    return msg_check_metadata(root, out, why);
-}
-
-/* ---- parsing ------------------------------------------------------------ */
-
-/* Finds the first number (document order) that does not fit int64 in a
- * tree parsed with JSON_DECODE_INT_AS_REAL; writes its path. */
-static bool msg_find_bignum(json_t *v, char *path, size_t n, int depth)
-{
-    if (depth > 64)
-        return false;
-    if (json_is_real(v)) {
-        double d = json_real_value(v);
-        return !(d > -9223372036854775808.0 && d < 9223372036854775808.0);
-    }
-    size_t used = strlen(path);
-    if (json_is_object(v)) {
-        const char *key;
-        json_t *x;
-        json_object_foreach(v, key, x)
-        {
-            snprintf(path + used, n - used, "%s%s", used ? "." : "", key);
-            if (msg_find_bignum(x, path, n, depth + 1))
-                return true;
-        }
-    } else if (json_is_array(v)) {
-        size_t i;
-        json_t *x;
-        json_array_foreach(v, i, x)
-        {
-            snprintf(path + used, n - used, "[%zu]", i);
-            if (msg_find_bignum(x, path, n, depth + 1))
-                return true;
-        }
-    }
-    path[used] = '\0';
-    return false;
-}
-
-/*
- * Steps 1-4 of the decoding order in msg.h: size, JSON, numbers, root
- * object. On LL_OK *root is a new reference the caller releases.
- */
-static int msg_parse(const void *body, size_t len, json_t **root, msg_reject_t *why)
-{
-    *root = NULL;
-    if (len > MSG_BODY_MAX)
-        return msg__reject(why, MSG_REASON_OVERSIZED, "", "body is %zu bytes, at most %d allowed",
-                           len, MSG_BODY_MAX);
-    if (!body)
-        body = "";
-    const size_t flags = JSON_REJECT_DUPLICATES | JSON_DECODE_ANY;
-    json_error_t err;
-    json_t *j = json_loadb(body, len, flags, &err);
-    if (!j) {
-        switch (json_error_code(&err)) {
-        case json_error_out_of_memory:
-            return LL_ENOMEM;
-        case json_error_stack_overflow:
-            return msg__reject(why, MSG_REASON_SCHEMA_VIOLATION, "",
-                               "nesting deeper than the schema allows");
-        case json_error_numeric_overflow: {
-            char path[160] = "";
-            json_t *r = json_loadb(body, len, flags | JSON_DECODE_INT_AS_REAL, NULL);
-            bool found = r && msg_find_bignum(r, path, sizeof path, 0);
-            json_decref(r);
-            return msg__reject(why, MSG_REASON_SCHEMA_VIOLATION, found ? path : "",
-                               "number out of range (%s at byte %d)", err.text, err.position);
-        }
-        default:
-            return msg__reject(why, MSG_REASON_MALFORMED_JSON, "",
-                               "invalid JSON at line %d column %d: %s", err.line, err.column,
-                               err.text);
-        }
-    }
-    if (!json_is_object(j)) {
-        int rc = msg__reject(why, MSG_REASON_SCHEMA_VIOLATION, "",
-                             "body must be a JSON object, got %s", msg_type_name(j));
-        json_decref(j);
-        return rc;
-    }
-    *root = j;
-    return LL_OK;
-}
-
-/* Step 5 (events): `type` must be present and equal `type`. */
-static int msg_check_type(json_t *root, const char *type, msg_reject_t *why)
-{
-    json_t *v;
-    int rc = msg_get(root, "type", "type", true, &v, why);
-    if (rc != LL_OK)
-        return rc;
-    if (!json_is_string(v) || strcmp(json_string_value(v), type) != 0)
-        return msg__reject(why, MSG_REASON_SCHEMA_VIOLATION, "type", "must be \"%s\"", type);
-    return LL_OK;
-}
-
-/* Envelope (type, unknown fields, event_id, occurred_at) of an event. */
-static int msg_check_envelope(json_t *root, const char *type, char event_id[MSG_EVENT_ID_LEN + 1],
-                              int64_t *occurred_ms, msg_reject_t *why)
-{
-    size_t nf;
-    const msg_field_t *f = msg_fields(type, &nf);
-    int rc;
-    if ((rc = msg_check_type(root, type, why)) != LL_OK ||
-        (rc = msg_check_unknown(root, "", f, nf, why)) != LL_OK)
-        return rc;
-    json_t *v;
-    if ((rc = msg_get(root, "event_id", "event_id", true, &v, why)) != LL_OK ||
-        (rc = msg_want_string(v, "event_id", why)) != LL_OK)
-        return rc;
-    const char *s = json_string_value(v);
-    bool ok = json_string_length(v) == MSG_EVENT_ID_LEN;
-    for (size_t i = 0; ok && i < MSG_EVENT_ID_LEN; i++)
-        ok = (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f');
-    if (!ok)
-        return msg__reject(why, MSG_REASON_SCHEMA_VIOLATION, "event_id",
-                           "must be %d lower-case hex characters", MSG_EVENT_ID_LEN);
-    memcpy(event_id, s, MSG_EVENT_ID_LEN + 1);
-    return msg_check_time(root, "occurred_at", "occurred_at", occurred_ms, why);
-}
-
 void msg_payment_clear(msg_payment_t *p)
 {
     if (!p)
@@ -521,198 +173,36 @@ void msg_payment_clear(msg_payment_t *p)
     memset(p, 0, sizeof *p);
 }
 
-int msg_payment_decode(const void *body, size_t len, msg_payment_t *out, msg_reject_t *why)
+/* ---- hashing ------------------------------------------------------------ */
+
+void msg_body_hash(const void *body, size_t len, char out[65])
 {
-    memset(out, 0, sizeof *out);
-    json_t *root;
-    int rc = msg_parse(body, len, &root, why);
-    if (rc != LL_OK)
-        return rc;
-    rc = msg_check_unknown(root, "", msg_f_requested, MSG_N(msg_f_requested), why);
-    if (rc == LL_OK)
-        rc = msg_check_request(root, out, why);
-    json_decref(root);
-    if (rc != LL_OK)
-        msg_payment_clear(out);
-    return rc;
+    digest_sha256_hex(body, len, out);
 }
 
-static int msg_check_rules(json_t *arr, const char *path, char rules[][MSG_ID_MAX + 1],
-                           size_t *nrules, msg_reject_t *why)
+void msg_event_id(const char *type, const char *key, char out[MSG_EVENT_ID_LEN + 1])
 {
-    if (!json_is_array(arr))
-        return msg__reject(why, MSG_REASON_SCHEMA_VIOLATION, path, "must be an array, got %s",
-                           msg_type_name(arr));
-    if (json_array_size(arr) > MSG_RULES_MAX)
-        return msg__reject(why, MSG_REASON_SCHEMA_VIOLATION, path,
-                           "must have at most %d entries, got %zu", MSG_RULES_MAX,
-                           json_array_size(arr));
-    size_t i;
-    json_t *v;
-    json_array_foreach(arr, i, v)
-    {
-        char ipath[64];
-        snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
-        int rc = msg_want_string(v, ipath, why);
-        if (rc != LL_OK)
-            return rc;
-        if (!msg_id_valid(json_string_value(v), json_string_length(v)))
-            return msg__reject(why, MSG_REASON_SCHEMA_VIOLATION, ipath,
-                               "must be 1-%d characters of [" MSG_ID_CHARSET "]", MSG_ID_MAX);
-        memcpy(rules[i], json_string_value(v), json_string_length(v) + 1);
-    }
-    *nrules = json_array_size(arr);
-    return LL_OK;
+    static const char tag[] = "ledgerline.v1\n";
+    unsigned char md[32];
+    const void *parts[4] = {tag, type, "\n", key};
+    size_t lens[4] = {sizeof tag - 1, strlen(type), 1, strlen(key)};
+    digest_sha256(parts, lens, 4, md);
+    digest_hex(md, MSG_EVENT_ID_LEN / 2, out);
 }
 
-static int msg_check_risk(json_t *root, msg_approved_t *out, msg_reject_t *why)
+int msg_rejected_key(const char *queue, const char *payment_id_or_null, msg_reason_t reason,
+                     const void *body, size_t len, char *out, size_t n)
 {
-    static const msg_field_t risk_fields[] = {{"score", true}, {"rules", true}};
-    json_t *risk;
-    int rc = msg_get(root, "risk", "risk", true, &risk, why);
-    if (rc != LL_OK)
-        return rc;
-    if (!json_is_object(risk))
-        return msg__reject(why, MSG_REASON_SCHEMA_VIOLATION, "risk", "must be an object, got %s",
-                           msg_type_name(risk));
-    if ((rc = msg_check_unknown(risk, "risk", risk_fields, MSG_N(risk_fields), why)) != LL_OK)
-        return rc;
-    int64_t score;
-    rc = msg_check_int(risk, "risk.score", "score", 0, MSG_SCORE_MAX, &score, why);
-    if (rc != LL_OK)
-        return rc;
-    out->score = (int)score;
-    json_t *rules;
-    if ((rc = msg_get(risk, "risk.rules", "rules", true, &rules, why)) != LL_OK)
-        return rc;
-    return msg_check_rules(rules, "risk.rules", out->rules, &out->nrules, why);
+    char hash[65];
+    const char *id = payment_id_or_null;
+    if (!id || !msg_id_valid(id, strlen(id)))
+        id = "-";
+    msg_body_hash(body, len, hash);
+    int w = snprintf(out, n, "%s\n%s\n%s\n%s", queue, id, msg_reason_str(reason), hash);
+    return (w < 0 || (size_t)w >= n) ? LL_ERANGE : LL_OK;
 }
 
-void msg_approved_clear(msg_approved_t *a)
-{
-    if (!a)
-        return;
-    msg_payment_clear(&a->payment);
-    memset(a, 0, sizeof *a);
-}
-
-int msg_approved_decode(const void *body, size_t len, msg_approved_t *out, msg_reject_t *why)
-{
-    memset(out, 0, sizeof *out);
-    json_t *root;
-    int rc = msg_parse(body, len, &root, why);
-    if (rc != LL_OK)
-        return rc;
-    rc = msg_check_envelope(root, MSG_TYPE_APPROVED, out->event_id, &out->occurred_ms, why);
-    if (rc == LL_OK)
-        rc = msg_check_request(root, &out->payment, why);
-    if (rc == LL_OK)
-        rc = msg_check_risk(root, out, why);
-    json_decref(root);
-    if (rc != LL_OK)
-        msg_approved_clear(out);
-    return rc;
-}
-
-void msg_completed_clear(msg_completed_t *c)
-{
-    if (!c)
-        return;
-    msg_payment_clear(&c->payment);
-    memset(c, 0, sizeof *c);
-}
-
-int msg_completed_decode(const void *body, size_t len, msg_completed_t *out, msg_reject_t *why)
-{
-    memset(out, 0, sizeof *out);
-    json_t *root;
-    int rc = msg_parse(body, len, &root, why);
-    if (rc != LL_OK)
-        return rc;
-    rc = msg_check_envelope(root, MSG_TYPE_COMPLETED, out->event_id, &out->occurred_ms, why);
-    if (rc == LL_OK)
-        rc = msg_check_request(root, &out->payment, why);
-    if (rc == LL_OK)
-        rc = msg_check_id(root, "transfer_id", "transfer_id", out->transfer_id, why);
-    if (rc == LL_OK)
-        rc = msg_check_time(root, "posted_at", "posted_at", &out->posted_ms, why);
-    json_decref(root);
-    if (rc != LL_OK)
-        msg_completed_clear(out);
-    return rc;
-}
-
-/* ---- payment_id peeking ------------------------------------------------- */
-
-static bool msg_is_ws(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-/* Lexical scan for "payment_id" : "<id>"; every occurrence must agree. */
-static int msg_peek_scan(const char *s, size_t len, char out[MSG_ID_MAX + 1])
-{
-    static const char key[] = "\"payment_id\"";
-    const size_t klen = sizeof key - 1;
-    bool found = false;
-    const char *p = s, *end = s + len;
-    while (p < end) {
-        const char *k = memmem(p, (size_t)(end - p), key, klen);
-        if (!k)
-            break;
-        p = k + klen;
-        const char *q = p;
-        while (q < end && msg_is_ws(*q))
-            q++;
-        if (q >= end || *q != ':')
-            continue; /* a value, not a key */
-        q++;
-        while (q < end && msg_is_ws(*q))
-            q++;
-        if (q >= end || *q != '"')
-            return LL_ENOTFOUND;
-        const char *v = ++q;
-        while (q < end && *q != '"' && q - v <= MSG_ID_MAX)
-            q++;
-        if (q >= end || *q != '"' || !msg_id_valid(v, (size_t)(q - v)))
-            return LL_ENOTFOUND;
-        size_t vlen = (size_t)(q - v);
-        if (found && (strlen(out) != vlen || memcmp(out, v, vlen) != 0))
-            return LL_ENOTFOUND;
-        memcpy(out, v, vlen);
-        out[vlen] = '\0';
-        found = true;
-        p = q + 1;
-    }
-    return found ? LL_OK : LL_ENOTFOUND;
-}
-
-int msg_peek_payment_id(const void *body, size_t len, char out[MSG_ID_MAX + 1])
-{
-    out[0] = '\0';
-    if (!body)
-        return LL_ENOTFOUND;
-    if (len <= MSG_BODY_MAX) {
-        json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);
-        if (root) {
-            json_t *v = json_object_get(root, "payment_id"); /* NULL if not an object */
-            int rc = LL_ENOTFOUND;
-            if (json_is_string(v) && msg_id_valid(json_string_value(v), json_string_length(v))) {
-                memcpy(out, json_string_value(v), json_string_length(v) + 1);
-                rc = LL_OK;
-            }
-            json_decref(root);
-            return rc;
-        }
-    }
-    char tmp[MSG_ID_MAX + 1];
-    int rc = msg_peek_scan(body, len < MSG_BODY_MAX ? len : MSG_BODY_MAX, tmp);
-    if (rc == LL_OK)
-        memcpy(out, tmp, sizeof tmp);
-    return rc;
-}
-
-/* ---- hash and diff ------------------------------------------------------ */
+/* ---- a payment's identity: canonical form, hash, diff -------------------- */
 
 char *msg_payment_canonical(const msg_payment_t *p)
 {
@@ -780,4 +270,120 @@ int msg_payment_diff(const msg_payment_t *a, const msg_payment_t *b, char *out, 
         used += (size_t)w;
     }
     return LL_OK;
+}
+
+/* ---- time --------------------------------------------------------------- */
+
+/* Howard Hinnant's days_from_civil / civil_from_days (proleptic Gregorian). */
+static int64_t msg_days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static void msg_civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+#define MSG_MS_MIN (-62167219200000LL) /* 0000-01-01T00:00:00.000Z */
+#define MSG_MS_MAX 253402300799999LL   /* 9999-12-31T23:59:59.999Z */
+
+static void msg_put(char *p, int64_t v, int width)
+{
+    for (int i = width - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
+void msg_format_time(int64_t unix_ms, char out[MSG_TIME_LEN + 1])
+{
+    if (unix_ms < MSG_MS_MIN)
+        unix_ms = MSG_MS_MIN;
+    if (unix_ms > MSG_MS_MAX)
+        unix_ms = MSG_MS_MAX;
+    int64_t t = unix_ms - MSG_MS_MIN; /* >= 0: plain division is floor */
+    int64_t ms = t % 1000, secs = t / 1000;
+    int64_t days = secs / 86400 + msg_days_from_civil(0, 1, 1), sod = secs % 86400;
+    int64_t y;
+    int m, d;
+    msg_civil_from_days(days, &y, &m, &d);
+    memcpy(out, "0000-00-00T00:00:00.000Z", MSG_TIME_LEN + 1);
+    msg_put(out, y, 4);
+    msg_put(out + 5, m, 2);
+    msg_put(out + 8, d, 2);
+    msg_put(out + 11, sod / 3600, 2);
+    msg_put(out + 14, sod / 60 % 60, 2);
+    msg_put(out + 17, sod % 60, 2);
+    msg_put(out + 20, ms, 3);
+}
+
+static bool msg_digits(const char *s, int n, int *v)
+{
+    *v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        *v = *v * 10 + (s[i] - '0');
+    }
+    return true;
+}
+
+int msg_parse_time(const char *s, int64_t *out_ms)
+{
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+    if (!s || strlen(s) != MSG_TIME_LEN)
+        return LL_EINVAL;
+    for (int i = 0; i < MSG_TIME_LEN; i++)
+        if (shape[i] != 'd' && s[i] != shape[i])
+            return LL_EINVAL;
+    int y, mo, d, h, mi, sec, ms;
+    if (!msg_digits(s, 4, &y) || !msg_digits(s + 5, 2, &mo) || !msg_digits(s + 8, 2, &d) ||
+        !msg_digits(s + 11, 2, &h) || !msg_digits(s + 14, 2, &mi) || !msg_digits(s + 17, 2, &sec) ||
+        !msg_digits(s + 20, 3, &ms))
+        return LL_EINVAL;
+    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap) || h > 23 || mi > 59 ||
+        sec > 59)
+        return LL_EINVAL;
+    int64_t days = msg_days_from_civil(y, mo, d);
+    *out_ms = ((days * 86400 + h * 3600 + mi * 60 + sec) * 1000) + ms;
+    return LL_OK;
+}
+
+/* ---- failure reasons ---------------------------------------------------- */
+
+static const char *const msg_failure_reasons[] = {
+    "insufficient_funds",
+    "unknown_account",
+    "account_frozen",
+    "currency_mismatch",
+};
+
+bool msg_failure_reason_valid(const char *reason)
+{
+    for (size_t i = 0; reason && i < sizeof msg_failure_reasons / sizeof *msg_failure_reasons; i++)
+        if (strcmp(reason, msg_failure_reasons[i]) == 0)
+            return true;
+    return false;
+}
+
+const char *msg_failure_reason_at(size_t i)
+{
+    return i < sizeof msg_failure_reasons / sizeof *msg_failure_reasons ? msg_failure_reasons[i]
+                                                                        : NULL;
 }

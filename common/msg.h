@@ -1,46 +1,16 @@
 /*
- * msg.h - the message codec: strict decoding of the JSON bodies Ledgerline
- * consumes, and encoding of the events it publishes (DESIGN.md section 2).
+ * msg.h - the message core (docs/contract.md): what the decoding half
+ * (msg_decode.h), the encoding half (msg_encode.h) and the stages share:
+ * limits and routing keys, the rejection reasons and record, the request
+ * fields of a payment and its identity (canonical form, hash, diff), ids,
+ * text cleaning, event ids and the contract's time format.
  *
- * Decoding never trusts the input: every failure is a LL_EREJECT with a
- * msg_reject_t saying which of the contract's reasons applies, which field
- * (a JSON path) and why, so the worker can publish `message.rejected` and go
- * on. The JSON Schemas in schemas/json/ describe the same rules;
- * tests/unit/test_schema.c checks that code and schemas agree.
- *
- * Decoding order (so the reported violation is deterministic):
- *   1. body longer than MSG_BODY_MAX bytes                  -> oversized
- *   2. not JSON: syntax, invalid UTF-8, trailing garbage, duplicate keys,
- *      "\u0000" in a string, empty body                      -> malformed_json
- *   3. a number literal jansson cannot hold (integer beyond int64, real
- *      beyond double)                                         -> schema_violation,
- *      field = the path of the first such number in document order when it
- *      can be found (e.g. "amount"), else "" (jansson only reports a
- *      position, so the body is re-parsed with integers as reals to find it);
- *      nesting deeper than jansson's parser allows           -> schema_violation, ""
- *   4. root not an object                                     -> schema_violation, ""
- *   5. events only: `type` missing / not the expected routing key
- *   6. unknown top-level field (first in document order)      -> schema_violation
- *   7. the fields in the order of msg_fields() for that type, each: missing,
- *      wrong type, out of range, bad charset; then payer != payee (reported
- *      on "payee"); nested objects (metadata, risk) likewise.
- *
- * Event bodies (encoders below) are compact JSON with the envelope first:
- * event_id, type, payment_id (payment events), occurred_at, then the rest.
- * The event_id depends on the outcome, never on time; occurred_at is part of
- * the body, so a stage stores the encoded bytes in its outbox and
- * re-publishes exactly those bytes.
- *
- * Public API: msg_reason_t, msg_reason_str(), msg_reject_t, msg_payment_t,
- * msg_payment_clear(), msg_payment_decode(), msg_approved_t,
- * msg_approved_decode(), msg_approved_clear(), msg_completed_t,
- * msg_completed_decode(), msg_completed_clear(), msg_peek_payment_id(),
- * msg_payment_canonical(), msg_payment_hash(), msg_payment_diff(), msg_body_hash(), msg_event_id(),
- * msg_rejected_key(), msg_id_valid(), msg_format_time(), msg_parse_time(), msg_fields(),
- * msg_encode_approved(), msg_encode_declined(), msg_encode_completed(),
- * msg_encode_failed(), msg_batch_closed_t, msg_encode_batch_closed(),
- * msg_encode_rejected(), msg_failure_reason_valid(), msg_text_clean(), the MSG_*
- * constants.
+ * Public API: the MSG_* constants, msg_reason_t, msg_reason_str(),
+ * msg_reject_t, msg_payment_t, msg_payment_clear(), msg_payment_canonical(),
+ * msg_payment_hash(), msg_payment_diff(), msg_body_hash(), msg_event_id(),
+ * msg_rejected_key(), msg_format_time(), msg_parse_time(), msg_field_t,
+ * msg_fields(), msg_failure_reason_valid(), msg_failure_reason_at(),
+ * msg_id_valid(), msg_text_clean().
  */
 #ifndef LL_MSG_H
 #define LL_MSG_H
@@ -114,57 +84,6 @@ typedef struct {
  * twice, and on NULL. */
 void msg_payment_clear(msg_payment_t *p);
 
-/*
- * Decodes a payment.requested body (`len` bytes, need not be
- * NUL-terminated). LL_OK: *out filled, the caller owns it and releases it
- * with msg_payment_clear(). LL_EREJECT: *why filled, *out cleared.
- * LL_ENOMEM if jansson runs out of memory. *out is overwritten without being
- * cleared first: clear it before reusing it.
- */
-LL_MUSTCHECK int msg_payment_decode(const void *body, size_t len, msg_payment_t *out,
-                                    msg_reject_t *why);
-
-/* payment.approved, as the payment stage consumes it. */
-typedef struct {
-    char event_id[MSG_EVENT_ID_LEN + 1];
-    int64_t occurred_ms;                       /* occurred_at, unix milliseconds */
-    msg_payment_t payment;                     /* owned: release with msg_approved_clear() */
-    int score;                                 /* risk.score */
-    char rules[MSG_RULES_MAX][MSG_ID_MAX + 1]; /* risk.rules */
-    size_t nrules;
-} msg_approved_t;
-
-/* Like msg_payment_decode() for a payment.approved body; `type` must be
- * "payment.approved". Release with msg_approved_clear(). */
-LL_MUSTCHECK int msg_approved_decode(const void *body, size_t len, msg_approved_t *out,
-                                     msg_reject_t *why);
-void msg_approved_clear(msg_approved_t *a);
-
-/* payment.completed, as the settlement stage consumes it. */
-typedef struct {
-    char event_id[MSG_EVENT_ID_LEN + 1];
-    int64_t occurred_ms;
-    msg_payment_t payment; /* owned: release with msg_completed_clear() */
-    char transfer_id[MSG_ID_MAX + 1];
-    int64_t posted_ms; /* posted_at, unix milliseconds */
-} msg_completed_t;
-
-/* Like msg_payment_decode() for a payment.completed body; `type` must be
- * "payment.completed". Release with msg_completed_clear(). */
-LL_MUSTCHECK int msg_completed_decode(const void *body, size_t len, msg_completed_t *out,
-                                      msg_reject_t *why);
-void msg_completed_clear(msg_completed_t *c);
-
-/*
- * Best effort: the payment_id of a body that failed validation, for
- * message.rejected's "payment_id when readable". Tries a JSON parse of the
- * body (top-level string "payment_id"); if the body is not JSON, scans its
- * first MSG_BODY_MAX bytes for `"payment_id" : "<id>"` and accepts the value
- * only if every occurrence agrees. The value must be a valid id (1-64 chars
- * of MSG_ID_CHARSET). LL_OK with `out` filled, else LL_ENOTFOUND.
- */
-LL_MUSTCHECK int msg_peek_payment_id(const void *body, size_t len, char out[MSG_ID_MAX + 1]);
-
 /* The request fields of p as canonical JSON (keys sorted, compact): a valid
  * payment.requested body, the same for the same payment whatever the key
  * order or spacing of the message it came from. Stored by the stages so an
@@ -236,7 +155,7 @@ typedef struct {
 } msg_field_t;
 
 /* The top-level fields of the body of routing key `type` (the seven of
- * DESIGN.md section 2), in the order the decoder checks them; *n gets the
+ * docs/contract.md), in the order the decoder checks them; *n gets the
  * count. NULL for an unknown type. Static. */
 const msg_field_t *msg_fields(const char *type, size_t *n);
 
@@ -245,48 +164,6 @@ const msg_field_t *msg_fields(const char *type, size_t *n);
 bool msg_failure_reason_valid(const char *reason);
 /* The failed reasons, for iteration; NULL past the end. Static. */
 const char *msg_failure_reason_at(size_t i);
-
-/*
- * Encoders. Each returns a malloc'd NUL-terminated compact JSON body that
- * the caller frees with free(), or NULL on out of memory or on invalid
- * arguments (a string that is not valid UTF-8, a rule name that is not an
- * id, more than MSG_RULES_MAX rules, an unknown failure reason). Payment
- * events carry the request fields of `p` (description and metadata when
- * present); their event_id key is p->payment_id. Times are unix ms.
- */
-char *msg_encode_approved(const msg_payment_t *p, int score, const char *const *rules,
-                          size_t nrules, int64_t occurred_ms);
-/* reason "risk_declined", `rules` top level, plus the request fields. */
-char *msg_encode_declined(const msg_payment_t *p, const char *const *rules, size_t nrules,
-                          int64_t occurred_ms);
-/* transfer_id: an id (1-64 chars of MSG_ID_CHARSET). */
-char *msg_encode_completed(const msg_payment_t *p, const char *transfer_id, int64_t posted_ms,
-                           int64_t occurred_ms);
-/* reason: one of msg_failure_reason_at(). */
-char *msg_encode_failed(const msg_payment_t *p, const char *reason, int64_t occurred_ms);
-
-/* settlement.batch.closed; event_id key is batch_id. */
-typedef struct {
-    char batch_id[MSG_ID_MAX + 1];
-    char payee[MSG_ID_MAX + 1];
-    char currency[4];
-    int64_t window_start_ms;
-    int64_t window_end_ms;
-    int64_t count; /* payments in the batch */
-    int64_t gross; /* minor units */
-    int64_t fees;
-    int64_t net; /* gross - fees */
-} msg_batch_closed_t;
-
-char *msg_encode_batch_closed(const msg_batch_closed_t *b, int64_t occurred_ms);
-
-/* message.rejected: reason and detail from `why`; `queue` the consuming
- * queue (must be an id, NULL otherwise); payment_id only when
- * payment_id_or_null is a valid id; event_key as built by
- * msg_rejected_key(). */
-char *msg_encode_rejected(const char *queue, const msg_reject_t *why,
-                          const char *payment_id_or_null, const char *event_key,
-                          int64_t occurred_ms);
 
 /* Is s (len bytes) an id: 1-64 chars of [A-Za-z0-9_.:-]? For payment ids,
  * account ids, rule names; ledgerctl validates its arguments with it. */
@@ -297,9 +174,5 @@ bool msg_id_valid(const char *s, size_t len);
  * a character. For any text that did not come from the codec (a signature
  * header, a server error) before it goes into a msg_reject_t. */
 void msg_text_clean(char *dst, size_t n, const char *src);
-
-/* ---- internal, shared by msg.c and msg_event.c; not for other modules -- */
-LL_MUSTCHECK int msg__reject(msg_reject_t *why, msg_reason_t reason, const char *field,
-                             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 #endif

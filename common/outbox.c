@@ -53,7 +53,7 @@ static bool new_events(item_t *items, size_t n, char *cols[4])
 /* "{"p1","p2"}": the payment ids of the duplicates. Every element is
  * quoted: an unquoted NULL (any case) is SQL NULL in an array literal, and
  * NULL is a valid payment id. Ids never hold a quote or a backslash
- * (DESIGN section 2), so quoting needs no escapes. */
+ * (docs/contract.md#field-rules), so quoting needs no escapes. */
 static char *duplicate_ids(item_t *items, size_t n)
 {
     size_t len = 3, k = 0;

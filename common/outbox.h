@@ -1,8 +1,7 @@
 /*
- * outbox.h - the transactional outbox of DESIGN.md section 3: table outbox
- * holds every event, written once (schemas/sql/002_runtime.sql), and
- * outbox_pending the ones the broker has not confirmed yet
- * (012_outbox_pending.sql).
+ * outbox.h - the transactional outbox (docs/ledger.md#outbox): table outbox
+ * holds every event, written once, and outbox_pending the ones the broker
+ * has not confirmed yet.
  *
  * In the batch transaction, after the stage decided: outbox_write() stores
  * the outcome event of every new item and its pending mark (one statement

@@ -18,6 +18,7 @@
 #include "migrate.h"
 #include "mq.h"
 #include "outbox.h"
+#include "reject.h"
 #include "runtime.h"
 #include "settings.h"
 #include "sign.h"
@@ -31,7 +32,9 @@
 #define RT_MARKS_MAX       100000 /* past this many, marks are dropped: the sweep repairs */
 
 typedef struct rt {
-    const rt_stage_t *st;
+    const stage_t *st;
+    sign_keyring_t *verify; /* the stage's verify keyring (stage_t.verify), NULL: none */
+    sign_keyring_t *sign;   /* the stage's sign keyring (stage_t.sign), NULL: none */
     settings_t cfg;
     char instance[128];
     char scope[96]; /* "<ledger id>:<stage>": the Redis key scope (idem.h) */
@@ -54,6 +57,7 @@ typedef struct rt {
     int64_t *marks;
     size_t nmarks, capmarks;
     int64_t marks_at; /* mono ms of the oldest mark, 0 when none */
+    tick_env_t tick;  /* the stage's tick job: its environment and events */
 } rt_t;
 
 static volatile sig_atomic_t rt_signals;
@@ -154,16 +158,14 @@ static int rt_connect_db(rt_t *rt)
         log_warnx((&(log_ctx_t){.err = db_errstr(rt->db)}), "PostgreSQL unavailable");
         return rc;
     }
-    char err[256];
-    int pending = migrate_pending(rt->db, err, sizeof err);
-    if (pending > 0) {
-        log_error("refusing to work: the database schema is not up to date (%d migration(s) "
-                  "pending): run `ledgerctl migrate`",
-                  pending);
+    char err[512];
+    rc = migrate_check(rt->db, NULL, err, sizeof err);
+    if (rc == LL_ECONFIG) {
+        log_error("refusing to work: %s", err);
         db_close(rt->db);
         return LL_ECONFIG;
     }
-    if (pending < 0) { /* could not even ask: a server fault, retried like one */
+    if (rc != LL_OK) { /* could not even ask: a server fault, retried like one */
         log_warn("PostgreSQL unavailable: reading the schema version failed: %s", err);
         db_close(rt->db);
         return LL_ECONN;
@@ -295,7 +297,7 @@ lost:
 static void rt_release_all(rt_t *rt)
 {
     for (size_t i = 0; i < rt->batch.n; i++) {
-        rt->st->release(&rt->batch.items[i]);
+        stage_release(rt->st, &rt->batch.items[i]);
         rt->batch.items[i].msg = NULL;
     }
     batch_clear(&rt->batch);
@@ -336,7 +338,7 @@ static int rt_tx(rt_t *rt, item_t *items, size_t n)
     if (rc == LL_OK && rt->nmarks)
         rc = outbox_unpend(rt->db, rt->marks, rt->nmarks);
     if (rc == LL_OK)
-        rc = rt->st->apply(rt->db, items, n);
+        rc = stage_apply(rt->st, rt->db, items, n);
     if (rc == LL_OK)
         rc = outbox_write(rt->db, rt->st->name, items, n);
     if (rc == LL_OK) {
@@ -469,8 +471,8 @@ static int rt_publish_event(rt_t *rt, const char *exchange, const char *rk, cons
     char sig[SIGN_MAX];
     mq_header_t h[] = {{SIGN_HEADER, sig, 0}};
     mq_props_t props = {.message_id = event_id, .type = rk, .timestamp_s = clock_now_ms() / 1000};
-    if (sign_outgoing()) {
-        sign_body(sign_outgoing(), body, strlen(body), sig);
+    if (rt->sign) {
+        sign_body(rt->sign, body, strlen(body), sig);
         props.headers = h;
         props.nheaders = 1;
     }
@@ -529,24 +531,28 @@ static int rt_publish(rt_t *rt)
     return LL_OK;
 }
 
+/* Adds an outbox id to the sent marks (see rt_t.marks). */
+static void rt_mark(rt_t *rt, int64_t id)
+{
+    if (rt->nmarks == RT_MARKS_MAX)
+        return; /* PostgreSQL long gone: the sweep republishes the rest */
+    if (rt->nmarks == rt->capmarks) {
+        rt->capmarks = rt->capmarks ? rt->capmarks * 2 : 256;
+        rt->marks = ll_xrealloc(rt->marks, rt->capmarks * sizeof *rt->marks);
+    }
+    rt->marks[rt->nmarks++] = id;
+    if (!rt->marks_at)
+        rt->marks_at = clock_mono_ms();
+}
+
 /* After the confirms: the batch's events are sent; their pending marks go
  * with the next batch's transaction (see rt_t.marks). */
 static void rt_mark_sent(rt_t *rt)
 {
     batch_t *b = &rt->batch;
-    for (size_t i = 0; i < b->n; i++) {
-        if (b->items[i].outbox_id <= 0)
-            continue;
-        if (rt->nmarks == RT_MARKS_MAX)
-            break; /* PostgreSQL long gone: the sweep republishes the rest */
-        if (rt->nmarks == rt->capmarks) {
-            rt->capmarks = rt->capmarks ? rt->capmarks * 2 : 256;
-            rt->marks = ll_xrealloc(rt->marks, rt->capmarks * sizeof *rt->marks);
-        }
-        rt->marks[rt->nmarks++] = b->items[i].outbox_id;
-    }
-    if (rt->nmarks && !rt->marks_at)
-        rt->marks_at = clock_mono_ms();
+    for (size_t i = 0; i < b->n; i++)
+        if (b->items[i].outbox_id > 0)
+            rt_mark(rt, b->items[i].outbox_id);
 }
 
 /* The marks no batch carried: in a transaction of their own. */
@@ -568,10 +574,10 @@ static void rt_flush_marks(rt_t *rt)
 static void rt_process(rt_t *rt)
 {
     batch_t *b = &rt->batch;
-    const rt_stage_t *st = rt->st;
+    const stage_t *st = rt->st;
     for (size_t i = 0; i < b->n; i++) {
         item_t *it = &b->items[i];
-        if (st->decode(it) == LL_OK) {
+        if (stage_decode(st, rt->verify, it) == LL_OK) {
             item_set_state(it, ITEM_DECODED);
         } else {
             item_reject(it, st->queue, &it->why);
@@ -618,6 +624,64 @@ abandon:
     rt_release_all(rt);
 }
 
+/* --- the stage's keyrings and state ------------------------------------------ */
+
+static const char *rt_keys_file(const rt_t *rt, stage_keys_t k)
+{
+    switch (k) {
+    case STAGE_KEYS_REQUESTS:
+        return rt->cfg.signing.request_keys_file;
+    case STAGE_KEYS_APPROVALS:
+        return rt->cfg.signing.approval_keys_file;
+    case STAGE_KEYS_NONE:
+        break;
+    }
+    return "";
+}
+
+static const char *rt_keys_setting(stage_keys_t k)
+{
+    return k == STAGE_KEYS_REQUESTS ? "signing.request_keys_file" : "signing.approval_keys_file";
+}
+
+/* Loads the stage's keyrings, then runs its init(): at start and on
+ * SIGHUP. All or nothing: if a keyring or init() fails, what was in use
+ * stays (init() keeps its state on failure). */
+static int rt_load(rt_t *rt)
+{
+    const stage_t *st = rt->st;
+    sign_keyring_t *k[2] = {NULL, NULL};
+    const stage_keys_t which[2] = {st->verify, st->sign};
+    char err[512];
+    for (int i = 0; i < 2; i++) {
+        const char *file = rt_keys_file(rt, which[i]);
+        if (file && *file && sign_load(file, &k[i], err, sizeof err) != LL_OK) {
+            log_error("signing: %s", err);
+            sign_free(k[0]);
+            return LL_ECONFIG;
+        }
+    }
+    if (st->init && st->init(&rt->cfg) != LL_OK) {
+        sign_free(k[0]);
+        sign_free(k[1]);
+        return LL_ECONFIG;
+    }
+    sign_free(rt->verify);
+    sign_free(rt->sign);
+    rt->verify = k[0];
+    rt->sign = k[1];
+    if (st->verify == STAGE_KEYS_APPROVALS && !rt->verify)
+        log_warn("%s is not set: approvals are not verified, so anyone who may publish on "
+                 "ledgerline.events can skip risk",
+                 rt_keys_setting(st->verify));
+    if (st->verify == STAGE_KEYS_REQUESTS && !rt->verify)
+        log_info("%s is not set: producers' signatures are not checked",
+                 rt_keys_setting(st->verify));
+    if (st->sign != STAGE_KEYS_NONE && !rt->sign)
+        log_warn("%s is not set: this stage's events go out unsigned", rt_keys_setting(st->sign));
+    return LL_OK;
+}
+
 /* --- the periodic tick ----------------------------------------------------- */
 
 static void rt_sweep(rt_t *rt, int64_t age_ms)
@@ -658,6 +722,40 @@ static void rt_sweep(rt_t *rt, int64_t age_ms)
     outbox_rows_free(rows, n);
 }
 
+/* The stage's tick job, then the events it committed: published with
+ * confirms at once and marked sent. If they cannot be published now they
+ * stay pending, and the sweep publishes them later. */
+static void rt_tick_job(rt_t *rt)
+{
+    tick_env_t *env = &rt->tick;
+    env->db = rt->db;
+    env->kv = rt->kv;
+    env->instance = rt->instance;
+    env->scope = rt->scope;
+    env->stage = rt->st->name;
+    env->cfg = &rt->cfg;
+    rt->st->tick(env);
+    if (env->nevents == 0)
+        return;
+    int rc = mq_is_up(rt->out) ? LL_OK : LL_ECONN;
+    for (size_t i = 0; i < env->nevents && rc == LL_OK; i++)
+        rc = rt_publish_event(rt, OUTBOX_EXCHANGE, env->events[i].routing_key,
+                              env->events[i].event_id, env->events[i].body);
+    if (rc == LL_OK)
+        rc = mq_confirm_wait(rt->out, (int)rt->cfg.amqp.confirm_timeout_ms, NULL);
+    if (rc == LL_OK) {
+        for (size_t i = 0; i < env->nevents; i++)
+            rt_mark(rt, env->events[i].outbox_id);
+    } else {
+        log_warnx((&(log_ctx_t){.err = mq_errstr(rt->out)}),
+                  "could not publish %zu event(s) of the tick job now: the outbox sweep will",
+                  env->nevents);
+        if (rc != LL_ENACK && rc != LL_ECONN)
+            mq_close(rt->out);
+    }
+    tick_events_clear(env);
+}
+
 static void rt_tick(rt_t *rt)
 {
     int64_t now = clock_mono_ms();
@@ -665,27 +763,16 @@ static void rt_tick(rt_t *rt)
         rt_flush_marks(rt);
     if (rt_hup) {
         rt_hup = 0;
-        if (rt->st->reload) {
-            int rc = rt->st->reload(&rt->cfg);
-            if (rc == LL_OK)
-                log_info("SIGHUP: reloaded");
-            else
-                log_error("SIGHUP: reload failed (%s): keeping the previous state", ll_errname(rc));
-        }
+        int rc = rt_load(rt);
+        if (rc == LL_OK)
+            log_info("SIGHUP: reloaded");
+        else
+            log_error("SIGHUP: reload failed (%s): keeping the previous state", ll_errname(rc));
     }
     if (mq_is_up(rt->out) && mq_service(rt->out) != LL_OK)
         log_warnx((&(log_ctx_t){.err = mq_errstr(rt->out)}), "publisher connection lost");
-    if (rt->st->tick && db_is_up(rt->db)) {
-        rt_env_t env = {.db = rt->db,
-                        .kv = rt->kv,
-                        .instance = rt->instance,
-                        .scope = rt->scope,
-                        .cfg = &rt->cfg};
-        if (rt->st->tick(&env) > 0) {
-            rt_flush_marks(rt); /* a sweep must not take events already sent */
-            rt_sweep(rt, 0);    /* the job's events, now */
-        }
-    }
+    if (rt->st->tick && db_is_up(rt->db))
+        rt_tick_job(rt);
     if (now >= rt->next_sweep) {
         rt->next_sweep = now + rt->cfg.worker.outbox_sweep_interval_ms;
         rt_flush_marks(rt);
@@ -703,7 +790,7 @@ static void rt_tick(rt_t *rt)
 
 /* --- main ------------------------------------------------------------------ */
 
-static int usage(const rt_stage_t *st, FILE *out, int rc)
+static int usage(const stage_t *st, FILE *out, int rc)
 {
     fprintf(out,
             "usage: %s [--config FILE] [--check-config]\n"
@@ -738,7 +825,7 @@ static int rt_run(rt_t *rt)
     return 0;
 }
 
-int rt_main(const rt_stage_t *st, int argc, char **argv)
+int rt_main(const stage_t *st, int argc, char **argv)
 {
     const char *path = getenv("LEDGERLINE_CONFIG");
     bool check = false;
@@ -778,7 +865,7 @@ int rt_main(const rt_stage_t *st, int argc, char **argv)
         gethostname(host, sizeof host - 1);
         snprintf(rt.instance, sizeof rt.instance, "%s:%d", host, (int)getpid());
     }
-    if (st->init && st->init(&rt.cfg) != LL_OK) {
+    if (rt_load(&rt) != LL_OK) {
         settings_free(&rt.cfg);
         return 1;
     }
@@ -833,6 +920,10 @@ int rt_main(const rt_stage_t *st, int argc, char **argv)
 
     batch_free(&rt.batch);
     free(rt.marks);
+    tick_events_clear(&rt.tick);
+    free(rt.tick.events);
+    sign_free(rt.verify);
+    sign_free(rt.sign);
     mq_free(rt.in);
     mq_free(rt.out);
     db_free(rt.db);

@@ -9,7 +9,9 @@
  * To add a section: a new nested struct and its rows.
  *
  * Public API: settings_t, settings_table, settings_count, settings_load,
- * settings_free, settings_print, SETTINGS_* enums and their choice names.
+ * settings_load_env, settings_free, settings_print, the SETTINGS_* enums and
+ * their choice names (settings_log_level_names, settings_queue_type_names,
+ * settings_sslmode_names).
  */
 #ifndef LL_SETTINGS_H
 #define LL_SETTINGS_H

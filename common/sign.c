@@ -7,9 +7,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
+#include "digest.h"
 #include "msg.h"
 #include "sign.h"
 #include "xmalloc.h"
@@ -26,8 +25,6 @@ struct sign_keyring {
     sign_key_t keys[SIGN_KEYS_MAX];
     size_t n;
 };
-
-static const sign_keyring_t *outgoing;
 
 void sign_free(sign_keyring_t *k)
 {
@@ -110,11 +107,7 @@ int sign_load(const char *path, sign_keyring_t **out, char *err, size_t errlen)
 
 static void hmac_hex(const sign_key_t *key, const void *body, size_t len, char hex[65])
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    HMAC(EVP_sha256(), key->secret, (int)key->len, body, len, md, &mdlen);
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    digest_hmac_sha256_hex(key->secret, key->len, body, len, hex);
 }
 
 void sign_body(const sign_keyring_t *k, const void *body, size_t len, char out[SIGN_MAX])
@@ -151,29 +144,4 @@ int sign_verify(const sign_keyring_t *k, const char *header, const void *body, s
     snprintf(why, whylen, "%s names unknown key id '%.*s'", SIGN_HEADER,
              (int)(idlen < 64 ? idlen : 64), header);
     return LL_EREJECT;
-}
-
-int sign_reload(const char *path, sign_keyring_t **slot, char *err, size_t errlen)
-{
-    sign_keyring_t *k = NULL;
-    if (path && *path) {
-        int rc = sign_load(path, &k, err, errlen);
-        if (rc != LL_OK)
-            return rc;
-    }
-    if (outgoing == *slot)
-        outgoing = k;
-    sign_free(*slot);
-    *slot = k;
-    return LL_OK;
-}
-
-void sign_set_outgoing(const sign_keyring_t *k)
-{
-    outgoing = k;
-}
-
-const sign_keyring_t *sign_outgoing(void)
-{
-    return outgoing;
 }

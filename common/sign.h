@@ -16,11 +16,11 @@
  * (signing.request_keys_file on the risk stage; `ledgerctl publish
  * --key-file`).
  *
- * The runtime signs every event it publishes when a stage installed an
- * outgoing keyring with sign_set_outgoing().
+ * Which keyring a stage verifies with and which it signs with is part of
+ * its table (stage.h); the runtime loads them, and again on SIGHUP.
  *
- * Public API: SIGN_HEADER, sign_keyring_t, sign_load, sign_free, sign_body,
- * sign_verify, sign_reload, sign_set_outgoing, sign_outgoing.
+ * Public API: SIGN_HEADER, SIGN_MAX, sign_keyring_t, sign_load, sign_free,
+ * sign_body, sign_verify.
  */
 #ifndef LL_SIGN_H
 #define LL_SIGN_H
@@ -47,15 +47,5 @@ void sign_body(const sign_keyring_t *k, const void *body, size_t len, char out[S
  * x-ledgerline-signature header", "unknown key id 'k9'", "does not match"). */
 int sign_verify(const sign_keyring_t *k, const char *header, const void *body, size_t len,
                 char *why, size_t whylen) LL_MUSTCHECK;
-
-/* Loads `path` into *slot, freeing the keyring it held; an empty path
- * empties the slot. On failure *slot is untouched (a bad file at reload
- * keeps the keys in use) and err says why. */
-int sign_reload(const char *path, sign_keyring_t **slot, char *err, size_t errlen) LL_MUSTCHECK;
-
-/* The keyring the runtime signs outgoing events with (NULL: none; not
- * owned). */
-void sign_set_outgoing(const sign_keyring_t *k);
-const sign_keyring_t *sign_outgoing(void);
 
 #endif

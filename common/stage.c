@@ -1,15 +1,68 @@
 /*
- * stage.c - shared pieces of the stage implementations: see stage.h.
+ * stage.c - the skeleton every stage shares: see stage.h.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "reject.h"
 #include "stage.h"
+#include "xmalloc.h"
 
-int stage_decoded(item_t *it, void *msg, const msg_payment_t *p)
+const char *stage_col(const stage_row_t *r, const char *name)
 {
+    int c = PQfnumber(r->res, name);
+    if (c < 0)
+        log_panic("the stage's batch function returns no column \"%s\"", name);
+    return PQgetvalue(r->res, r->row, c);
+}
+
+bool stage_col_is(const stage_row_t *r, const char *name, const char *value)
+{
+    return strcmp(stage_col(r, name), value) == 0;
+}
+
+const msg_payment_t *stage_payment(const stage_t *st, const item_t *it)
+{
+    return (const msg_payment_t *)((const char *)it->msg + st->consumes->payment_offset);
+}
+
+/* An item whose signature or body the stage refused: its payment_id when
+ * the body shows one. */
+static int undecodable(item_t *it, int rc)
+{
+    if (rc == LL_ENOMEM)
+        log_panic("out of memory decoding a message");
+    if (msg_peek_payment_id(it->d.body, it->d.len, it->payment_id) != LL_OK)
+        it->payment_id[0] = '\0';
+    return LL_EREJECT;
+}
+
+static int check_signature(const sign_keyring_t *keys, item_t *it)
+{
+    char sig[SIGN_MAX + 16];
+    const char *h = mq_delivery_header(&it->d, SIGN_HEADER, sig, sizeof sig);
+    memset(&it->why, 0, sizeof it->why);
+    if (sign_verify(keys, h, it->d.body, it->d.len, it->why.detail, sizeof it->why.detail) == LL_OK)
+        return LL_OK;
+    it->why.reason = MSG_REASON_BAD_SIGNATURE;
+    return undecodable(it, LL_EREJECT);
+}
+
+int stage_decode(const stage_t *st, const sign_keyring_t *verify, item_t *it)
+{
+    if (verify && check_signature(verify, it) != LL_OK)
+        return LL_EREJECT;
+    const msg_decoder_t *dec = st->consumes;
+    void *msg = ll_xcalloc(1, dec->size);
+    int rc = dec->decode(it->d.body, it->d.len, msg, &it->why);
+    if (rc != LL_OK) {
+        free(msg);
+        return undecodable(it, rc);
+    }
     it->msg = msg;
+    const msg_payment_t *p = stage_payment(st, it);
     snprintf(it->payment_id, sizeof it->payment_id, "%s", p->payment_id);
     /* the hash is msg_payment_hash()'s: of this canonical text */
     it->canonical = msg_payment_canonical(p);
@@ -19,33 +72,95 @@ int stage_decoded(item_t *it, void *msg, const msg_payment_t *p)
     return LL_OK;
 }
 
-int stage_undecodable(item_t *it, int rc)
+void stage_release(const stage_t *st, item_t *it)
 {
-    if (rc == LL_ENOMEM)
-        log_panic("out of memory decoding a message");
-    if (msg_peek_payment_id(it->d.body, it->d.len, it->payment_id) != LL_OK)
-        it->payment_id[0] = '\0';
-    return LL_EREJECT;
+    if (it->msg) {
+        st->consumes->clear(it->msg);
+        free(it->msg);
+        it->msg = NULL;
+    }
 }
 
-int stage_apply_rows(db_t *db, const char *sql, int nparams, const char *const *params,
-                     item_t *items, size_t n, size_t count,
-                     void (*decide)(item_t *it, PGresult *r, int row))
+/* Ids, hash and currency are of checked charsets; the payload is JSON
+ * text, escaped as a string. */
+char *stage_batch_json(const stage_t *st, item_t *items, size_t n, size_t *count)
 {
-    if (count == 0)
+    sbuf_t b;
+    sbuf_init(&b, 64 + n * 512);
+    *count = 0;
+    for (size_t i = 0; i < n; i++) {
+        item_t *it = &items[i];
+        if (it->state != ITEM_BATCHED)
+            continue;
+        const msg_payment_t *p = stage_payment(st, it);
+        sbuf_addc(&b, *count ? ',' : '[');
+        sbuf_adds(&b, "{\"payment_id\":");
+        sbuf_json_str(&b, p->payment_id);
+        sbuf_adds(&b, ",\"hash\":\"");
+        sbuf_adds(&b, it->hash);
+        sbuf_adds(&b, "\",\"payload\":");
+        sbuf_json_str(&b, it->canonical);
+        sbuf_adds(&b, ",\"payer\":");
+        sbuf_json_str(&b, p->payer);
+        sbuf_adds(&b, ",\"payee\":");
+        sbuf_json_str(&b, p->payee);
+        sbuf_adds(&b, ",\"amount\":");
+        sbuf_i64(&b, p->amount);
+        sbuf_adds(&b, ",\"currency\":");
+        sbuf_json_str(&b, p->currency);
+        if (st->element)
+            st->element(&b, it);
+        sbuf_addc(&b, '}');
+        (*count)++;
+    }
+    sbuf_adds(&b, *count ? "]" : "[]");
+    return sbuf_take(&b);
+}
+
+/* The verdicts every stage reads the same way; the rest is the stage's. */
+static void decide(const stage_t *st, item_t *it, const stage_row_t *r)
+{
+    if (stage_col_is(r, "verdict", "conflict")) {
+        item_reject_conflict(it, st->queue, stage_col(r, "prior_payload"), stage_payment(st, it));
+        return;
+    }
+    if (st->replays && stage_col_is(r, "verdict", "duplicate")) {
+        it->verdict = VERDICT_DUPLICATE;
+        return;
+    }
+    st->decide(it, r);
+}
+
+#define STAGE_PARAMS_MAX 4
+
+int stage_apply(const stage_t *st, db_t *db, item_t *items, size_t n)
+{
+    size_t count;
+    char *batch = stage_batch_json(st, items, n, &count);
+    if (count == 0) {
+        free(batch);
         return LL_OK;
-    PGresult *r;
-    int rc = db_query_prepared(db, &r, sql, nparams, params);
+    }
+    const char *params[1 + STAGE_PARAMS_MAX] = {batch};
+    if (st->nparams > STAGE_PARAMS_MAX)
+        log_panic("stage %s: more than %d parameters", st->name, STAGE_PARAMS_MAX);
+    if (st->nparams)
+        st->params(params + 1);
+    PGresult *res;
+    int rc = db_query_prepared(db, &res, st->apply_sql, 1 + st->nparams, params);
+    free(batch);
     if (rc != LL_OK)
         return rc;
-    if ((size_t)PQntuples(r) != count) {
-        PQclear(r);
+    if ((size_t)PQntuples(res) != count) {
+        PQclear(res);
         return LL_EDB;
     }
-    int row = 0;
+    stage_row_t r = {res, 0};
     for (size_t i = 0; i < n; i++)
-        if (items[i].state == ITEM_BATCHED)
-            decide(&items[i], r, row++);
-    PQclear(r);
+        if (items[i].state == ITEM_BATCHED) {
+            decide(st, &items[i], &r);
+            r.row++;
+        }
+    PQclear(res);
     return LL_OK;
 }

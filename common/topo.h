@@ -5,8 +5,9 @@
  * idempotent: an existing exchange, queue or binding with the same
  * arguments is left as it is.
  *
- * Public API: topo_parse, topo_load_builtin, topo_free, topo_find_queue,
- * topo_apply, topo_class_name.
+ * Public API: topo_t, topo_class_t, topo_exchange_t, topo_queue_t, topo_bind_t,
+ * topo_params_t, topo_report_fn, topo_parse, topo_load_builtin, topo_free,
+ * topo_find_queue, topo_apply, topo_class_name.
  */
 #ifndef LL_TOPO_H
 #define LL_TOPO_H

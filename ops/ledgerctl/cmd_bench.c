@@ -38,6 +38,8 @@
 #include "migrate.h"
 #include "money.h"
 #include "msg.h"
+#include "msg_decode.h"
+#include "msg_encode.h"
 #include "sign.h"
 #include "xmalloc.h"
 
@@ -913,14 +915,13 @@ static int setup_accounts(bench_t *b)
  * warning only: the workers may start later, as with --prefill). */
 static int preflight(bench_t *b)
 {
-    char err[256];
-    int pending = migrate_pending(b->db, err, sizeof err);
-    if (pending < 0)
-        return ctl_fail("check the database", "reading the schema version: %s", err);
-    if (pending > 0)
-        return ctl_fail("run `ledgerctl migrate` (workers refuse to run on an older schema "
-                        "too)",
-                        "the database schema is %d migration(s) behind this ledgerctl", pending);
+    char err[512];
+    int rc = migrate_check(b->db, NULL, err, sizeof err);
+    if (rc == LL_ECONFIG)
+        return ctl_fail("run `ledgerctl migrate` (workers refuse to run on another schema too)",
+                        "%s", err);
+    if (rc != LL_OK)
+        return ctl_fail("check the database", "%s", err);
     static const char *const queues[][3] = {
         [ST_PIPELINE] = {"risk", "payments", "settlement"},
         [ST_RISK] = {"risk", NULL, NULL},

@@ -19,6 +19,8 @@
 #include "ctl.h"
 #include "money.h"
 #include "msg.h"
+#include "msg_decode.h"
+#include "msg_encode.h"
 #include "sign.h"
 #include "xmalloc.h"
 

@@ -1,6 +1,6 @@
 /*
  * cmd_verify.c - `ledgerctl verify`: checks every ledger invariant of
- * DESIGN.md section 4. A payment younger than --settle-within (default
+ * docs/ledger.md#invariants. A payment younger than --settle-within (default
  * 900 s) is in flight, not yet expected in a settlement batch.
  *
  * One table row per invariant: a stable name (used in --json and by

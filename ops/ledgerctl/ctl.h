@@ -11,8 +11,8 @@
  *   - --help prints the command's usage on stdout and exits 0.
  *
  * Public API: ctl_t, ctl_cmd_t, ctl_fail, ctl_usage_error, ctl_db, ctl_mq, ctl_mq_new,
- * ctl_getopt, ctl_json_print, ctl_valid_id, ctl_verify_ledger, ctl_verify_count, the cmd_*
- * entry points.
+ * ctl_getopt, ctl_json_print, ctl_valid_id, ctl_verify_ledger, ctl_verify_count,
+ * ctl_commands, ctl_find_cmd, the cmd_* entry points.
  */
 #ifndef LL_CTL_H
 #define LL_CTL_H
@@ -96,7 +96,10 @@ int cmd_config_reference(ctl_t *c, int argc, char **argv);
 int ctl_verify_ledger(ctl_t *c, int64_t settle_within, json_t *list, bool print);
 size_t ctl_verify_count(void);
 
-/* The command table, for usage lookups by the commands themselves. */
+/* The command table (commands.c), ending with a NULL name, and one
+ * command of it by name (NULL if none): for main's dispatch and usage,
+ * and for each command's own --help. */
+const ctl_cmd_t *ctl_commands(void);
 const ctl_cmd_t *ctl_find_cmd(const char *name);
 
 #endif

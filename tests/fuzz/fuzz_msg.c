@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include "msg.h"
+#include "msg_decode.h"
+#include "msg_encode.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ll_ledger.h"
 #include "ll_test.h"
 
 static char *ledger;
@@ -50,9 +51,7 @@ static char *ctl_fails(int want_rc, const char *args)
 
 static int64_t balance(const char *id)
 {
-    char sql[200];
-    snprintf(sql, sizeof sql, "SELECT balance FROM accounts WHERE id = '%s'", id);
-    return llt_scalar(db, sql);
+    return llw_balance(db, id);
 }
 
 START_TEST(account_create_is_idempotent_and_refuses_a_conflict)

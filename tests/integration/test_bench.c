@@ -19,8 +19,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ll_amqp.h"
+#include "ll_fixture.h"
+#include "ll_ledger.h"
+#include "ll_proc.h"
 #include "ll_test.h"
-#include "ll_worker.h"
+#include "ll_wait.h"
 
 #define RISK       LL_BIN_DIR "/risk-worker"
 #define PAYMENT    LL_BIN_DIR "/payment-worker"

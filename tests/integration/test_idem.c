@@ -1,6 +1,6 @@
 /*
  * test_idem.c - the Redis fast path and in-flight guard (common/idem.c,
- * DESIGN.md section 3) against a real Redis: the stack's, from
+ * docs/contract.md#idempotency) against a real Redis: the stack's, from
  * LEDGERLINE_REDIS_HOST / _PORT / _PASSWORD(_FILE); a missing variable fails
  * the test, it never skips.
  *

@@ -22,9 +22,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ll_amqp.h"
 #include "ll_check.h"
+#include "ll_fixture.h"
+#include "ll_ledger.h"
+#include "ll_proc.h"
+#include "ll_redis.h"
 #include "ll_test.h"
-#include "ll_worker.h"
+#include "ll_wait.h"
+#include "msg_decode.h"
+#include "msg_encode.h"
 
 #define WORKER    LL_BIN_DIR "/payment-worker"
 #define WAIT_MS   30000
@@ -48,34 +55,17 @@ static pid_t start(const char *instance, const char *const *extra)
 
 /* ---- waiting for the worker --------------------------------------------- */
 
-typedef struct {
-    int64_t processed; /* processed rows of stage payment */
-    size_t outcomes;   /* distinct payment.completed + payment.failed event ids */
-    size_t rejected;   /* distinct message.rejected event ids */
-} want_t;
-
-static bool done_cond(void *arg, char *status, size_t n)
-{
-    const want_t *w = arg;
-    llw_events_collect(ev);
-    int64_t processed = -1, unsent = -1;
-    llw_try_scalar(db, "SELECT count(*) FROM processed WHERE stage = 'payment'", &processed);
-    llw_try_scalar(db, "SELECT count(*) FROM outbox_pending", &unsent);
-    size_t outcomes =
-        llw_events_distinct(ev, MSG_TYPE_COMPLETED) + llw_events_distinct(ev, MSG_TYPE_FAILED);
-    size_t rejected = llw_events_distinct(ev, MSG_TYPE_REJECTED);
-    snprintf(status, n,
-             "processed %" PRId64 "/%" PRId64 ", outcome events %zu/%zu, rejected %zu/%zu, "
-             "unsent outbox rows %" PRId64,
-             processed, w->processed, outcomes, w->outcomes, rejected, w->rejected, unsent);
-    return processed == w->processed && outcomes == w->outcomes && rejected == w->rejected &&
-           unsent == 0;
-}
-
+/* Until the worker has `processed` rows of stage payment, `outcomes`
+ * distinct payment.completed + payment.failed events, `rejected` distinct
+ * message.rejected events and no unsent outbox row. */
 static void wait_done(int64_t processed, size_t outcomes, size_t rejected)
 {
-    want_t w = {processed, outcomes, rejected};
-    llw_wait_until(done_cond, &w, WAIT_MS, "the worker to decide every payment");
+    llw_done_t w = {.counts = {"SELECT count(*) FROM processed WHERE stage = 'payment'"},
+                    .rows = processed,
+                    .events = {MSG_TYPE_COMPLETED, MSG_TYPE_FAILED},
+                    .distinct = (int64_t)outcomes,
+                    .rejected = (int64_t)rejected};
+    llw_wait_done(&fx, &w, WAIT_MS, "the worker to decide every payment");
 }
 
 /* ---- checking an outcome ------------------------------------------------ */
@@ -167,15 +157,12 @@ static void check_outcome(const msg_payment_t *p, const char *want, int64_t paye
     free(transfer_id);
 }
 
+/* The stage's own queues: settlement's consumer does not run here. */
 static void check_queues_empty(void)
 {
-    for (size_t i = 0; llw_payment_queues[i]; i++) {
-        if (strcmp(llw_payment_queues[i], "settlement") == 0)
-            continue;
-        uint32_t n = llw_queue_depth(m, llw_payment_queues[i]);
-        LLW_ASSERT(n == 0, "queue %s holds %u message(s) after the workers stopped",
-                   llw_payment_queues[i], n);
-    }
+    static const char *const queues[] = {"payments", "payments.dead", "payments.retry.1s",
+                                         "payments.retry.30s", NULL};
+    llw_assert_queues_empty(m, queues);
 }
 
 /* ---- the ledger rules ---------------------------------------------------- */
@@ -246,7 +233,7 @@ START_TEST(each_ledger_rule_gives_its_outcome)
     llw_confirm(m);
     pid_t w = start("rules", NULL);
     wait_done(NRULES, NRULES, 0);
-    llw_stop_ok(w, STOP_MS);
+    llw_stop_ok(w, STOP_MS, NULL);
     llw_events_collect(ev);
 
     for (size_t i = 0; i < NRULES; i++)
@@ -434,7 +421,7 @@ START_TEST(bad_input_is_rejected_parked_and_acked)
     llw_confirm(m);
     pid_t w = start("bad", NULL);
     wait_done(1, 1, NBAD);
-    llw_stop_ok(w, STOP_MS);
+    llw_stop_ok(w, STOP_MS, NULL);
     llw_events_collect(ev);
     check_outcome(&good, "completed", 975, 25, 1);
 
@@ -477,17 +464,10 @@ START_TEST(a_duplicate_replays_the_original_event)
     pid_t w = start("dup1", NULL);
     wait_done(2, 2, 0);
     if (forget_redis) {
-        llw_stop_ok(w, STOP_MS);
-        kv_t *kv = llw_kv();
+        llw_stop_ok(w, STOP_MS, NULL);
         const char *ids[] = {ok.payment_id, no.payment_id};
-        for (size_t i = 0; i < 2; i++) {
-            char key[160];
-            llw_redis_key(key, sizeof key, db, "payment", ids[i]);
-            int rc = kv_del(kv, key);
-            LLW_ASSERT(rc == LL_OK, "Redis key %s after processing: %s (the outcome belongs there)",
-                       key, ll_errname(rc));
-        }
-        kv_free(kv);
+        for (size_t i = 0; i < 2; i++)
+            llr_idem_forget(db, "payment", ids[i], "after processing (the outcome belongs there)");
         w = start("dup2", NULL);
     }
     /* the same payload again: byte for byte, and re-encoded later (another
@@ -502,7 +482,7 @@ START_TEST(a_duplicate_replays_the_original_event)
     llw_confirm(m);
     llw_wait_events(ev, MSG_TYPE_COMPLETED, ok.payment_id, 3, WAIT_MS);
     llw_wait_events(ev, MSG_TYPE_FAILED, no.payment_id, 2, WAIT_MS);
-    llw_stop_ok(w, STOP_MS);
+    llw_stop_ok(w, STOP_MS, NULL);
     llw_events_collect(ev);
     LLW_ASSERT(llc_same_event(ev, MSG_TYPE_COMPLETED, ok.payment_id) == 3,
                "completed payment: want the event 3 times (original + 2 duplicates)");
@@ -562,7 +542,7 @@ START_TEST(a_different_payload_is_an_idempotency_conflict)
     }
     llw_confirm(m);
     wait_done(2, 2, 3);
-    llw_stop_ok(w, STOP_MS);
+    llw_stop_ok(w, STOP_MS, NULL);
     llw_events_collect(ev);
     json_t *dead = llw_queue_drain(m, "payments.dead");
     LLW_ASSERT(json_array_size(dead) == 3, "payments.dead holds %zu messages, want 3",
@@ -628,13 +608,7 @@ START_TEST(a_duplicate_in_flight_elsewhere_is_processed_once)
     llw_confirm(m);
     llw_wait_lock_waiters(db, 1, WAIT_MS, "worker A to block on the test's lock");
     if (overlaps[_i].forget_redis) {
-        kv_t *kv = llw_kv();
-        char key[160];
-        llw_redis_key(key, sizeof key, db, "payment", p.payment_id);
-        int rc = kv_del(kv, key);
-        LLW_ASSERT(rc == LL_OK, "no in-flight key %s while A processes %s: %s", key, p.payment_id,
-                   ll_errname(rc));
-        kv_free(kv);
+        llr_idem_forget(db, "payment", p.payment_id, "(in flight) while A processes it");
     }
     pid_t b = start("B", NULL);
     llw_wait_consuming(m, "payments", 2, WAIT_MS);
@@ -664,8 +638,8 @@ START_TEST(a_duplicate_in_flight_elsewhere_is_processed_once)
     llw_wait_events(ev, MSG_TYPE_COMPLETED, p.payment_id, 2, WAIT_MS);
     llw_wait_drained(m, "payments.retry.1s", WAIT_MS);
     llw_wait_drained(m, "payments", WAIT_MS);
-    llw_stop_ok(b, STOP_MS);
-    llw_stop_ok(a, STOP_MS);
+    llw_stop_ok(b, STOP_MS, NULL);
+    llw_stop_ok(a, STOP_MS, NULL);
     llw_events_collect(ev);
     LLW_ASSERT(llc_same_event(ev, MSG_TYPE_COMPLETED, p.payment_id) == 2,
                "%s: want the completed event exactly twice (once per copy)", overlaps[_i].label);
@@ -695,7 +669,7 @@ START_TEST(duplicates_in_one_batch_post_once)
     llw_wait_events(ev, MSG_TYPE_COMPLETED, p.payment_id, 3, WAIT_MS);
     llw_wait_events(ev, MSG_TYPE_FAILED, q.payment_id, 3, WAIT_MS);
     wait_done(2, 2, 0);
-    llw_stop_ok(w, STOP_MS);
+    llw_stop_ok(w, STOP_MS, NULL);
     llw_events_collect(ev);
     LLW_ASSERT(llc_same_event(ev, MSG_TYPE_COMPLETED, p.payment_id) == 3,
                "completed: one event per copy");
@@ -777,7 +751,7 @@ START_TEST(a_second_sigterm_exits_at_once)
     LLW_ASSERT(llw_count(db, "SELECT count(*) FROM processed") == 0, "committed after exit");
     pid_t w2 = start("term2b", NULL);
     wait_done(1, 1, 0);
-    llw_stop_ok(w2, STOP_MS);
+    llw_stop_ok(w2, STOP_MS, NULL);
     llw_events_collect(ev);
     check_outcome(&p, "completed", 900, 100, 1);
     check_queues_empty();

@@ -20,8 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ll_amqp.h"
+#include "ll_fixture.h"
+#include "ll_ledger.h"
+#include "ll_proc.h"
 #include "ll_test.h"
-#include "ll_worker.h"
 
 #define WORKER  LL_BIN_DIR "/payment-worker"
 #define NPAY    600
@@ -41,26 +44,6 @@ static const struct {
     {3, 100000000, true},
 };
 
-typedef struct {
-    int64_t processed;
-    size_t outcomes;
-} want_t;
-
-static bool done_cond(void *arg, char *status, size_t n)
-{
-    const want_t *w = arg;
-    llw_events_collect(ev);
-    int64_t processed = -1, unsent = -1;
-    llw_try_scalar(db, "SELECT count(*) FROM processed WHERE stage = 'payment'", &processed);
-    llw_try_scalar(db, "SELECT count(*) FROM outbox_pending", &unsent);
-    size_t outcomes =
-        llw_events_distinct(ev, MSG_TYPE_COMPLETED) + llw_events_distinct(ev, MSG_TYPE_FAILED);
-    snprintf(status, n,
-             "processed %" PRId64 "/%" PRId64 ", outcome events %zu/%zu, unsent outbox %" PRId64,
-             processed, w->processed, outcomes, w->outcomes, unsent);
-    return processed == w->processed && outcomes == w->outcomes && unsent == 0;
-}
-
 static uint64_t lcg(uint64_t *s)
 {
     *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -79,11 +62,11 @@ START_TEST(concurrent_workers_post_each_payment_once)
 
     pid_t w[3];
     for (int k = 0; k < nworkers; k++) {
-        char inst[64];
-        snprintf(inst, sizeof inst, "LEDGERLINE_WORKER_INSTANCE=c%d", k);
-        const char *env[] = {inst, "LEDGERLINE_WORKER_BATCH_MAX_MESSAGES=16",
+        char inst[16];
+        snprintf(inst, sizeof inst, "c%d", k);
+        const char *env[] = {"LEDGERLINE_WORKER_BATCH_MAX_MESSAGES=16",
                              "LEDGERLINE_AMQP_PREFETCH=16", NULL};
-        w[k] = llw_start(WORKER, ledger, env, NULL);
+        w[k] = llw_start_instance(WORKER, ledger, inst, env);
     }
     llw_wait_consuming(m, "payments", (uint32_t)nworkers, WAIT_MS);
 
@@ -104,11 +87,16 @@ START_TEST(concurrent_workers_post_each_payment_once)
         free(llw_publish_approved(m, p, T0_MS + i));
     }
     llw_confirm(m);
-    want_t want = {NPAY, NPAY};
-    llw_wait_until(done_cond, &want, WAIT_MS, "every payment decided by the workers");
+    llw_done_t want = {.counts = {"SELECT count(*) FROM processed WHERE stage = 'payment'"},
+                       .rows = NPAY,
+                       .events = {MSG_TYPE_COMPLETED, MSG_TYPE_FAILED},
+                       .distinct = NPAY,
+                       .rejected = LLW_ANY};
+    llw_wait_done(&fx, &want, WAIT_MS, "every payment decided by the workers");
     for (int k = 0; k < nworkers; k++) {
-        int st = llw_stop(w[k], 20000);
-        LLW_ASSERT(st == 0, "worker c%d: SIGTERM: %s", k, llw_status_str(st));
+        char inst[16];
+        snprintf(inst, sizeof inst, "worker c%d", k);
+        llw_stop_ok(w[k], 20000, inst);
     }
     llw_events_collect(ev);
 

@@ -19,8 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ll_amqp.h"
+#include "ll_fixture.h"
+#include "ll_ledger.h"
+#include "ll_proc.h"
 #include "ll_test.h"
-#include "ll_worker.h"
 
 #define WORKER  LL_BIN_DIR "/payment-worker"
 #define NPAY    200
@@ -38,29 +41,6 @@ static const struct {
     {"mid_batch", 3},    {"after_decode", 3},  {"before_commit", 3},
     {"after_commit", 3}, {"after_publish", 3}, {"after_ack", 3},
 };
-
-typedef struct {
-    int64_t processed;
-    size_t events;
-} want_t;
-
-static bool done_cond(void *arg, char *status, size_t n)
-{
-    const want_t *w = arg;
-    llw_events_collect(ev);
-    int64_t processed = -1, unsent = -1;
-    llw_try_scalar(db, "SELECT count(*) FROM processed WHERE stage = 'payment'", &processed);
-    llw_try_scalar(db, "SELECT count(*) FROM outbox_pending", &unsent);
-    uint32_t ready = 0, consumers = 0;
-    int rc = mq_queue_stats(m, "payments", &ready, &consumers);
-    size_t events = llw_events_distinct(ev, MSG_TYPE_COMPLETED);
-    snprintf(status, n,
-             "processed %" PRId64 "/%" PRId64 ", distinct payment.completed %zu/%zu, unsent "
-             "outbox rows %" PRId64 ", payments ready %u (%s)",
-             processed, w->processed, events, w->events, unsent, ready, ll_errname(rc));
-    return processed == w->processed && events == w->events && unsent == 0 && rc == LL_OK &&
-           ready == 0;
-}
 
 START_TEST(a_kill_at_each_crash_point_loses_and_doubles_nothing)
 {
@@ -90,9 +70,8 @@ START_TEST(a_kill_at_each_crash_point_loses_and_doubles_nothing)
     char at[64], after[64];
     snprintf(at, sizeof at, "LEDGERLINE_CRASH_AT=%s", point);
     snprintf(after, sizeof after, "LEDGERLINE_CRASH_AFTER=%d", points[_i].after);
-    const char *crash_env[] = {"LEDGERLINE_WORKER_INSTANCE=crasher",
-                               "LEDGERLINE_WORKER_BATCH_MAX_MESSAGES=16", at, after, NULL};
-    pid_t c = llw_start(WORKER, ledger, crash_env, NULL);
+    const char *crash_env[] = {"LEDGERLINE_WORKER_BATCH_MAX_MESSAGES=16", at, after, NULL};
+    pid_t c = llw_start_instance(WORKER, ledger, "crasher", crash_env);
     llw_expect_exit(c);
     int st = llw_wait_exit(c, WAIT_MS);
     LLW_ASSERT(st == -SIGKILL,
@@ -101,17 +80,22 @@ START_TEST(a_kill_at_each_crash_point_loses_and_doubles_nothing)
                point, llw_status_str(st));
     int64_t at_crash = llw_count(db, "SELECT count(*) FROM processed");
 
-    static const char *const env[] = {"LEDGERLINE_WORKER_INSTANCE=recoverer",
-                                      "LEDGERLINE_WORKER_OUTBOX_SWEEP_INTERVAL_MS=200",
+    static const char *const env[] = {"LEDGERLINE_WORKER_OUTBOX_SWEEP_INTERVAL_MS=200",
                                       "LEDGERLINE_WORKER_OUTBOX_SWEEP_AGE_MS=500", NULL};
-    pid_t w = llw_start(WORKER, ledger, env, NULL);
-    want_t want = {NPAY, NPAY};
+    pid_t w = llw_start_instance(WORKER, ledger, "recoverer", env);
+    /* every payment decided and published, the outbox empty, nothing ready
+     * in payments */
+    llw_done_t want = {.counts = {"SELECT count(*) FROM processed WHERE stage = 'payment'"},
+                       .rows = NPAY,
+                       .events = {MSG_TYPE_COMPLETED},
+                       .distinct = NPAY,
+                       .rejected = LLW_ANY,
+                       .drained = "payments"};
     char what[128];
     snprintf(what, sizeof what, "recovery after a crash at %s (%" PRId64 " processed then)", point,
              at_crash);
-    llw_wait_until(done_cond, &want, WAIT_MS, what);
-    st = llw_stop(w, 20000);
-    LLW_ASSERT(st == 0, "%s: SIGTERM: %s", point, llw_status_str(st));
+    llw_wait_done(&fx, &want, WAIT_MS, what);
+    llw_stop_ok(w, 20000, point);
     llw_events_collect(ev);
 
     LLW_ASSERT(llw_count(db, "SELECT count(*) FROM processed WHERE outcome = 'completed'") == NPAY,

@@ -26,8 +26,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ll_amqp.h"
+#include "ll_fixture.h"
+#include "ll_ledger.h"
+#include "ll_proc.h"
+#include "ll_redis.h"
+#include "ll_stack.h"
 #include "ll_test.h"
-#include "ll_worker.h"
+#include "ll_wait.h"
 
 #define WORKER  LL_BIN_DIR "/payment-worker"
 #define WAIT_MS 60000
@@ -89,35 +95,18 @@ static void publish_more(int n)
     llw_confirm(m);
 }
 
-typedef struct {
-    int64_t processed;
-    size_t completed;
-    size_t rejected;
-} want_t;
-
-static bool done_cond(void *arg, char *status, size_t n)
-{
-    const want_t *w = arg;
-    llw_events_collect(ev);
-    int64_t processed = -1, unsent = -1;
-    llw_try_scalar(
-        db, "SELECT count(*) FROM processed WHERE stage = 'payment' AND outcome = 'completed'",
-        &processed);
-    llw_try_scalar(db, "SELECT count(*) FROM outbox_pending", &unsent);
-    size_t completed = llw_events_distinct(ev, MSG_TYPE_COMPLETED);
-    size_t rejected = llw_events_distinct(ev, MSG_TYPE_REJECTED);
-    snprintf(status, n,
-             "processed %" PRId64 "/%" PRId64 ", distinct payment.completed %zu/%zu, "
-             "message.rejected %zu/%zu, unsent outbox rows %" PRId64,
-             processed, w->processed, completed, w->completed, rejected, w->rejected, unsent);
-    return processed == w->processed && completed == w->completed && rejected == w->rejected &&
-           unsent == 0;
-}
-
+/* Until `processed` payments are completed with as many distinct
+ * payment.completed events, `rejected` distinct message.rejected events,
+ * and no outbox row is left unsent. */
 static void wait_done(int64_t processed, size_t completed, size_t rejected, const char *what)
 {
-    want_t w = {processed, completed, rejected};
-    llw_wait_until(done_cond, &w, WAIT_MS, what);
+    llw_done_t w = {.counts = {"SELECT count(*) FROM processed WHERE stage = 'payment' AND "
+                               "outcome = 'completed'"},
+                    .rows = processed,
+                    .events = {MSG_TYPE_COMPLETED},
+                    .distinct = (int64_t)completed,
+                    .rejected = (int64_t)rejected};
+    llw_wait_done(&fx, &w, WAIT_MS, what);
 }
 
 /* Ready messages of `queue`, reconnecting the test's client if needed. */
@@ -165,11 +154,9 @@ static void check_all_posted_once(const char *label)
 /* A payment-worker named `instance`, plus one more setting (or NULL). */
 static pid_t start_with(const char *instance, const char *extra)
 {
-    char inst[96];
-    snprintf(inst, sizeof inst, "LEDGERLINE_WORKER_INSTANCE=%s", instance);
-    const char *env[] = {inst, "LEDGERLINE_WORKER_OUTBOX_SWEEP_INTERVAL_MS=200",
+    const char *env[] = {"LEDGERLINE_WORKER_OUTBOX_SWEEP_INTERVAL_MS=200",
                          "LEDGERLINE_WORKER_OUTBOX_SWEEP_AGE_MS=1000", extra, NULL};
-    pid_t w = llw_start(WORKER, ledger, env, NULL);
+    pid_t w = llw_start_instance(WORKER, ledger, instance, env);
     llw_wait_consuming(m, "payments", 1, WAIT_MS);
     return w;
 }
@@ -181,8 +168,7 @@ static pid_t start(const char *instance)
 
 static void stop_ok(pid_t w, const char *label)
 {
-    int st = llw_stop(w, 20000);
-    LLW_ASSERT(st == 0, "%s: SIGTERM: %s", label, llw_status_str(st));
+    llw_stop_ok(w, 20000, label);
 }
 
 static void server(const char *cmd, const char *name)
@@ -201,7 +187,7 @@ START_TEST(redis_stopped_mid_run)
     publish_more(30);
     wait_done(60, 60, 0, "30 more payments with Redis stopped");
     server("start-one", "redis");
-    kv_t *kv = llw_kv(); /* a fresh client: connects now */
+    kv_t *kv = llr_kv(); /* a fresh client: connects now */
     LLW_ASSERT(kv_ping(kv) == LL_OK, "the test cannot reach Redis: %s", kv_errstr(kv));
     /* the worker uses Redis again once its client's reconnect backoff has
      * passed: probe with one payment at a time until one leaves its key */
@@ -210,7 +196,7 @@ START_TEST(redis_stopped_mid_run)
         publish_more(1);
         wait_done(npays, (size_t)npays, 0, "a probe payment after Redis came back");
         char key[160], val[4096];
-        llw_redis_key(key, sizeof key, db, "payment", pays[npays - 1].payment_id);
+        llr_idem_key(key, sizeof key, db, "payment", pays[npays - 1].payment_id);
         int rc = kv_get(kv, key, val, sizeof val);
         back = rc == LL_OK || rc == LL_ERANGE;
         if (!back)
@@ -222,7 +208,7 @@ START_TEST(redis_stopped_mid_run)
     wait_done(npays, (size_t)npays, 0, "30 more payments after Redis came back");
     for (int i = first_after; i < npays; i++) {
         char key[160], val[4096];
-        llw_redis_key(key, sizeof key, db, "payment", pays[i].payment_id);
+        llr_idem_key(key, sizeof key, db, "payment", pays[i].payment_id);
         int rc = kv_get(kv, key, val, sizeof val);
         LLW_ASSERT(rc == LL_OK || rc == LL_ERANGE,
                    "Redis is back but the worker did not use it: %s for %s (payment %d)",
@@ -404,11 +390,9 @@ START_TEST(a_poison_message_is_parked_after_max_attempts)
         free(llw_publish_approved(m, p, T0_MS + i));
     }
     llw_confirm(m);
-    const char *env[] = {"LEDGERLINE_WORKER_INSTANCE=poison", "LEDGERLINE_WORKER_MAX_ATTEMPTS=3",
-                         NULL};
-    pid_t w = llw_start(WORKER, ledger, env, NULL);
-    want_t want = {20, 20, 1};
-    llw_wait_until(done_cond, &want, WAIT_MS, "20 good payments posted and the poison rejected");
+    const char *env[] = {"LEDGERLINE_WORKER_MAX_ATTEMPTS=3", NULL};
+    pid_t w = llw_start_instance(WORKER, ledger, "poison", env);
+    wait_done(20, 20, 1, "20 good payments posted and the poison rejected");
     llw_wait_drained(m, "payments", WAIT_MS);
     stop_ok(w, "poison");
     llw_events_collect(ev);

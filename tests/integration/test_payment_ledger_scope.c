@@ -11,8 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ll_amqp.h"
+#include "ll_ledger.h"
+#include "ll_proc.h"
 #include "ll_test.h"
-#include "ll_worker.h"
 
 static void setup_ledger(const char *db)
 {
@@ -29,7 +31,7 @@ static void run_once(mq_t *m, const char *db, const msg_payment_t *p)
     free(llw_publish_approved(m, p, 1700000000000));
     llw_confirm(m);
     llw_wait_drained(m, "payments", 30000);
-    LLW_ASSERT(llw_stop(w, 20000) == 0, "worker did not stop cleanly");
+    llw_stop_ok(w, 20000, db);
 }
 
 START_TEST(payment_redis_entries_of_another_ledger_are_ignored)

@@ -8,18 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ll_ledger.h"
 #include "ll_test.h"
 #include "msg.h"
+#include "msg_decode.h"
 
 static mq_t *m;
 
 static void setup(void)
 {
-    char *out, *err;
-    int rc = llt_ctl(&out, &err, NULL, "topology apply");
-    ck_assert_msg(rc == 0, "%s%s", out, err);
-    free(out);
-    free(err);
+    llw_ctl(NULL, "topology apply");
     m = llt_mq();
     uint32_t n;
     ck_assert_int_eq(mq_purge(m, "risk", &n), LL_OK);

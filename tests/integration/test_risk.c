@@ -1,8 +1,9 @@
 /*
  * test_risk.c - the real risk-worker against the test stack: each rule of
- * schemas/sql/005_risk.sql at its boundaries (max_amount, blocklisted,
- * velocity_count, velocity_sum with a sliding window, the score of the soft
- * signals new_payee and above_median), with its risk_decisions row,
+ * risk_apply_batch (schemas/sql/functions/) at its boundaries (max_amount,
+ * blocklisted, velocity_count, velocity_sum with a sliding window, the
+ * score of the soft signals new_payee and above_median), with its
+ * risk_decisions row,
  * processed row, event, outbox row and the copy of each approval in the
  * `payments` queue; velocity counted exactly once (a redelivered payment,
  * two workers on one payer); the blocklist reloaded on SIGHUP while
@@ -23,9 +24,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ll_amqp.h"
 #include "ll_check.h"
+#include "ll_fixture.h"
+#include "ll_ledger.h"
+#include "ll_proc.h"
+#include "ll_redis.h"
 #include "ll_test.h"
-#include "ll_worker.h"
+#include "ll_wait.h"
+#include "msg_decode.h"
 
 #define WORKER  LL_BIN_DIR "/risk-worker"
 #define WAIT_MS 30000
@@ -109,34 +116,19 @@ static void write_file(const char *path, const char *text)
 
 /* ---- waiting for the worker --------------------------------------------- */
 
-typedef struct {
-    int64_t decided; /* risk_decisions rows = processed rows of stage risk */
-    size_t rejected; /* distinct message.rejected event ids */
-} want_t;
-
-static bool done_cond(void *arg, char *status, size_t n)
-{
-    const want_t *w = arg;
-    llw_events_collect(ev);
-    int64_t decided = -1, processed = -1, unsent = -1;
-    llw_try_scalar(db, "SELECT count(*) FROM risk_decisions", &decided);
-    llw_try_scalar(db, "SELECT count(*) FROM processed WHERE stage = 'risk'", &processed);
-    llw_try_scalar(db, "SELECT count(*) FROM outbox_pending", &unsent);
-    size_t outcomes =
-        llw_events_distinct(ev, MSG_TYPE_APPROVED) + llw_events_distinct(ev, MSG_TYPE_DECLINED);
-    size_t rejected = llw_events_distinct(ev, MSG_TYPE_REJECTED);
-    snprintf(status, n,
-             "decisions %" PRId64 "/%" PRId64 ", processed %" PRId64
-             ", outcome events %zu, rejected %zu/%zu, unsent outbox rows %" PRId64,
-             decided, w->decided, processed, outcomes, rejected, w->rejected, unsent);
-    return decided == w->decided && processed == w->decided && (int64_t)outcomes == w->decided &&
-           rejected == w->rejected && unsent == 0;
-}
-
+/* Until `decided` payments each have a risk_decisions row, a processed row
+ * of stage risk and one payment.approved or payment.declined event id,
+ * with `rejected` distinct message.rejected events and no unsent outbox
+ * row. */
 static void wait_done(int64_t decided, size_t rejected)
 {
-    want_t w = {decided, rejected};
-    llw_wait_until(done_cond, &w, WAIT_MS, "the risk-worker to decide every payment");
+    llw_done_t w = {.counts = {"SELECT count(*) FROM risk_decisions",
+                               "SELECT count(*) FROM processed WHERE stage = 'risk'"},
+                    .rows = decided,
+                    .events = {MSG_TYPE_APPROVED, MSG_TYPE_DECLINED},
+                    .distinct = decided,
+                    .rejected = (int64_t)rejected};
+    llw_wait_done(&fx, &w, WAIT_MS, "the risk-worker to decide every payment");
 }
 
 static void wait_logged(pid_t pid, const char *needle)
@@ -286,10 +278,7 @@ static void check_payments_queue(void)
 static void check_risk_queues_empty(void)
 {
     static const char *const qs[] = {"risk", "risk.retry.1s", "risk.retry.30s", NULL};
-    for (size_t i = 0; qs[i]; i++) {
-        uint32_t n = llw_queue_depth(m, qs[i]);
-        LLW_ASSERT(n == 0, "queue %s holds %u message(s) after the worker stopped", qs[i], n);
-    }
+    llw_assert_queues_empty(m, qs);
 }
 
 /* ---- table-driven rule sequences ----------------------------------------- */
@@ -332,7 +321,7 @@ static void run_table(const char *prefix, const step_t *s, size_t n, const char 
     publish_steps(prefix, s, n, 0, pays);
     pid_t w = start(prefix, env);
     wait_done((int64_t)n, 0);
-    llw_stop_ok(w, STOP_MS);
+    llw_stop_ok(w, STOP_MS, NULL);
     llw_events_collect(ev);
     check_steps(s, n, pays);
     LLW_ASSERT(llw_events_count(ev, MSG_TYPE_REJECTED, NULL) == 0, "unexpected message.rejected");
@@ -432,7 +421,7 @@ START_TEST(approvals_older_than_the_velocity_window_stop_counting)
     llw_sleep_ms(2500);
     publish_steps("w", window_after, NAFTER, NBEFORE, pays);
     wait_done(NBEFORE + NAFTER, 0);
-    llw_stop_ok(w, STOP_MS);
+    llw_stop_ok(w, STOP_MS, NULL);
     llw_events_collect(ev);
     check_steps(window_before, NBEFORE, pays);
     check_steps(window_after, NAFTER, pays + NBEFORE);
@@ -478,7 +467,7 @@ START_TEST(the_velocity_window_drops_only_what_left_it)
     llw_sleep_ms(3500);
     publish_steps("sl", slide_steps + 2, 2, 2, pays);
     wait_done(4, 0);
-    llw_stop_ok(w, STOP_MS);
+    llw_stop_ok(w, STOP_MS, NULL);
     /* the premise: A1 had left the 6 s window when A3 was decided, A2 had
      * not when A4 was */
     int64_t a1_a3 = decided_gap_ms(&pays[0], &pays[2]), a2_a4 = decided_gap_ms(&pays[1], &pays[3]);
@@ -508,7 +497,7 @@ START_TEST(a_redelivered_payment_counts_once)
     pid_t w = start("twice", env);
     llw_wait_events(ev, MSG_TYPE_APPROVED, p1.payment_id, 2, WAIT_MS);
     wait_done(3, 0);
-    llw_stop_ok(w, STOP_MS);
+    llw_stop_ok(w, STOP_MS, NULL);
     llw_events_collect(ev);
     /* counted once: p2 is the payer's second approval, p3 the third */
     check_decision(&p1, "approved", "", 0, 2);
@@ -546,8 +535,8 @@ START_TEST(two_workers_count_one_payer_once)
     }
     llw_confirm(m);
     wait_done(3 * BURST_N, 0);
-    llw_stop_ok(a, STOP_MS);
-    llw_stop_ok(b, STOP_MS);
+    llw_stop_ok(a, STOP_MS, NULL);
+    llw_stop_ok(b, STOP_MS, NULL);
     llw_events_collect(ev);
     /* both workers decided some of the burst, else this proves nothing */
     size_t da = llw_log_count(a, "(score "), dbk = llw_log_count(b, "(score ");
@@ -637,7 +626,7 @@ START_TEST(sighup_reloads_the_blocklist_while_consuming)
     wait_done(NB + NS + NA, 0);
     LLW_ASSERT(llw_wait_exit(w, 0) == LLW_TIMEDOUT, "the worker is not running after SIGHUP");
     LLW_ASSERT(llw_log_count(w, "SIGHUP: reload failed") == 0, "the reload of a good file failed");
-    llw_stop_ok(w, STOP_MS);
+    llw_stop_ok(w, STOP_MS, NULL);
     llw_events_collect(ev);
     check_steps(before, NB, pays);
     for (size_t i = 0; i < NS; i++)
@@ -701,7 +690,7 @@ START_TEST(an_unusable_blocklist_on_reload_keeps_the_old_one)
     wait_done(4, 0);
     LLW_ASSERT(llw_wait_exit(w, 0) == LLW_TIMEDOUT, "%s: the worker stopped",
                bad_reloads[_i].label);
-    llw_stop_ok(w, STOP_MS);
+    llw_stop_ok(w, STOP_MS, NULL);
     llw_events_collect(ev);
     check_steps(before, 1, pays);
     check_steps(after, 3, pays + 1);
@@ -971,7 +960,7 @@ START_TEST(bad_input_is_rejected_parked_and_acked)
     llw_confirm(m);
     pid_t w = start("bad", NULL);
     wait_done(NGOOD, NBAD);
-    llw_stop_ok(w, STOP_MS);
+    llw_stop_ok(w, STOP_MS, NULL);
     llw_events_collect(ev);
     for (size_t i = 0; i < NGOOD; i++)
         check_decision(&good[i], "approved", "new_payee", 20, 1);
@@ -1029,17 +1018,10 @@ START_TEST(a_duplicate_replays_the_original_event)
     pid_t w = start("dup1", env);
     wait_done(2, 0);
     if (forget_redis) {
-        llw_stop_ok(w, STOP_MS);
-        kv_t *kv = llw_kv();
+        llw_stop_ok(w, STOP_MS, NULL);
         const char *ids[] = {ok.payment_id, no.payment_id};
-        for (size_t i = 0; i < 2; i++) {
-            char key[160];
-            llw_redis_key(key, sizeof key, db, "risk", ids[i]);
-            int rc = kv_del(kv, key);
-            LLW_ASSERT(rc == LL_OK, "Redis key %s after deciding: %s (the outcome belongs there)",
-                       key, ll_errname(rc));
-        }
-        kv_free(kv);
+        for (size_t i = 0; i < 2; i++)
+            llr_idem_forget(db, "risk", ids[i], "after deciding (the outcome belongs there)");
         w = start("dup2", env);
     }
     /* the same payloads again: byte for byte, and in other bytes */
@@ -1051,7 +1033,7 @@ START_TEST(a_duplicate_replays_the_original_event)
     llw_wait_events(ev, MSG_TYPE_APPROVED, ok.payment_id, 3, WAIT_MS);
     llw_wait_events(ev, MSG_TYPE_DECLINED, no.payment_id, 2, WAIT_MS);
     wait_done(2, 0);
-    llw_stop_ok(w, STOP_MS);
+    llw_stop_ok(w, STOP_MS, NULL);
     llw_events_collect(ev);
     LLW_ASSERT(llw_events_count(ev, MSG_TYPE_REJECTED, NULL) == 0,
                "a same-payload duplicate was rejected");
@@ -1107,7 +1089,7 @@ START_TEST(a_different_payload_is_an_idempotency_conflict)
     }
     llw_confirm(m);
     wait_done(2, NC);
-    llw_stop_ok(w, STOP_MS);
+    llw_stop_ok(w, STOP_MS, NULL);
     llw_events_collect(ev);
     json_t *dead = llw_queue_drain(m, "risk.dead");
     LLW_ASSERT(json_array_size(dead) == NC, "risk.dead holds %zu messages, want %d",
@@ -1151,7 +1133,7 @@ START_TEST(the_ruleset_version_is_recorded_and_shown)
     publish_steps("rv", steps, 2, 0, pays);
     pid_t w = start("version", env);
     wait_done(2, 0);
-    llw_stop_ok(w, STOP_MS);
+    llw_stop_ok(w, STOP_MS, NULL);
     llw_events_collect(ev);
     check_steps(steps, 2, pays); /* rows say v7 */
     LLW_ASSERT(llw_count(db, "SELECT count(*) FROM risk_decisions WHERE ruleset_version <> 'v7'") ==

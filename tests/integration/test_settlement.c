@@ -30,16 +30,20 @@
  */
 #include <inttypes.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "ll_amqp.h"
 #include "ll_check.h"
+#include "ll_fixture.h"
+#include "ll_ledger.h"
+#include "ll_proc.h"
 #include "ll_test.h"
-#include "ll_worker.h"
+#include "ll_wait.h"
+#include "msg_encode.h"
 
 #define WORKER  LL_BIN_DIR "/settlement-worker"
 #define WAIT_MS 30000
@@ -74,18 +78,11 @@ static void teardown(void)
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The start (epoch seconds) of the window of length w that began `back`
  * windows before the current one. */
 static int64_t past_window(int64_t w, int back)
 {
-    int64_t now_s = wall_ms() / 1000;
+    int64_t now_s = clock_now_ms() / 1000;
     return now_s / w * w - back * w;
 }
 
@@ -176,11 +173,9 @@ static void publish1(const msg_payment_t *p, int64_t posted_ms)
 static pid_t start(const char *instance, int64_t window_s, int64_t grace_ms,
                    const char *const *extra)
 {
-    const char *env[24];
+    const char *env[23];
     size_t k = 0;
-    char inst[96], win[96], grace[96];
-    snprintf(inst, sizeof inst, "LEDGERLINE_WORKER_INSTANCE=%s", instance);
-    env[k++] = inst;
+    char win[96], grace[96];
     if (window_s > 0) {
         snprintf(win, sizeof win, "LEDGERLINE_SETTLEMENT_WINDOW_S=%" PRId64, window_s);
         env[k++] = win;
@@ -188,48 +183,18 @@ static pid_t start(const char *instance, int64_t window_s, int64_t grace_ms,
     snprintf(grace, sizeof grace, "LEDGERLINE_SETTLEMENT_GRACE_MS=%" PRId64, grace_ms);
     env[k++] = grace;
     env[k++] = "LEDGERLINE_SETTLEMENT_CLOSE_INTERVAL_MS=200";
-    for (size_t i = 0; extra && extra[i] && k < 23; i++)
+    for (size_t i = 0; extra && extra[i] && k < 22; i++)
         env[k++] = extra[i];
     env[k] = NULL;
-    return llw_start(WORKER, ledger, env, NULL);
+    return llw_start_instance(WORKER, ledger, instance, env);
 }
 
 static void stop_ok(pid_t pid)
 {
-    int st = llw_stop(pid, STOP_MS);
-    LLW_ASSERT(st == 0, "SIGTERM: settlement-worker %d should exit 0: %s", (int)pid,
-               llw_status_str(st));
+    llw_stop_ok(pid, STOP_MS, "settlement-worker");
 }
 
 /* ---- waiting ------------------------------------------------------------- */
-
-typedef struct {
-    char sql[1024];
-    int64_t want;
-} sql_wait_t;
-
-static bool sql_cond(void *arg, char *status, size_t n)
-{
-    const sql_wait_t *w = arg;
-    int64_t have = -1;
-    llw_try_scalar(db, w->sql, &have);
-    snprintf(status, n, "%" PRId64 " of %" PRId64 " (%s)", have, w->want, w->sql);
-    return have == w->want;
-}
-
-/* Until the query's scalar equals want. */
-static void wait_sql(int64_t want, const char *what, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void wait_sql(int64_t want, const char *what, const char *fmt, ...)
-{
-    sql_wait_t w;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(w.sql, sizeof w.sql, fmt, ap);
-    va_end(ap);
-    w.want = want;
-    llw_wait_until(sql_cond, &w, WAIT_MS, what);
-}
 
 /* Distinct settlement.batch.closed event ids collected so far. */
 static size_t closed_events(void)
@@ -238,30 +203,16 @@ static size_t closed_events(void)
     return llw_events_distinct(ev, MSG_TYPE_BATCH_CLOSED);
 }
 
-typedef struct {
-    int64_t closed;
-} closed_want_t;
-
-static bool closed_cond(void *arg, char *status, size_t n)
-{
-    const closed_want_t *w = arg;
-    int64_t closed = -1, unsent = -1;
-    llw_try_scalar(db, "SELECT count(*) FROM settlement_batches WHERE status = 'closed'", &closed);
-    llw_try_scalar(db, "SELECT count(*) FROM outbox_pending", &unsent);
-    size_t evs = closed_events();
-    snprintf(status, n,
-             "closed batches %" PRId64 "/%" PRId64 ", distinct settlement.batch.closed events "
-             "%zu, unsent outbox rows %" PRId64,
-             closed, w->closed, evs, unsent);
-    return closed == w->closed && (int64_t)evs == w->closed && unsent == 0;
-}
-
 /* Until exactly `n` batches are closed, each one's event published and no
  * outbox row is left unsent. */
 static void wait_closed(int64_t n, const char *what)
 {
-    closed_want_t w = {n};
-    llw_wait_until(closed_cond, &w, WAIT_MS, what);
+    llw_done_t w = {.counts = {"SELECT count(*) FROM settlement_batches WHERE status = 'closed'"},
+                    .rows = n,
+                    .events = {MSG_TYPE_BATCH_CLOSED},
+                    .distinct = n,
+                    .rejected = LLW_ANY};
+    llw_wait_done(&fx, &w, WAIT_MS, what);
 }
 
 /*
@@ -273,8 +224,8 @@ static void wait_closed(int64_t n, const char *what)
 static void add_all(int64_t window_s, int64_t items)
 {
     pid_t a = start("adder", window_s, GRACE_OPEN, NULL);
-    wait_sql(items, "the adder to put every payment in its batch",
-             "SELECT count(*) FROM settlement_items");
+    llw_wait_sql(db, items, WAIT_MS, "the adder to put every payment in its batch",
+                 "SELECT count(*) FROM settlement_items");
     llw_wait_drained(m, "settlement", WAIT_MS);
     llw_wait_drained(m, "settlement.retry.1s", WAIT_MS);
     stop_ok(a);
@@ -644,7 +595,7 @@ START_TEST(a_window_boundary_splits_batches)
                llw_count(db, "SELECT count(*) FROM settlement_batches"));
 
     /* the second window is due only if it has ended (all but the default) */
-    bool second_due = (ws + 2 * w) * 1000 < wall_ms();
+    bool second_due = (ws + 2 * w) * 1000 < clock_now_ms();
     pid_t c = start("closer", windows[_i].window_s, 0, NULL);
     wait_closed(second_due ? 2 : 1, "the closer to close the ended windows");
     llw_sleep_ms(800); /* four close intervals: a not yet ended window stays open */
@@ -843,24 +794,6 @@ END_TEST
 
 /* ---- duplicates ---------------------------------------------------------- */
 
-static bool rejected_cond(void *arg, char *status, size_t n)
-{
-    (void)arg;
-    llw_events_collect(ev);
-    size_t k = llw_events_count(ev, MSG_TYPE_REJECTED, NULL);
-    snprintf(status, n, "%zu message.rejected event(s)", k);
-    return k >= 1;
-}
-
-static bool two_rejected_cond(void *arg, char *status, size_t n)
-{
-    (void)arg;
-    llw_events_collect(ev);
-    size_t k = llw_events_count(ev, MSG_TYPE_REJECTED, NULL);
-    snprintf(status, n, "%zu message.rejected event(s)", k);
-    return k >= 2;
-}
-
 /* The ledger, not the event, says what was paid: a payment.completed that
  * contradicts its payment transfer (a forged amount) or has none is
  * rejected and parked, joins no batch and leaves no processed row, so the
@@ -879,7 +812,7 @@ START_TEST(a_completed_event_that_contradicts_the_ledger_is_refused)
     free(publish_completed_tid(&ghost, ws * 1000 + 2, "424242")); /* never posted */
     llw_confirm(m);
     pid_t a = start("adder", W_TEST, GRACE_OPEN, NULL);
-    llw_wait_until(two_rejected_cond, NULL, WAIT_MS, "both bogus events to be rejected");
+    llw_wait_events(ev, MSG_TYPE_REJECTED, NULL, 2, WAIT_MS); /* both bogus events */
     LLW_ASSERT(llw_count(db, "SELECT count(*) FROM settlement_items") == 0,
                "a bogus payment.completed joined a batch");
     LLW_ASSERT(llw_count(db, "SELECT count(*) FROM processed WHERE stage = 'settlement'") == 0,
@@ -903,7 +836,8 @@ START_TEST(a_completed_event_that_contradicts_the_ledger_is_refused)
     /* the genuine event still settles */
     free(publish_completed_tid(&p, ws * 1000 + 1, tid));
     llw_confirm(m);
-    wait_sql(1, "the genuine payment's item", "SELECT count(*) FROM settlement_items");
+    llw_wait_sql(db, 1, WAIT_MS, "the genuine payment's item",
+                 "SELECT count(*) FROM settlement_items");
     llw_wait_drained(m, "settlement", WAIT_MS);
     stop_ok(a);
     bwant_t b;
@@ -924,14 +858,15 @@ START_TEST(a_duplicate_payment_completed_adds_no_item)
     char *pbody = publish_completed(&p, ws * 1000 + 1);
     llw_confirm(m);
     pid_t a = start("adder", W_TEST, GRACE_OPEN, NULL);
-    wait_sql(1, "the first payment's item", "SELECT count(*) FROM settlement_items");
+    llw_wait_sql(db, 1, WAIT_MS, "the first payment's item",
+                 "SELECT count(*) FROM settlement_items");
     /* the same bytes again, then q: once q is in, the duplicate was handled */
     llw_publish_raw(m, "ledgerline.events", MSG_TYPE_COMPLETED, p.payment_id, MSG_TYPE_COMPLETED,
                     pbody, strlen(pbody));
     publish1(&q, ws * 1000 + 2);
     llw_confirm(m);
-    wait_sql(1, "the second payment's item",
-             "SELECT count(*) FROM settlement_items WHERE payment_id = '%s'", q.payment_id);
+    llw_wait_sql(db, 1, WAIT_MS, "the second payment's item",
+                 "SELECT count(*) FROM settlement_items WHERE payment_id = '%s'", q.payment_id);
     llw_wait_drained(m, "settlement", WAIT_MS);
     llw_wait_drained(m, "settlement.retry.1s", WAIT_MS);
     stop_ok(a);
@@ -962,8 +897,7 @@ START_TEST(a_duplicate_payment_completed_adds_no_item)
     p2.amount = 1001;
     free(publish_completed_tid(&p2, ws * 1000 + 1, "t-conflict")); /* no posting: it is bogus */
     llw_confirm(m);
-    llw_wait_until(rejected_cond, NULL, WAIT_MS,
-                   "the conflicting payment.completed to be rejected");
+    llw_wait_events(ev, MSG_TYPE_REJECTED, NULL, 1, WAIT_MS); /* the conflicting one */
     stop_ok(c);
     json_t *rej = llw_events_find(ev, MSG_TYPE_REJECTED, p.payment_id, 0);
     const json_t *rj = json_object_get(rej, "json");
@@ -1039,12 +973,12 @@ START_TEST(racing_workers_close_each_batch_once)
     }
     /* the batches fall due (grace) only once every racer is up and
      * consuming, so that they all go for the same batches at once */
-    int64_t due_ms = wall_ms() + 4000;
+    int64_t due_ms = clock_now_ms() + 4000;
     int64_t grace = due_ms - (ws + W_TEST) * 1000;
     for (int k = 0; k < nw; k++)
         w[k] = start(names[k], W_TEST, grace, NULL);
     llw_wait_consuming(m, "settlement", (uint32_t)nw, WAIT_MS);
-    int64_t up_ms = wall_ms();
+    int64_t up_ms = clock_now_ms();
     LLW_ASSERT(up_ms < due_ms,
                "the %d racers took until %" PRId64 " ms after the batches fell due to consume: "
                "they did not race",

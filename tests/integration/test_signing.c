@@ -13,9 +13,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ll_amqp.h"
+#include "ll_fixture.h"
+#include "ll_ledger.h"
+#include "ll_proc.h"
 #include "ll_test.h"
-#include "ll_worker.h"
+#include "ll_wait.h"
 #include "msg.h"
+#include "msg_encode.h"
 #include "sign.h"
 
 #define K1 "k1-secret-0123456789abcdefghijklmnopqrstuvwxyz"
@@ -54,14 +59,10 @@ static void teardown(void)
  * unsigned), through ledgerctl. */
 static void publish(const char *type, const char *id, const char *keys)
 {
-    char *out, *err;
-    int rc = llt_ctl(&out, &err, fx.ledger,
-                     "publish --type %s --payer alice --payee shop --amount 100 --currency EUR "
-                     "--payment-id %s %s%s",
-                     type, id, keys ? "--key-file " : "", keys ? keys : "");
-    ck_assert_msg(rc == 0, "publish %s: %s%s", id, out, err);
-    free(out);
-    free(err);
+    llw_ctl(fx.ledger,
+            "publish --type %s --payer alice --payee shop --amount 100 --currency EUR "
+            "--payment-id %s %s%s",
+            type, id, keys ? "--key-file " : "", keys ? keys : "");
 }
 
 static int64_t processed(const char *stage, const char *id)
@@ -69,6 +70,14 @@ static int64_t processed(const char *stage, const char *id)
     return llw_count(fx.db,
                      "SELECT count(*) FROM processed WHERE stage = '%s' AND payment_id = '%s'",
                      stage, id);
+}
+
+/* Until the payment stage has processed `id`. */
+static void wait_processed(const char *id)
+{
+    llw_wait_sql(fx.db, 1, 10000, "the payment-worker to process the approval",
+                 "SELECT count(*) FROM processed WHERE stage = 'payment' AND payment_id = '%s'",
+                 id);
 }
 
 /* The messages parked in `queue`, checked to carry reason bad_signature;
@@ -105,7 +114,7 @@ START_TEST(signing_payment_worker_accepts_only_signed_approvals)
     publish("payment.approved", "sig-forged", forged);
     publish("payment.approved", "sig-unknown", unknown);
     llw_wait_drained(fx.m, "payments", 30000);
-    LLW_ASSERT(llw_stop(w, 20000) == 0, "worker did not stop cleanly");
+    llw_stop_ok(w, 20000, "payment-worker");
 
     LLW_ASSERT(processed("payment", "sig-old-key") == 1, "k1 (old key) refused");
     LLW_ASSERT(processed("payment", "sig-new-key") == 1, "k2 (new key) refused");
@@ -151,11 +160,10 @@ START_TEST(signing_requests_through_risk_to_payment)
     /* a client skipping risk with an unsigned approval gets nowhere */
     publish("payment.approved", "req-skipping-risk", NULL);
     llw_wait_drained(fx.m, "risk", 30000);
-    for (int i = 0; i < 100 && processed("payment", "req-signed") == 0; i++)
-        llw_sleep_ms(100);
+    wait_processed("req-signed");
     llw_wait_drained(fx.m, "payments", 30000);
-    LLW_ASSERT(llw_stop(r, 20000) == 0, "risk-worker did not stop cleanly");
-    LLW_ASSERT(llw_stop(p, 20000) == 0, "payment-worker did not stop cleanly");
+    llw_stop_ok(r, 20000, "risk-worker");
+    llw_stop_ok(p, 20000, "payment-worker");
 
     LLW_ASSERT(processed("risk", "req-unsigned") == 0, "risk decided an unsigned request");
     LLW_ASSERT(processed("risk", "req-signed") == 1, "risk refused a signed request");
@@ -201,11 +209,10 @@ START_TEST(signing_a_half_failed_reload_keeps_both_old_keyrings)
     free(keyfile("half_p", "p1 " P1 "\n")); /* the signer still has the old key */
     publish("payment.requested", "half-signed", producers);
     llw_wait_drained(fx.m, "risk", 30000);
-    for (int i = 0; i < 100 && processed("payment", "half-signed") == 0; i++)
-        llw_sleep_ms(100);
+    wait_processed("half-signed");
     llw_wait_drained(fx.m, "payments", 30000);
-    LLW_ASSERT(llw_stop(r, 20000) == 0, "risk-worker did not stop cleanly");
-    LLW_ASSERT(llw_stop(p, 20000) == 0, "payment-worker did not stop cleanly");
+    llw_stop_ok(r, 20000, "risk-worker");
+    llw_stop_ok(p, 20000, "payment-worker");
     LLW_ASSERT(processed("risk", "half-signed") == 1,
                "risk refused a request signed with the producer key it should have kept");
     LLW_ASSERT(processed("payment", "half-signed") == 1,
@@ -265,10 +272,9 @@ START_TEST(signing_a_hostile_signature_header_is_rejected_not_fatal)
     publish_with_signature("hostile-split", split);
     publish("payment.approved", "hostile-then-good", ring);
     llw_wait_drained(fx.m, "payments", 30000);
-    for (int i = 0; i < 100 && processed("payment", "hostile-then-good") == 0; i++)
-        llw_sleep_ms(100);
+    wait_processed("hostile-then-good");
     llw_check_alive();
-    LLW_ASSERT(llw_stop(w, 20000) == 0, "payment-worker did not stop cleanly");
+    llw_stop_ok(w, 20000, "payment-worker");
     LLW_ASSERT(processed("payment", "hostile-then-good") == 1, "the good approval after them");
     char pid_utf8[MSG_ID_MAX + 1], pid_split[MSG_ID_MAX + 1];
     snprintf(pid_utf8, sizeof pid_utf8, "%s-hostile-utf8", fx.ledger);

@@ -26,8 +26,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ll_amqp.h"
+#include "ll_fixture.h"
+#include "ll_ledger.h"
+#include "ll_proc.h"
 #include "ll_test.h"
-#include "ll_worker.h"
+#include "ll_wait.h"
 
 #define PAYMENT    LL_BIN_DIR "/payment-worker"
 #define SETTLEMENT LL_BIN_DIR "/settlement-worker"
@@ -65,19 +69,6 @@ static bool all_settled(void *arg, char *status, size_t n)
              ", closed batches %" PRId64,
              posted, NPAY, items, closed);
     return posted == NPAY && items == NPAY;
-}
-
-/* After their backends are gone, so that their statistics are flushed. */
-static bool no_worker_backends(void *arg, char *status, size_t n)
-{
-    (void)arg;
-    int64_t k = -1;
-    llw_try_scalar(db,
-                   "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                   "AND pid <> pg_backend_pid()",
-                   &k);
-    snprintf(status, n, "%" PRId64 " other backend(s) still connected", k);
-    return k == 0;
 }
 
 START_TEST(payment_and_settlement_workers_share_merchants_without_deadlock)
@@ -137,8 +128,11 @@ START_TEST(payment_and_settlement_workers_share_merchants_without_deadlock)
                    "every payment posted by the payment-workers and batched by the "
                    "settlement-workers");
     for (int k = 0; k < 4; k++)
-        llw_stop_ok(w[k], 30000);
-    llw_wait_until(no_worker_backends, NULL, 30000, "the workers' database sessions ended");
+        llw_stop_ok(w[k], 30000, NULL);
+    /* after their backends are gone, so that their statistics are flushed */
+    llw_wait_sql(db, 0, 30000, "the workers' database sessions ended",
+                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                 "AND pid <> pg_backend_pid()");
     int64_t after = deadlocks();
 
     size_t logged = 0, retried = 0;

@@ -1,6 +1,7 @@
 /*
  * test_stage_set_based.c - each stage's set-based batch function gives
- * exactly what one-at-a-time processing gives (schemas/sql/011).
+ * exactly what one-at-a-time processing gives (their fast paths and the
+ * *_apply_seq fallbacks in schemas/sql/functions/).
  *
  * payment_apply_batch and settlement_apply_batch decide a batch in one
  * statement when they can, and fall back to their one-at-a-time loops
@@ -18,7 +19,7 @@
  * reaching the set-based statement.
  *
  * risk_apply_batch has no loop left to compare with: it is checked against
- * a model of the rules written here (005_risk.sql's rules, in queue order,
+ * a model of the rules written here (risk_apply_batch's rules, in queue order,
  * with the decisions of earlier payments of the same batch counting), over
  * random batches and random rule settings.
  */
@@ -488,7 +489,7 @@ static int cmp64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* 005_risk.sql's rules for one new payment, given every earlier decision */
+/* risk_apply_batch's rules for one new payment, given every earlier decision */
 static void model_decide(const rcfg_t *c, rdec_t *d, const char *cur)
 {
     d->rules[0] = '\0';

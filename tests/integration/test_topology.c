@@ -3,7 +3,7 @@
  * twice is fine, every queue of schemas/topology.yaml exists afterwards,
  * work queues are of the configured type (a mismatching re-declare is
  * refused with a fix), and the dead-letter and retry wiring moves messages
- * where DESIGN.md section 1 says.
+ * where docs/contract.md#topology says.
  */
 #include <stdlib.h>
 #include <string.h>

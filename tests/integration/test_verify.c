@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ll_ledger.h"
 #include "ll_test.h"
 
 static char *ledger;
@@ -13,11 +14,7 @@ static db_t *db;
 
 static void ctl(const char *args)
 {
-    char *out, *err;
-    int rc = llt_ctl(&out, &err, ledger, "%s", args);
-    ck_assert_msg(rc == 0, "ledgerctl %s: %s%s", args, out, err);
-    free(out);
-    free(err);
+    llw_ctl(ledger, "%s", args);
 }
 
 /* A small funded ledger: alice and bob (EUR), carol (USD), a transfer. */

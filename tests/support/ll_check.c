@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ll_amqp.h"
 #include "ll_check.h"
-#include "ll_worker.h"
+#include "ll_ledger.h"
+#include "ll_proc.h"
 #include "msg.h"
 
 const char *llc_jstr(const json_t *o, const char *k)

@@ -3,7 +3,7 @@
  * worker suites: the envelope of an event, copies of one event, the outbox
  * row behind it, and the message.rejected event and parked original of a
  * bad or conflicting input. Every check fails the test through LLW_ASSERT()
- * (with the workers' log tails) and says what it found.
+ * (ll_proc.h: with the workers' log tails) and says what it found.
  *
  * Public API: llc_jstr, llc_dump, llc_edit, llc_check_envelope, llc_same_event,
  * llc_check_outbox, llc_check_rejected, llc_find_parked, llc_check_conflict.
@@ -16,7 +16,7 @@
 #include <jansson.h>
 
 #include "db.h"
-#include "ll_worker.h"
+#include "ll_amqp.h"
 
 /* The string member k of o, "" when absent or not a string. Borrowed. */
 const char *llc_jstr(const json_t *o, const char *k);

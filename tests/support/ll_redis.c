@@ -1,5 +1,5 @@
 /*
- * ll_redis.c - a throwaway redis-server for tests: see ll_redis.h.
+ * ll_redis.c - Redis in the tests: see ll_redis.h.
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -14,11 +15,13 @@
 
 #include <check.h>
 #include <hiredis/hiredis.h>
-#include <stdlib.h>
 
 #include "clock.h"
+#include "ll_proc.h"
 #include "ll_redis.h"
 #include "ll_test.h"
+
+/* ---- the stack's Redis ---------------------------------------------------- */
 
 void llr_stack(llr_stack_t *s)
 {
@@ -28,12 +31,14 @@ void llr_stack(llr_stack_t *s)
         (void)llt_env("LEDGERLINE_REDIS_PASSWORD_FILE");
     free(s->password);
     s->password = llt_secret("LEDGERLINE_REDIS_PASSWORD");
+    const char *db = getenv("LEDGERLINE_REDIS_DB");
+    s->db = db && *db ? atoi(db) : 0;
 }
 
 kv_t *llr_stack_kv(const llr_stack_t *s, const char *prefix, int timeout_ms)
 {
     kv_t *kv;
-    ck_assert_int_eq(kv_open(&kv, s->host, s->port, s->password, 0, timeout_ms, prefix), LL_OK);
+    ck_assert_int_eq(kv_open(&kv, s->host, s->port, s->password, s->db, timeout_ms, prefix), LL_OK);
     ck_assert_msg(kv_is_up(kv), "cannot reach the stack's Redis at %s:%d: %s", s->host, s->port,
                   kv_errstr(kv));
     return kv;
@@ -49,8 +54,48 @@ redisContext *llr_stack_raw(const llr_stack_t *s)
         ck_assert_msg(r && r->type == REDIS_REPLY_STATUS, "raw AUTH failed");
         freeReplyObject(r);
     }
+    if (s->db != 0) {
+        redisReply *r = redisCommand(c, "SELECT %d", s->db);
+        ck_assert_msg(r && r->type == REDIS_REPLY_STATUS, "raw SELECT %d failed", s->db);
+        freeReplyObject(r);
+    }
     return c;
 }
+
+kv_t *llr_kv(void)
+{
+    llr_stack_t s = {0};
+    llr_stack(&s);
+    kv_t *kv = llr_stack_kv(&s, NULL, 2000);
+    free(s.password);
+    return kv;
+}
+
+/* ---- idempotency keys ------------------------------------------------------ */
+
+void llr_idem_key(char *out, size_t n, db_t *db, const char *stage, const char *payment_id)
+{
+    PGresult *r = NULL;
+    int rc = db_query(db, &r, "SELECT id FROM ledger_identity", 0, NULL);
+    ck_assert_msg(rc == LL_OK, "the ledger identity: %s", db_errstr(db));
+    ck_assert_msg(PQntuples(r) == 1, "table ledger_identity has %d rows", PQntuples(r));
+    const char *prefix = getenv("LEDGERLINE_REDIS_KEY_PREFIX");
+    snprintf(out, n, "%sidem:%s:%s:%s", prefix ? prefix : "ll:", PQgetvalue(r, 0, 0), stage,
+             payment_id);
+    PQclear(r);
+}
+
+void llr_idem_forget(db_t *db, const char *stage, const char *payment_id, const char *what)
+{
+    char key[160];
+    llr_idem_key(key, sizeof key, db, stage, payment_id);
+    kv_t *kv = llr_kv();
+    int rc = kv_del(kv, key);
+    kv_free(kv);
+    LLW_ASSERT(rc == LL_OK, "Redis key %s %s: %s", key, what, ll_errname(rc));
+}
+
+/* ---- a throwaway redis-server ---------------------------------------------- */
 
 static pid_t server = -1;
 

@@ -7,8 +7,9 @@
  * (./ops/test exports them; by hand: eval "$(./ops/stack env)"). When they
  * are missing a test FAILS with that advice; it never skips.
  *
- * Public API: llt_env, llt_secret, llt_db, llt_tmpdb, llt_dropdb, llt_mq,
- * llt_run, llt_ctl, llt_scalar, llt_exec, llt_json, llt_run_suite.
+ * Public API: llt_env, llt_secret, llt_db, llt_tmpdb, llt_dropdb, llt_restore,
+ * llt_ledger, llt_mq, llt_run, llt_ctl, llt_scalar, llt_exec, llt_json,
+ * llt_run_suite.
  */
 #ifndef LL_TEST_H
 #define LL_TEST_H
@@ -33,7 +34,13 @@ db_t *llt_db(const char *dbname);
  * per call site is not needed: caller frees). */
 char *llt_tmpdb(void);
 void llt_dropdb(const char *name);
-/* llt_tmpdb() migrated with `ledgerctl migrate`: an empty ledger. */
+/* Restores the pg_dump (custom format) `dump` into the empty database
+ * `dbname` and gives it a new ledger identity. */
+void llt_restore(const char *dbname, const char *dump);
+/* llt_tmpdb() migrated with `ledgerctl migrate`: an empty ledger. When
+ * LEDGERLINE_TEST_LEDGER_FROM names a dump (the upgrade pass: see
+ * tests/fixtures/upgrade/README.md), the database is restored from it
+ * first, so the ledger is one an older build created, upgraded. */
 char *llt_ledger(void);
 /* A connected AMQP client on the stack's broker. */
 mq_t *llt_mq(void);

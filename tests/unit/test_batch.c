@@ -1,7 +1,6 @@
 /*
  * test_batch.c - the message state machine: every transition the diagram
- * in batch.h allows works, every other one panics (the process aborts),
- * and a rejected item carries its message.rejected event, parked.
+ * in batch.h allows works, every other one panics (the process aborts).
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -78,39 +77,6 @@ START_TEST(batch_walks_the_happy_path_and_clears)
 }
 END_TEST
 
-START_TEST(batch_reject_sets_a_parked_rejection_event)
-{
-    log_set_output(fopen("/dev/null", "w"));
-    item_t it;
-    memset(&it, 0, sizeof it);
-    static char body[] = "{\"payment_id\":\"p-9\",\"amount\":1.5}";
-    it.d.body = body;
-    it.d.len = strlen(body);
-    snprintf(it.payment_id, sizeof it.payment_id, "p-9");
-    msg_reject_t why = {.reason = MSG_REASON_SCHEMA_VIOLATION};
-    snprintf(why.field, sizeof why.field, "amount");
-    snprintf(why.detail, sizeof why.detail, "amount: must be a JSON integer");
-    item_reject(&it, "payments", &why);
-    ck_assert_int_eq(it.verdict, VERDICT_REJECT);
-    ck_assert(it.park);
-    ck_assert_str_eq(it.ev_rk, "message.rejected");
-    json_t *j = llt_json(it.ev_body);
-    ck_assert_str_eq(json_string_value(json_object_get(j, "event_id")), it.ev_id);
-    ck_assert_str_eq(json_string_value(json_object_get(j, "reason")), "schema_violation");
-    ck_assert_str_eq(json_string_value(json_object_get(j, "queue")), "payments");
-    ck_assert_str_eq(json_string_value(json_object_get(j, "payment_id")), "p-9");
-    json_decref(j);
-    /* the same body rejected again is the same event */
-    char first[MSG_EVENT_ID_LEN + 1];
-    snprintf(first, sizeof first, "%s", it.ev_id);
-    item_reject(&it, "payments", &why);
-    ck_assert_str_eq(it.ev_id, first);
-    it.d.body = NULL; /* not owned by a delivery: do not let item_clear free it */
-    it.d.filled = false;
-    item_clear(&it);
-}
-END_TEST
-
 int main(void)
 {
     int forbidden = (ITEM_ACKED + 1) * (ITEM_ACKED + 1) - (int)NALLOWED;
@@ -119,7 +85,6 @@ int main(void)
     tcase_add_loop_test(tc, batch_allowed_transitions_work, 0, (int)NALLOWED);
     tcase_add_loop_test_raise_signal(tc, batch_forbidden_transitions_panic, SIGABRT, 0, forbidden);
     tcase_add_test(tc, batch_walks_the_happy_path_and_clears);
-    tcase_add_test(tc, batch_reject_sets_a_parked_rejection_event);
     suite_add_tcase(s, tc);
     return llt_run_suite(s);
 }

@@ -31,7 +31,8 @@ START_TEST(embed_matches_the_source_tree)
     }
     ck_assert_int_ge(n, 3);
     ck_assert_ptr_nonnull(embed_find("topology.yaml"));
-    ck_assert_ptr_nonnull(embed_find("sql/001_ledger.sql"));
+    ck_assert_ptr_nonnull(embed_find("sql/migrations/001_ledger.sql"));
+    ck_assert_ptr_nonnull(embed_find("sql/functions/ledger_post.sql"));
     ck_assert_ptr_nonnull(embed_find("json/payment.requested.json"));
     ck_assert_ptr_null(embed_find("nope.sql"));
 }

@@ -1,7 +1,7 @@
 /*
  * test_msg.c - Check suite for the message codec (common/msg.c,
- * common/msg_event.c): every rejection reason and boundary of DESIGN.md
- * section 2 as one table, then the payload hash, the diff, the event
+ * msg_decode.c, msg_encode.c): every rejection reason and boundary of
+ * docs/contract.md#field-rules as one table, then the payload hash, the diff, the event
  * encoders (decoded back with jansson), the approved/completed decoders
  * (round trip and their own rejections), time stamps and payment_id peeking.
  */
@@ -13,6 +13,8 @@
 #include <jansson.h>
 
 #include "msg.h"
+#include "msg_decode.h"
+#include "msg_encode.h"
 
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 

@@ -31,6 +31,8 @@
 
 #include "money.h"
 #include "msg.h"
+#include "msg_decode.h"
+#include "msg_encode.h"
 
 #ifndef LL_SOURCE_DIR
 #error "LL_SOURCE_DIR must be defined (the CMake test definitions do)"

@@ -86,26 +86,6 @@ START_TEST(sign_rotation_signs_with_the_first_key_and_accepts_both)
 }
 END_TEST
 
-START_TEST(sign_reload_keeps_the_old_ring_on_a_bad_file)
-{
-    sign_keyring_t *slot = NULL;
-    char *good = keyfile("k1 " K1 "\n"), *bad = keyfile("k1 short\n"), err[256];
-    ck_assert_int_eq(sign_reload(good, &slot, err, sizeof err), LL_OK);
-    sign_set_outgoing(slot);
-    ck_assert_ptr_eq(sign_outgoing(), slot);
-    sign_keyring_t *before = slot;
-    ck_assert_int_eq(sign_reload(bad, &slot, err, sizeof err), LL_ECONFIG);
-    ck_assert_ptr_eq(slot, before);
-    ck_assert_int_eq(sign_reload("", &slot, err, sizeof err), LL_OK); /* empties it */
-    ck_assert_ptr_null(slot);
-    ck_assert_ptr_null(sign_outgoing()); /* the outgoing ring went with it */
-    unlink(good);
-    unlink(bad);
-    free(good);
-    free(bad);
-}
-END_TEST
-
 static const struct {
     const char *text, *want;
 } bad_files[] = {
@@ -139,7 +119,6 @@ int main(void)
     tcase_add_loop_test(tc, sign_verify_refuses_with_a_reason, 0,
                         (int)(sizeof refusals / sizeof refusals[0]));
     tcase_add_test(tc, sign_rotation_signs_with_the_first_key_and_accepts_both);
-    tcase_add_test(tc, sign_reload_keeps_the_old_ring_on_a_bad_file);
     tcase_add_loop_test(tc, sign_load_refuses_bad_files_with_the_line, 0,
                         (int)(sizeof bad_files / sizeof bad_files[0]));
     suite_add_tcase(s, tc);

@@ -1,6 +1,6 @@
 /*
  * test_topo.c - parsing and validating topology documents: the built-in
- * schemas/topology.yaml has the shape DESIGN.md section 1 promises, and
+ * schemas/topology.yaml has the shape docs/contract.md#topology promises, and
  * every kind of mistake in a document is refused with its line.
  */
 #include <string.h>

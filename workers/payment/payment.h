@@ -1,7 +1,8 @@
 /*
- * payment.h - the payment stage: consumes `payments` (payment.approved),
- * posts one double-entry transfer per payment through payment_apply()
- * (schemas/sql/002_runtime.sql), and decides payment.completed or
+ * payment.h - the payment stage: consumes `payments` (payment.approved,
+ * signed by risk when signing.approval_keys_file is set), posts one
+ * double-entry transfer per payment with payment_apply_batch()
+ * (schemas/sql/functions/), and publishes payment.completed or
  * payment.failed (insufficient_funds, unknown_account, account_frozen,
  * currency_mismatch).
  *
@@ -12,6 +13,6 @@
 
 #include "runtime.h"
 
-extern const rt_stage_t payment_stage;
+extern const stage_t payment_stage;
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * risk.c - the risk stage's callbacks: see risk.h.
+ * risk.c - the risk stage's table: see risk.h.
  *
  * The rules run in SQL, in the batch transaction, so a decision, the
  * velocity counts it is based on, the processed row and the outbox event
@@ -7,6 +7,7 @@
  * delivered, and replicas count one after the other (payer locks). The C
  * side builds the rule configuration (settings + blocklist file) once, and
  * again on SIGHUP; a bad file on reload keeps the previous configuration.
+ * The runtime signs what it publishes (stage_t.sign).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,14 +18,13 @@
 #include "clock.h"
 #include "log.h"
 #include "money.h"
+#include "msg_decode.h"
+#include "msg_encode.h"
 #include "risk.h"
-#include "sign.h"
 #include "stage.h"
 #include "xmalloc.h"
 
-static char *risk_cfg;                /* the JSON risk_apply_batch() gets */
-static sign_keyring_t *approval_keys; /* signs what risk publishes */
-static sign_keyring_t *request_keys;  /* verifies payment.requested */
+static char *risk_cfg; /* the JSON risk_apply_batch() gets */
 
 /* "EUR:100,USD:200" -> {"EUR":100,"USD":200} */
 static int parse_limits(const char *s, json_t *out, char *err, size_t errlen)
@@ -132,54 +132,15 @@ static int risk_init(const settings_t *cfg)
         log_error("%s", err);
         return LL_ECONFIG;
     }
-    /* both keyrings load, or neither replaces what is in use */
-    sign_keyring_t *ak = NULL, *rk = NULL;
-    const char *af = cfg->signing.approval_keys_file, *rf = cfg->signing.request_keys_file;
-    if ((af && *af && sign_load(af, &ak, err, sizeof err) != LL_OK) ||
-        (rf && *rf && sign_load(rf, &rk, err, sizeof err) != LL_OK)) {
-        log_error("signing: %s", err);
-        sign_free(ak);
-        free(c);
-        return LL_ECONFIG;
-    }
-    sign_set_outgoing(ak);
-    sign_free(approval_keys);
-    approval_keys = ak;
-    sign_free(request_keys);
-    request_keys = rk;
-    if (!approval_keys)
-        log_warn("signing.approval_keys_file is not set: approvals go out unsigned");
     free(risk_cfg);
     risk_cfg = c;
     log_info("risk rules (ruleset %s): %s", cfg->risk.ruleset_version, risk_cfg);
     return LL_OK;
 }
 
-static int risk_decode(item_t *it)
+static void risk_params(const char **out)
 {
-    if (item_check_signature(it, request_keys) != LL_OK)
-        return LL_EREJECT;
-    msg_payment_t *p = ll_xcalloc(1, sizeof *p);
-    int rc = msg_payment_decode(it->d.body, it->d.len, p, &it->why);
-    if (rc != LL_OK) {
-        free(p);
-        return stage_undecodable(it, rc);
-    }
-    return stage_decoded(it, p, p);
-}
-
-static void risk_release(item_t *it)
-{
-    if (it->msg) {
-        msg_payment_clear(it->msg);
-        free(it->msg);
-        it->msg = NULL;
-    }
-}
-
-static const msg_payment_t *request_of(const item_t *it)
-{
-    return it->msg;
+    out[0] = risk_cfg;
 }
 
 /* rules: a PostgreSQL text[] in text form, "{a,b}" (names need no quoting) */
@@ -196,23 +157,14 @@ static size_t split_rules(char *text, const char *out[MSG_RULES_MAX])
     return n;
 }
 
-/* Row `row`: ord, verdict, decision, score, rules, prior_payload. */
-static void decide(item_t *it, PGresult *r, int row)
+/* A new decision: approved or declined, with its score and rules. */
+static void decide(item_t *it, const stage_row_t *r)
 {
     const msg_payment_t *p = it->msg;
-    const char *verdict = PQgetvalue(r, row, 1);
-    if (strcmp(verdict, "duplicate") == 0) {
-        it->verdict = VERDICT_DUPLICATE;
-        return;
-    }
-    if (strcmp(verdict, "conflict") == 0) {
-        item_reject_conflict(it, "risk", PQgetvalue(r, row, 5), p);
-        return;
-    }
-    const char *decision = PQgetvalue(r, row, 2);
-    int score = atoi(PQgetvalue(r, row, 3));
+    const char *decision = stage_col(r, "decision");
+    int score = atoi(stage_col(r, "score"));
     char rules_text[1024];
-    snprintf(rules_text, sizeof rules_text, "%s", PQgetvalue(r, row, 4));
+    snprintf(rules_text, sizeof rules_text, "%s", stage_col(r, "rules"));
     const char *rules[MSG_RULES_MAX];
     size_t nrules = split_rules(rules_text, rules);
     int64_t now = clock_now_ms();
@@ -235,26 +187,18 @@ static void decide(item_t *it, PGresult *r, int row)
                decision, score);
 }
 
-static int risk_apply(db_t *db, item_t *items, size_t n)
-{
-    size_t count;
-    char *batch = batch_requests_json(items, n, request_of, &count);
-    const char *params[] = {batch, risk_cfg};
-    int rc = stage_apply_rows(db,
-                              "SELECT ord, verdict, decision, score, rules, prior_payload "
-                              "FROM risk_apply_batch($1::jsonb, $2::jsonb) ORDER BY ord",
-                              2, params, items, n, count, decide);
-    free(batch);
-    return rc;
-}
-
-const rt_stage_t risk_stage = {
+const stage_t risk_stage = {
     .name = "risk",
     .worker = "risk-worker",
     .queue = "risk",
-    .decode = risk_decode,
-    .release = risk_release,
-    .apply = risk_apply,
+    .consumes = &msg_decoder_requested,
+    .verify = STAGE_KEYS_REQUESTS,
+    .sign = STAGE_KEYS_APPROVALS,
+    .apply_sql = "SELECT verdict, decision, score, rules, prior_payload "
+                 "FROM risk_apply_batch($1::jsonb, $2::jsonb) ORDER BY ord",
+    .nparams = 1,
+    .params = risk_params,
+    .replays = true,
+    .decide = decide,
     .init = risk_init,
-    .reload = risk_init,
 };

@@ -1,11 +1,13 @@
 /*
  * risk.h - the risk stage, the front door: consumes `risk`
- * (payment.requested), validates every request (rejections:
- * message.rejected + a parked copy in risk.dead), deduplicates, evaluates
- * the rules of the `risk` settings in a fixed order inside the batch
- * transaction (risk_apply_batch, schemas/sql/005_risk.sql), records every
- * decision in risk_decisions, and publishes payment.approved (request +
- * risk {score, rules}) or payment.declined (reason risk_declined, rules).
+ * (payment.requested, signed by producers when signing.request_keys_file
+ * is set), validates every request (rejections: message.rejected + a
+ * parked copy in risk.dead), deduplicates, evaluates the rules of the
+ * `risk` settings in a fixed order inside the batch transaction
+ * (risk_apply_batch, schemas/sql/functions/), records every decision in
+ * risk_decisions, and publishes payment.approved (request + risk {score,
+ * rules}, signed with signing.approval_keys_file) or payment.declined
+ * (reason risk_declined, rules).
  *
  * Public API: risk_stage, risk_config_json.
  */
@@ -14,7 +16,7 @@
 
 #include "runtime.h"
 
-extern const rt_stage_t risk_stage;
+extern const stage_t risk_stage;
 
 /* The rule configuration risk_apply_batch() takes, from the settings and
  * the blocklist file. LL_OK with *out (caller frees), or LL_ECONFIG with

@@ -1,16 +1,17 @@
 /*
- * settlement.c - the settlement stage's callbacks and its closer: see
+ * settlement.c - the settlement stage's table and its closer: see
  * settlement.h.
  *
  * A payment joins a batch in the batch transaction like any stage effect;
  * settlement publishes no event per payment (duplicates have nothing to
  * replay). The closer is a tick job: for each batch due, SET NX a lock with
  * the lease settlement.lock_ttl_ms, INCR its fencing counter, then one
- * transaction that starts with fence_advance() (a holder paused past its
- * lease holds an older token: its transaction is refused before it writes
- * anything), closes the batch, stores its event in the outbox and, just
- * before COMMIT, extends the lease if it is still ours (else rolls back);
- * the runtime publishes the event right after.
+ * transaction (tick_transact) that starts with fence_advance() (a holder
+ * paused past its lease holds an older token: its transaction is refused
+ * before it writes anything), closes the batch, hands its event to the
+ * runtime and, last, extends the lease if it is still ours (else rolls
+ * back); the runtime stores the event in the outbox, commits, and
+ * publishes it after the round.
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -23,7 +24,8 @@
 #include "kv.h"
 #include "log.h"
 #include "msg.h"
-#include "outbox.h"
+#include "msg_encode.h"
+#include "reject.h"
 #include "sbuf.h"
 #include "settlement.h"
 #include "stage.h"
@@ -31,99 +33,50 @@
 
 #define CLOSE_LIMIT 50 /* batches looked at per round */
 
-static int64_t window_s = 86400;
+static char window_param[24] = "86400"; /* settlement.window_s, $2 of the batch function */
 static int64_t next_close;
 
 static int settlement_init(const settings_t *cfg)
 {
-    window_s = cfg->settlement.window_s;
+    snprintf(window_param, sizeof window_param, "%lld", (long long)cfg->settlement.window_s);
     return LL_OK;
 }
 
-static int settlement_decode(item_t *it)
+static void settlement_params(const char **out)
 {
-    msg_completed_t *c = ll_xcalloc(1, sizeof *c);
-    int rc = msg_completed_decode(it->d.body, it->d.len, c, &it->why);
-    if (rc != LL_OK) {
-        free(c);
-        return stage_undecodable(it, rc);
-    }
-    return stage_decoded(it, c, &c->payment);
+    out[0] = window_param;
 }
 
-static void settlement_release(item_t *it)
+/* posted_at of the payment.completed event: its window */
+static void settlement_element(sbuf_t *b, const item_t *it)
 {
-    if (it->msg) {
-        msg_completed_clear(it->msg);
-        free(it->msg);
-        it->msg = NULL;
-    }
+    const msg_completed_t *c = it->msg;
+    sbuf_adds(b, ",\"posted_ms\":");
+    sbuf_i64(b, c->posted_ms);
 }
 
-static char *batch_json(item_t *items, size_t n, size_t *count)
+/* A new row ('new' or 'duplicate': either way nothing to publish) or an
+ * event that does not match the ledger ('unposted': forged, or corrupt). */
+static void decide(item_t *it, const stage_row_t *r)
 {
-    sbuf_t b;
-    sbuf_init(&b, 64 + n * 512);
-    *count = 0;
-    for (size_t i = 0; i < n; i++) {
-        item_t *it = &items[i];
-        if (it->state != ITEM_BATCHED)
-            continue;
-        const msg_completed_t *c = it->msg;
-        batch_json_open(&b, it, &c->payment);
-        sbuf_adds(&b, ",\"posted_ms\":");
-        sbuf_i64(&b, c->posted_ms);
-        sbuf_addc(&b, '}');
-        (*count)++;
-    }
-    sbuf_adds(&b, *count ? "]" : "[]");
-    return sbuf_take(&b);
-}
-
-/* Row `row`: ord, verdict, batch_id, late, prior_payload (for 'unposted':
- * why the event does not match the ledger). */
-static void decide(item_t *it, PGresult *r, int row)
-{
-    if (strcmp(PQgetvalue(r, row, 1), "conflict") == 0) {
-        const msg_completed_t *c = it->msg;
-        item_reject_conflict(it, "settlement", PQgetvalue(r, row, 4), &c->payment);
-        return;
-    }
-    if (strcmp(PQgetvalue(r, row, 1), "unposted") == 0) {
-        /* the event does not match the ledger (forged, or corrupt) */
+    if (stage_col_is(r, "verdict", "unposted")) {
         msg_reject_t why = {.reason = MSG_REASON_PROCESSING_FAILED};
         snprintf(why.field, sizeof why.field, "payment_id");
         snprintf(why.detail, sizeof why.detail, "payment.completed does not match the ledger: %s",
-                 PQgetvalue(r, row, 4));
+                 stage_col(r, "prior_payload"));
         item_reject(it, "settlement", &why);
         return;
     }
-    /* added now, or added before: either way nothing to publish */
     it->verdict = VERDICT_NEW;
-    if (strcmp(PQgetvalue(r, row, 3), "t") == 0)
+    if (stage_col_is(r, "late", "t"))
         log_infox((&(log_ctx_t){.queue = "settlement", .payment_id = it->payment_id}),
-                  "late: its window is closed, added to %s", PQgetvalue(r, row, 2));
-}
-
-static int settlement_apply(db_t *db, item_t *items, size_t n)
-{
-    size_t count;
-    char *batch = batch_json(items, n, &count);
-    char w[24];
-    snprintf(w, sizeof w, "%" PRId64, window_s);
-    const char *params[] = {batch, w};
-    int rc = stage_apply_rows(db,
-                              "SELECT ord, verdict, batch_id, late, prior_payload "
-                              "FROM settlement_apply_batch($1::jsonb, $2::bigint) ORDER BY ord",
-                              2, params, items, n, count, decide);
-    free(batch);
-    return rc;
+                  "late: its window is closed, added to %s", stage_col(r, "batch_id"));
 }
 
 /* A close the ledger refused (payee frozen, short of funds, or any other
  * error of the batch itself): the batch stays open, says why, and is not
  * tried again for settlement.close_retry_ms, so it cannot starve others. */
-static void hold(const rt_env_t *env, const char *id, const char *why)
+static void hold(const tick_env_t *env, const char *id, const char *why)
 {
     char retry[32];
     snprintf(retry, sizeof retry, "%lld", env->cfg->settlement.close_retry_ms);
@@ -138,92 +91,100 @@ static void hold(const rt_env_t *env, const char *id, const char *why)
              env->cfg->settlement.close_retry_ms);
 }
 
-/* Closes batch `id` under fencing token `fence`, in one transaction with
- * its outbox event. Just before COMMIT the lease of `lock` (value `token`)
- * is extended if it is still ours; if it is not (or Redis cannot say), the
- * transaction is rolled back and the batch left to the next round: the
- * fencing check alone would already refuse a holder that a newer token
- * overtook, this also stops one whose lease ran out before anyone took
- * over. 1 closed, 0 nothing to do or refused, < 0 error. */
-static int close_one(const rt_env_t *env, const char *id, long long fence, const char *lock,
-                     const char *token)
+/* One close: the batch, its fencing token and Redis lock, and what the
+ * transaction found. */
+typedef struct close_ctx {
+    const tick_env_t *env;
+    const char *id, *lock, *token;
+    long long fence;
+    msg_batch_closed_t b;
+    bool refused;  /* settlement_close() raised (not a fencing refusal) */
+    char why[512]; /* its error */
+} close_ctx_t;
+
+/* In the closing transaction: settlement_close() (fence first), the
+ * batch's event, and as the last step before the runtime stores the event
+ * and commits, the lease of the lock extended if it is still ours; if it
+ * is not (or Redis cannot say), the transaction is rolled back and the
+ * batch left to the next round: the fencing check alone would already
+ * refuse a holder that a newer token overtook, this also stops one whose
+ * lease ran out before anyone took over. */
+static int close_work(db_t *db, tick_txn_t *tx, void *arg)
 {
-    db_t *db = env->db;
+    close_ctx_t *c = arg;
     char tok[32];
-    snprintf(tok, sizeof tok, "%lld", fence);
-    const char *p[] = {id, tok, env->instance};
-    PGresult *r = NULL;
-    int rc = db_exec(db, "BEGIN");
-    if (rc == LL_OK)
-        rc = db_query(db, &r,
+    snprintf(tok, sizeof tok, "%lld", c->fence);
+    const char *p[] = {c->id, tok, c->env->instance};
+    PGresult *r;
+    int rc = db_query(db, &r,
                       "SELECT id, payee, currency, "
-                      "(extract(epoch FROM window_start) * 1000)::bigint, "
-                      "(extract(epoch FROM window_end) * 1000)::bigint, count, gross, fees, net "
-                      "FROM settlement_close($1, $2::bigint, $3)",
+                      "(extract(epoch FROM window_start) * 1000)::bigint AS window_start_ms, "
+                      "(extract(epoch FROM window_end) * 1000)::bigint AS window_end_ms, "
+                      "count, gross, fees, net FROM settlement_close($1, $2::bigint, $3)",
                       3, p);
     if (rc != LL_OK) {
-        bool fenced = strcmp(db_sqlstate(db), "LL001") == 0;
-        if (fenced)
+        snprintf(c->why, sizeof c->why, "%s", db_errstr(db));
+        if (strcmp(db_sqlstate(db), "LL001") == 0)
             log_warn("fencing: closing %s refused, my token %lld is stale (my lock expired "
                      "while I was paused and another worker took over): %s",
-                     id, fence, db_errstr(db));
+                     c->id, c->fence, c->why);
         else
-            log_warnx((&(log_ctx_t){.err = db_errstr(db)}), "closing %s failed", id);
-        char *why = ll_xstrdup(db_errstr(db));
-        db_try(db, "ROLLBACK");
-        if (rc == LL_EDB && !fenced)
-            hold(env, id, why);
-        free(why);
-        return rc == LL_EDB ? 0 : rc;
+            log_warnx((&(log_ctx_t){.err = c->why}), "closing %s failed", c->id);
+        c->refused = rc == LL_EDB && strcmp(db_sqlstate(db), "LL001") != 0;
+        return rc;
     }
     if (PQntuples(r) == 0) { /* closed by someone else already */
         PQclear(r);
-        db_try(db, "ROLLBACK");
-        return 0;
+        return TICK_ROLLBACK;
     }
-    msg_batch_closed_t b;
-    memset(&b, 0, sizeof b);
-    snprintf(b.batch_id, sizeof b.batch_id, "%s", PQgetvalue(r, 0, 0));
-    snprintf(b.payee, sizeof b.payee, "%s", PQgetvalue(r, 0, 1));
-    snprintf(b.currency, sizeof b.currency, "%s", PQgetvalue(r, 0, 2));
-    b.window_start_ms = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
-    b.window_end_ms = strtoll(PQgetvalue(r, 0, 4), NULL, 10);
-    b.count = strtoll(PQgetvalue(r, 0, 5), NULL, 10);
-    b.gross = strtoll(PQgetvalue(r, 0, 6), NULL, 10);
-    b.fees = strtoll(PQgetvalue(r, 0, 7), NULL, 10);
-    b.net = strtoll(PQgetvalue(r, 0, 8), NULL, 10);
+    stage_row_t row = {r, 0};
+    msg_batch_closed_t *b = &c->b;
+    snprintf(b->batch_id, sizeof b->batch_id, "%s", stage_col(&row, "id"));
+    snprintf(b->payee, sizeof b->payee, "%s", stage_col(&row, "payee"));
+    snprintf(b->currency, sizeof b->currency, "%s", stage_col(&row, "currency"));
+    b->window_start_ms = strtoll(stage_col(&row, "window_start_ms"), NULL, 10);
+    b->window_end_ms = strtoll(stage_col(&row, "window_end_ms"), NULL, 10);
+    b->count = strtoll(stage_col(&row, "count"), NULL, 10);
+    b->gross = strtoll(stage_col(&row, "gross"), NULL, 10);
+    b->fees = strtoll(stage_col(&row, "fees"), NULL, 10);
+    b->net = strtoll(stage_col(&row, "net"), NULL, 10);
     PQclear(r);
-    char *body = msg_encode_batch_closed(&b, clock_now_ms());
+    char *body = msg_encode_batch_closed(b, clock_now_ms());
     if (!body)
-        log_panic("cannot encode settlement.batch.closed for %s", b.batch_id);
-    char ev_id[MSG_EVENT_ID_LEN + 1];
-    msg_event_id(MSG_TYPE_BATCH_CLOSED, b.batch_id, ev_id);
-    rc = outbox_add(db, "settlement", NULL, ev_id, MSG_TYPE_BATCH_CLOSED, body, NULL);
-    free(body);
-    if (rc == LL_OK) {
-        int kr = kv_pexpire_if_eq(env->kv, lock, token, env->cfg->settlement.lock_ttl_ms);
-        if (kr != LL_OK) {
-            log_warn("closing %s abandoned before COMMIT: %s; the next round retries", id,
-                     kr == LL_ENOTFOUND ? "my lock expired (its lease ran out while I worked)"
-                                        : "Redis cannot confirm I still hold the lock");
-            db_try(db, "ROLLBACK");
-            return 0;
-        }
-        crash_point("before_close_commit");
-        rc = db_exec(db, "COMMIT");
+        log_panic("cannot encode settlement.batch.closed for %s", b->batch_id);
+    tick_event(tx, NULL, MSG_TYPE_BATCH_CLOSED, b->batch_id, body);
+    int kr = kv_pexpire_if_eq(c->env->kv, c->lock, c->token, c->env->cfg->settlement.lock_ttl_ms);
+    if (kr != LL_OK) {
+        log_warn("closing %s abandoned before COMMIT: %s; the next round retries", c->id,
+                 kr == LL_ENOTFOUND ? "my lock expired (its lease ran out while I worked)"
+                                    : "Redis cannot confirm I still hold the lock");
+        return TICK_ROLLBACK;
     }
+    return LL_OK;
+}
+
+/* Closes batch `id` under fencing token `fence` and lock `lock` (value
+ * `token`). 1 closed, 0 nothing to do or refused (a refusal holds the
+ * batch), < 0 error. */
+static int close_one(tick_env_t *env, const char *id, long long fence, const char *lock,
+                     const char *token)
+{
+    close_ctx_t c = {.env = env, .id = id, .lock = lock, .token = token, .fence = fence};
+    int rc = tick_transact(env, "close", close_work, &c);
+    if (rc == TICK_ROLLBACK)
+        return 0;
     if (rc != LL_OK) {
-        db_try(db, "ROLLBACK");
-        return rc;
+        if (c.refused)
+            hold(env, id, c.why);
+        return rc == LL_EDB ? 0 : rc;
     }
-    crash_point("after_close_commit");
     log_info("closed settlement batch %s: %lld payment(s), gross %lld, fees %lld, net %lld",
-             b.batch_id, (long long)b.count, (long long)b.gross, (long long)b.fees,
-             (long long)b.net);
+             c.b.batch_id, (long long)c.b.count, (long long)c.b.gross, (long long)c.b.fees,
+             (long long)c.b.net);
     return 1;
 }
 
-static int settlement_tick(const rt_env_t *env)
+static int settlement_tick(tick_env_t *env)
 {
     int64_t now = clock_mono_ms();
     if (now < next_close || !env->kv)
@@ -270,14 +231,17 @@ static int settlement_tick(const rt_env_t *env)
     return closed;
 }
 
-const rt_stage_t settlement_stage = {
+const stage_t settlement_stage = {
     .name = "settlement",
     .worker = "settlement-worker",
     .queue = "settlement",
-    .decode = settlement_decode,
-    .release = settlement_release,
-    .apply = settlement_apply,
+    .consumes = &msg_decoder_completed,
+    .apply_sql = "SELECT verdict, batch_id, late, prior_payload "
+                 "FROM settlement_apply_batch($1::jsonb, $2::bigint) ORDER BY ord",
+    .nparams = 1,
+    .params = settlement_params,
+    .element = settlement_element,
+    .decide = decide,
     .init = settlement_init,
-    .reload = settlement_init,
     .tick = settlement_tick,
 };

@@ -2,7 +2,7 @@
  * settlement.h - the settlement stage: consumes `settlement`
  * (payment.completed) and adds each payment to its payee's batch for the
  * window of its posted_at (settlement_apply_batch,
- * schemas/sql/006_settlement.sql); its tick job closes the batches whose
+ * schemas/sql/functions/); its tick job closes the batches whose
  * window ended more than settlement.grace_ms ago, exactly once whatever the
  * number of replicas: a Redis lock, then a fencing token that PostgreSQL
  * checks before any write (settlement_close), then the fee and payout
@@ -15,6 +15,6 @@
 
 #include "runtime.h"
 
-extern const rt_stage_t settlement_stage;
+extern const stage_t settlement_stage;
 
 #endif

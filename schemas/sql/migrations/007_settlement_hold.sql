@@ -13,12 +13,6 @@ ALTER TABLE settlement_batches
     ADD COLUMN close_error    text,         -- why the last close was refused
     ADD COLUMN close_retry_at timestamptz;  -- not tried again before this
 
--- settlement_hold: records a refused close (status stays 'open').
-CREATE FUNCTION settlement_hold(p_batch text, p_error text, p_retry_ms bigint)
-RETURNS void
-LANGUAGE sql AS $$
-    UPDATE settlement_batches
-    SET close_error = p_error,
-        close_retry_at = clock_timestamp() + p_retry_ms * interval '1 millisecond'
-    WHERE id = p_batch AND status = 'open';
-$$;
+-- Functions written here then, kept since in schemas/sql/functions/:
+-- settlement_hold.
+-- supersedes: 33161512adcae48c16d9f0caf73ae070ca5e1838e74e284b83ce92043abf7d5b (its text before the functions moved out)

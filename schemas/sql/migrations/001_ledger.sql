@@ -1,4 +1,4 @@
--- 001_ledger.sql: the double-entry ledger of DESIGN.md section 4.
+-- 001_ledger.sql: the double-entry ledger (docs/ledger.md).
 --
 -- Money is bigint minor units. Entries are signed: a debit is negative on
 -- the debited account, a credit positive on the credited one, so per
@@ -47,56 +47,6 @@ CREATE TABLE entries (
 CREATE INDEX entries_account_idx ON entries (account_id, id);
 CREATE INDEX entries_transfer_idx ON entries (transfer_id);
 
--- ledger_post: post one transfer, or say why not.
--- status: posted | duplicate | unknown_account | account_frozen |
---         currency_mismatch | insufficient_funds
--- 'duplicate' returns the id of the transfer that already holds (kind, ref).
--- Funds are checked only on a non-system debit account:
--- new balance >= -overdraft_limit.
-CREATE FUNCTION ledger_post(p_ref text, p_kind text, p_debit text, p_credit text,
-                            p_amount bigint, p_currency text,
-                            OUT status text, OUT transfer_id bigint)
-LANGUAGE plpgsql AS $$
-DECLARE
-    d accounts%ROWTYPE;
-    c accounts%ROWTYPE;
-    r record;
-BEGIN
-    -- lock both rows in sorted-id order
-    FOR r IN SELECT * FROM accounts WHERE id IN (p_debit, p_credit) ORDER BY id FOR UPDATE LOOP
-        IF r.id = p_debit THEN d := r; ELSE c := r; END IF;
-    END LOOP;
-    -- checked under the locks: a concurrent poster of the same ref has
-    -- committed (or rolled back) by now
-    SELECT t.id INTO transfer_id FROM transfers t WHERE t.kind = p_kind AND t.ref = p_ref;
-    IF FOUND THEN
-        status := 'duplicate';
-        RETURN;
-    END IF;
-    IF d.id IS NULL OR c.id IS NULL THEN
-        status := 'unknown_account';
-        RETURN;
-    END IF;
-    IF d.status <> 'active' OR c.status <> 'active' THEN
-        status := 'account_frozen';
-        RETURN;
-    END IF;
-    IF d.currency <> p_currency OR c.currency <> p_currency THEN
-        status := 'currency_mismatch';
-        RETURN;
-    END IF;
-    IF d.kind <> 'system' AND d.balance - p_amount < -d.overdraft_limit THEN
-        status := 'insufficient_funds';
-        RETURN;
-    END IF;
-    INSERT INTO transfers (ref, kind, debit_account, credit_account, amount, currency)
-    VALUES (p_ref, p_kind, p_debit, p_credit, p_amount, p_currency)
-    RETURNING id INTO transfer_id;
-    UPDATE accounts SET balance = balance - p_amount, updated_at = now() WHERE id = p_debit;
-    UPDATE accounts SET balance = balance + p_amount, updated_at = now() WHERE id = p_credit;
-    INSERT INTO entries (transfer_id, account_id, amount, balance_after)
-    VALUES (transfer_id, p_debit, -p_amount, d.balance - p_amount),
-           (transfer_id, p_credit, p_amount, c.balance + p_amount);
-    status := 'posted';
-END;
-$$;
+-- Functions written here then, kept since in schemas/sql/functions/:
+-- ledger_post.
+-- supersedes: 12fb7c66c2477f2fdc04ac7ee1cdc4ecac67c58974f636fb07d1da33faa13be2 (its text before the functions moved out)

@@ -1,0 +1,191 @@
+/*
+ * msg_encode.c - the encoding half of the message codec: the bodies of the
+ * events Ledgerline publishes, compact JSON with the envelope first. Event
+ * ids and times come from msg.c.
+ *
+ * Public API: see msg_encode.h.
+ */
+#include "msg_encode.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- encoders ----------------------------------------------------------- */
+
+/* Builder that remembers the first failure, so encoders read straight. */
+typedef struct {
+    json_t *o;
+    bool bad;
+} msg_builder_t;
+
+/* Steals v (NULL -> failure). */
+static void msg_set(msg_builder_t *b, const char *key, json_t *v)
+{
+    if (json_object_set_new(b->o, key, v) != 0)
+        b->bad = true;
+}
+
+static void msg_set_time(msg_builder_t *b, const char *key, int64_t ms)
+{
+    char t[MSG_TIME_LEN + 1];
+    msg_format_time(ms, t);
+    msg_set(b, key, json_string(t));
+}
+
+/* event_id, type, [payment_id], occurred_at */
+static msg_builder_t msg_begin(const char *type, const char *key, const char *payment_id,
+                               int64_t occurred_ms)
+{
+    msg_builder_t b = {json_object(), false};
+    if (!b.o) {
+        b.bad = true;
+        return b;
+    }
+    char id[MSG_EVENT_ID_LEN + 1];
+    msg_event_id(type, key, id);
+    msg_set(&b, "event_id", json_string(id));
+    msg_set(&b, "type", json_string(type));
+    if (payment_id)
+        msg_set(&b, "payment_id", json_string(payment_id));
+    msg_set_time(&b, "occurred_at", occurred_ms);
+    return b;
+}
+
+/* The envelope plus the request fields of p (payment_id comes with the
+ * envelope). */
+static msg_builder_t msg_begin_payment(const char *type, const msg_payment_t *p,
+                                       int64_t occurred_ms)
+{
+    if (!p || !msg_id_valid(p->payment_id, strlen(p->payment_id)))
+        return (msg_builder_t){NULL, true};
+    msg_builder_t b = msg_begin(type, p->payment_id, p->payment_id, occurred_ms);
+    if (b.bad)
+        return b;
+    msg_set(&b, "payer", json_string(p->payer));
+    msg_set(&b, "payee", json_string(p->payee));
+    msg_set(&b, "amount", json_integer(p->amount));
+    msg_set(&b, "currency", json_string(p->currency));
+    if (p->has_description)
+        msg_set(&b, "description", json_string(p->description));
+    if (p->metadata)
+        msg_set(&b, "metadata", json_deep_copy(p->metadata));
+    return b;
+}
+
+static json_t *msg_rules_array(const char *const *rules, size_t nrules)
+{
+    if (nrules > MSG_RULES_MAX || (nrules && !rules))
+        return NULL;
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < nrules; i++) {
+        if (!rules[i] || !msg_id_valid(rules[i], strlen(rules[i])) ||
+            json_array_append_new(a, json_string(rules[i])) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+/* Dumps and frees the builder; NULL if anything failed. */
+static char *msg_finish(msg_builder_t *b)
+{
+    char *s = b->bad ? NULL : json_dumps(b->o, JSON_COMPACT);
+    json_decref(b->o);
+    b->o = NULL;
+    return s;
+}
+
+char *msg_encode_approved(const msg_payment_t *p, int score, const char *const *rules,
+                          size_t nrules, int64_t occurred_ms)
+{
+    if (score < 0 || score > MSG_SCORE_MAX)
+        return NULL;
+    msg_builder_t b = msg_begin_payment(MSG_TYPE_APPROVED, p, occurred_ms);
+    json_t *risk = b.bad ? NULL : json_object();
+    if (risk && (json_object_set_new(risk, "score", json_integer(score)) != 0 ||
+                 json_object_set_new(risk, "rules", msg_rules_array(rules, nrules)) != 0)) {
+        json_decref(risk);
+        risk = NULL;
+    }
+    if (!b.bad)
+        msg_set(&b, "risk", risk);
+    return msg_finish(&b);
+}
+
+char *msg_encode_declined(const msg_payment_t *p, const char *const *rules, size_t nrules,
+                          int64_t occurred_ms)
+{
+    msg_builder_t b = msg_begin_payment(MSG_TYPE_DECLINED, p, occurred_ms);
+    if (!b.bad) {
+        msg_set(&b, "reason", json_string(MSG_DECLINE_REASON));
+        msg_set(&b, "rules", msg_rules_array(rules, nrules));
+    }
+    return msg_finish(&b);
+}
+
+char *msg_encode_completed(const msg_payment_t *p, const char *transfer_id, int64_t posted_ms,
+                           int64_t occurred_ms)
+{
+    if (!transfer_id || !msg_id_valid(transfer_id, strlen(transfer_id)))
+        return NULL;
+    msg_builder_t b = msg_begin_payment(MSG_TYPE_COMPLETED, p, occurred_ms);
+    if (!b.bad) {
+        msg_set(&b, "transfer_id", json_string(transfer_id));
+        msg_set_time(&b, "posted_at", posted_ms);
+    }
+    return msg_finish(&b);
+}
+
+char *msg_encode_failed(const msg_payment_t *p, const char *reason, int64_t occurred_ms)
+{
+    if (!msg_failure_reason_valid(reason))
+        return NULL;
+    msg_builder_t b = msg_begin_payment(MSG_TYPE_FAILED, p, occurred_ms);
+    if (!b.bad)
+        msg_set(&b, "reason", json_string(reason));
+    return msg_finish(&b);
+}
+
+char *msg_encode_batch_closed(const msg_batch_closed_t *bc, int64_t occurred_ms)
+{
+    if (!bc || !msg_id_valid(bc->batch_id, strlen(bc->batch_id)))
+        return NULL;
+    msg_builder_t b = msg_begin(MSG_TYPE_BATCH_CLOSED, bc->batch_id, NULL, occurred_ms);
+    if (!b.bad) {
+        msg_set(&b, "batch_id", json_string(bc->batch_id));
+        msg_set(&b, "payee", json_string(bc->payee));
+        msg_set(&b, "currency", json_string(bc->currency));
+        msg_set_time(&b, "window_start", bc->window_start_ms);
+        msg_set_time(&b, "window_end", bc->window_end_ms);
+        msg_set(&b, "count", json_integer(bc->count));
+        msg_set(&b, "gross", json_integer(bc->gross));
+        msg_set(&b, "fees", json_integer(bc->fees));
+        msg_set(&b, "net", json_integer(bc->net));
+    }
+    return msg_finish(&b);
+}
+
+char *msg_encode_rejected(const char *queue, const msg_reject_t *why,
+                          const char *payment_id_or_null, const char *event_key,
+                          int64_t occurred_ms)
+{
+    if (!queue || !msg_id_valid(queue, strlen(queue)) || !why || !event_key ||
+        (unsigned)why->reason >= MSG_REASON_COUNT)
+        return NULL;
+    const char *pid = payment_id_or_null;
+    if (pid && !msg_id_valid(pid, strlen(pid)))
+        pid = NULL;
+    /* whatever wrote the detail, the event must be valid UTF-8 */
+    char detail[sizeof why->detail];
+    msg_text_clean(detail, sizeof detail, why->detail);
+    msg_builder_t b = msg_begin(MSG_TYPE_REJECTED, event_key, pid, occurred_ms);
+    if (!b.bad) {
+        msg_set(&b, "reason", json_string(msg_reason_str(why->reason)));
+        msg_set(&b, "detail", json_string(detail));
+        msg_set(&b, "queue", json_string(queue));
+    }
+    return msg_finish(&b);
+}

@@ -1,0 +1,36 @@
+-- processed_claim(stage, batch) -> jsonb: inserts the processed rows of a
+-- batch at once, in payment_id order, outcome 'pending'; the first
+-- occurrence of a payment_id in the batch is the one inserted. Returns the
+-- payment_ids inserted now as {id: ordinal of that first occurrence}: an
+-- element is new exactly when it is that occurrence; any other element is a
+-- duplicate or a conflict of a row that already existed.
+--
+-- Locks (docs/ledger.md#locks, rule 3): a payment_id that another
+-- transaction holds uncommitted waits for it, always in payment_id order,
+-- so the payment is decided once and two batches never wait in a cycle.
+-- PL/pgSQL, not LANGUAGE sql: a SQL function that cannot be inlined is
+-- planned again at every call; PL/pgSQL keeps its plan for the session.
+--
+-- batch: [{"payment_id", "hash", "payload", ...}, ...]
+CREATE OR REPLACE FUNCTION processed_claim(p_stage text, p_batch jsonb) RETURNS jsonb
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    fresh jsonb;
+BEGIN
+    WITH first AS (
+        SELECT DISTINCT ON (x.value ->> 'payment_id') x.value ->> 'payment_id' AS id,
+               x.value ->> 'hash' AS hash, x.value ->> 'payload' AS payload, x.ordinality AS n
+        FROM jsonb_array_elements(p_batch) WITH ORDINALITY x
+        ORDER BY x.value ->> 'payment_id', x.ordinality),
+    ins AS (
+        INSERT INTO processed (stage, payment_id, payload_hash, payload, outcome)
+        SELECT p_stage, f.id, f.hash, f.payload, 'pending' FROM first f ORDER BY f.id
+        ON CONFLICT DO NOTHING
+        RETURNING processed.payment_id)
+    SELECT coalesce(jsonb_object_agg(f.id, f.n), '{}'::jsonb) INTO fresh
+    FROM first f JOIN ins i ON i.payment_id = f.id;
+    RETURN fresh;
+END;
+$$;

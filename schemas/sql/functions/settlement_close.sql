@@ -1,0 +1,64 @@
+-- settlement_close(batch, token, closer): closes one batch for the holder
+-- of fencing token `token`: posts the fee transfer (payee -> sys:fees:CUR,
+-- the batch's fees capped at its gross) and the payout (payee ->
+-- sys:payout:CUR, the net), and marks the batch closed. Returns the closed
+-- batch, or no row when it was closed already. A transfer the ledger
+-- refuses (payee frozen, short of funds) raises: the caller rolls back and
+-- holds the batch (settlement_hold). The caller stores the
+-- settlement.batch.closed event in the same transaction.
+--
+-- Locks (docs/ledger.md#locks): rule 1 (fence_advance), rule 2 (the
+-- payee's settlement lock), rule 4 (the batch), rule 5 (payee and both
+-- system accounts, id order).
+CREATE OR REPLACE FUNCTION settlement_close(p_batch text, p_token bigint, p_closer text)
+RETURNS SETOF settlement_batches
+LANGUAGE plpgsql AS $$
+DECLARE
+    b settlement_batches%ROWTYPE;
+    v_fees bigint;
+    r record;
+    fee_t bigint;
+    payout_t bigint;
+BEGIN
+    PERFORM fence_advance('settle:' || p_batch, p_token);
+    SELECT * INTO b FROM settlement_batches WHERE id = p_batch;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    PERFORM pg_advisory_xact_lock(2, settlement_lock_key(b.payee, b.currency));
+    SELECT * INTO b FROM settlement_batches WHERE id = p_batch FOR NO KEY UPDATE;
+    IF b.status = 'closed' THEN
+        RETURN;
+    END IF;
+    v_fees := least(b.fees_raw, b.gross);
+    INSERT INTO accounts (id, currency, kind) VALUES ('sys:fees:' || b.currency, b.currency, 'system'),
+                                                   ('sys:payout:' || b.currency, b.currency, 'system')
+    ON CONFLICT (id) DO NOTHING;
+    PERFORM 1 FROM accounts
+    WHERE id IN (b.payee, 'sys:fees:' || b.currency, 'sys:payout:' || b.currency)
+    ORDER BY id FOR NO KEY UPDATE;
+    IF v_fees > 0 THEN
+        SELECT * INTO r FROM ledger_post(b.id, 'fee', b.payee, 'sys:fees:' || b.currency, v_fees,
+                                         b.currency);
+        IF r.status NOT IN ('posted', 'duplicate') THEN
+            RAISE EXCEPTION 'fee transfer of batch % refused: %', b.id, r.status;
+        END IF;
+        fee_t := r.transfer_id;
+    END IF;
+    IF b.gross - v_fees > 0 THEN
+        SELECT * INTO r FROM ledger_post(b.id, 'payout', b.payee, 'sys:payout:' || b.currency,
+                                         b.gross - v_fees, b.currency);
+        IF r.status NOT IN ('posted', 'duplicate') THEN
+            RAISE EXCEPTION 'payout transfer of batch % refused: %', b.id, r.status;
+        END IF;
+        payout_t := r.transfer_id;
+    END IF;
+    UPDATE settlement_batches
+    SET status = 'closed', fees = v_fees, net = gross - v_fees, fee_transfer = fee_t,
+        payout_transfer = payout_t, closed_at = clock_timestamp(), closed_by = p_closer,
+        fence = p_token
+    WHERE id = b.id
+    RETURNING * INTO b;
+    RETURN NEXT b;
+END;
+$$;

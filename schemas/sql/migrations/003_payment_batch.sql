@@ -1,0 +1,14 @@
+-- 003_payment_batch.sql: one statement per batch for the payment stage.
+--
+-- payment_apply_batch(batch) decides a whole batch: it locks every account
+-- the batch touches in sorted-id order, then calls payment_apply() for each
+-- element in array order (the queue order), returning one row per element.
+-- One statement instead of one per payment: the per-statement protocol and
+-- planning cost was most of a batch's time.
+--
+-- batch: [{"payment_id", "hash", "payload", "payer", "payee", "amount",
+--          "currency"}, ...]
+
+-- Functions written here then, kept since in schemas/sql/functions/:
+-- payment_apply_batch.
+-- supersedes: 351463cd00be4b43c17b85a5110b9f0c711f676a81cf1b3194e037b2f6c0d1a1 (its text before the functions moved out)

@@ -1,0 +1,21 @@
+-- 008_guards.sql - three guards found by review, all in functions (no
+-- table changed).
+--
+-- ledger_post: a payment may not touch a system account. sys:funding had
+-- no funds check (system accounts mint and absorb), so a payment.requested
+-- naming it as payer created money; it is 'unknown_account' now, the
+-- public reason for an account a payment cannot use.
+--
+-- settlement_apply_batch: the settlement stage took amount, payee and
+-- currency from the payment.completed event; anyone allowed to publish on
+-- ledgerline.events could forge one. It now checks the event against the
+-- ledger's payment transfer and refuses ('unposted') one that does not
+-- match, leaving no processed row.
+--
+-- settlement_close: locks the payee and both system accounts in sorted-id
+-- order first; the fee and payout postings each locked a pair, which could
+-- form a cycle with another close of the same payee.
+
+-- Functions written here then, kept since in schemas/sql/functions/:
+-- ledger_post, settlement_apply_batch, settlement_close.
+-- supersedes: 1e9cf4144ff5342f194e637ed0bc27ab59674513f8d58dfaf83309f4a84f210a (its text before the functions moved out)

@@ -1,0 +1,43 @@
+-- 010_stage_locks.sql - the stages never wait on each other in a cycle.
+--
+-- Each stage was deadlock-free alone; together they were not. The payment
+-- stage locked accounts FOR UPDATE; a settlement-worker creating a batch
+-- row checks its foreign key to the payee's account with FOR KEY SHARE,
+-- which FOR UPDATE excludes, and it held other payees' key-share locks
+-- in batch-id order: a cycle with the payment stage on nearly every batch
+-- of a busy pipeline (deadlock_timeout, then the whole batch again).
+--
+-- The lock contract every function below follows (README "Locks"), in
+-- this order within a transaction:
+--   1. lock_fences: the settlement closer's one row, first of all
+--      (fence_advance)
+--   2. transaction-scoped advisory locks, two-key form (class, hashtext of
+--      the key), in ascending hash order:
+--        class 1  risk: one per payer (velocity is counted under it)
+--        class 2  settlement: one per (payee, currency), taken by every
+--                 writer of that payee's batches (adding and closing), so
+--                 the next window a late payment moves to is never locked
+--                 out of order
+--   3. processed rows, inserted for the whole batch at once in payment_id
+--      order (a payment_id in flight in two transactions waits one way)
+--   4. settlement_batches rows, in id order, FOR NO KEY UPDATE
+--   5. accounts rows, in id order, FOR NO KEY UPDATE
+-- A balance or a batch total is not a key: FOR NO KEY UPDATE is enough,
+-- and it does not exclude the FOR KEY SHARE that every foreign-key check
+-- (a new transfer, entry, batch or batch item) takes on the row it points
+-- at. So an insert that references an account or a batch never waits on a
+-- stage, and no function takes FOR UPDATE on accounts or batches (only a
+-- key change or a delete would need it, and nothing does either).
+--
+-- Changed: ledger_post, fence_advance, payment_apply_batch,
+-- risk_apply_batch, settlement_apply_batch, settlement_close; new:
+-- processed_claim, settlement_lock_key. payment_apply() is folded into
+-- payment_apply_batch() and dropped. Results are unchanged.
+
+DROP FUNCTION IF EXISTS payment_apply(text, text, text, text, text, bigint, text);
+
+-- Functions written here then, kept since in schemas/sql/functions/:
+-- ledger_post, fence_advance, processed_claim, payment_apply_batch,
+-- risk_apply_batch, settlement_lock_key, settlement_apply_batch,
+-- settlement_close.
+-- supersedes: 203a79225f0128ce37896886ea87946d19908b8b0eaa934c4e132a8868490ca8 (its text before the functions moved out)
