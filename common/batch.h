@@ -60,6 +60,8 @@ typedef struct item {
     int64_t outbox_id;                /* > 0: mark this outbox row sent after publishing */
     bool park;                        /* also park the original in <queue>.dead */
     bool defer;                       /* send the original to the retry tier instead */
+    bool from_redis;                  /* a duplicate answered by the Redis fast path */
+    int64_t requested_ms;             /* the producer's request time (Unix ms), 0: unknown */
     int attempts;                     /* failed processing attempts */
 } item_t;
 

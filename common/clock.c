@@ -1,5 +1,5 @@
 /*
- * clock.c - wall and monotonic milliseconds: see clock.h.
+ * clock.c - wall and monotonic milliseconds (and monotonic microseconds): see clock.h.
  */
 #include <time.h>
 
@@ -20,4 +20,11 @@ int64_t clock_now_ms(void)
 int64_t clock_mono_ms(void)
 {
     return clock_ms(CLOCK_MONOTONIC);
+}
+
+int64_t clock_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }

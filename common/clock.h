@@ -6,7 +6,7 @@
  * is for measuring intervals and deadlines: it never jumps when NTP or an
  * operator sets the clock.
  *
- * Public API: clock_now_ms, clock_mono_ms.
+ * Public API: clock_now_ms, clock_mono_ms, clock_mono_us.
  */
 #ifndef LL_CLOCK_H
 #define LL_CLOCK_H
@@ -17,5 +17,7 @@
 int64_t clock_now_ms(void);
 /* Milliseconds since an arbitrary fixed point (CLOCK_MONOTONIC). */
 int64_t clock_mono_ms(void);
+/* The same clock in microseconds: for durations that metrics observe. */
+int64_t clock_mono_us(void);
 
 #endif

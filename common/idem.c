@@ -93,6 +93,7 @@ size_t idem_claim(kv_t *kv, const char *scope, const char *instance, item_t *ite
             if (strcmp(hash, it->hash) != 0)
                 continue; /* a conflict: PostgreSQL has the first payload */
             it->verdict = VERDICT_DUPLICATE;
+            it->from_redis = true;
             item_set_event(it, ev_id, ll_xstrdup(rk), ll_xstrdup(body));
             item_set_state(it, ITEM_COMMITTED);
             answered++;

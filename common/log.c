@@ -18,6 +18,9 @@ static log_level_t log__level = LOG_INFO;
 
 static FILE *log_out; /* NULL: stdout */
 static char log_worker[64];
+static char log_instance[128];
+static char log_problem[512]; /* the last warn/error line's msg (+ err) */
+static long long log_problem_at;
 
 static const char *const log_names[] = {"error", "warn", "info", "debug"};
 
@@ -25,6 +28,20 @@ void log_init(const char *worker, log_level_t level)
 {
     snprintf(log_worker, sizeof log_worker, "%s", worker ? worker : "");
     log_set_level(level);
+}
+
+void log_set_instance(const char *instance)
+{
+    snprintf(log_instance, sizeof log_instance, "%s", instance ? instance : "");
+}
+
+bool log_last_problem(char *buf, size_t len, long long *at_ms)
+{
+    if (!log_problem_at)
+        return false;
+    snprintf(buf, len, "%s", log_problem);
+    *at_ms = log_problem_at;
+    return true;
 }
 
 void log_set_level(log_level_t level)
@@ -228,12 +245,20 @@ void log_write(log_level_t level, const log_ctx_t *ctx, const char *fmt, ...)
     const char *queue = ctx ? ctx->queue : NULL;
     const char *pid = ctx ? ctx->payment_id : NULL;
     const char *err = ctx ? ctx->err : NULL;
+    const char *evid = ctx ? ctx->event_id : NULL;
+    const char *reason = ctx ? ctx->reason : NULL;
+    char num[96] = "";
+    if (ctx && ctx->has_count)
+        snprintf(num, sizeof num, ",\"count\":%lld", ctx->count);
+    if (ctx && ctx->has_duration)
+        snprintf(num + strlen(num), sizeof num - strlen(num), ",\"duration_ms\":%.3f",
+                 ctx->duration_ms);
 
     /* context first gets bounded room; msg gets what is left, minus the
      * context fields that follow it and the closing "}\n" */
-    enum { CAP_QUEUE = 256, CAP_PID = 256, CAP_ERR = 1024, KEYS = 64 };
-    size_t tail =
-        2 + (queue ? CAP_QUEUE + 16 : 0) + (pid ? CAP_PID + 16 : 0) + (err ? CAP_ERR + 16 : 0);
+    enum { CAP_QUEUE = 256, CAP_PID = 256, CAP_ID = 128, CAP_ERR = 1024, KEYS = 64 };
+    size_t tail = 2 + strlen(num) + (queue ? CAP_QUEUE + 16 : 0) + (pid ? CAP_PID + 16 : 0) +
+                  (evid ? CAP_ID + 16 : 0) + (reason ? CAP_ID + 16 : 0) + (err ? CAP_ERR + 16 : 0);
 
     line_raw(&l, "{\"ts\":\"");
     line_raw(&l, stamp);
@@ -241,15 +266,26 @@ void log_write(log_level_t level, const log_ctx_t *ctx, const char *fmt, ...)
     line_raw(&l, log_level_name(level));
     line_raw(&l, "\"");
     line_field(&l, "worker", worker, 128);
+    if (log_instance[0])
+        line_field(&l, "instance", log_instance, 128);
     line_raw(&l, ",\"msg\":");
     line_str(&l, msg, sizeof l.buf - l.len - tail);
     if (queue)
         line_field(&l, "queue", queue, CAP_QUEUE);
     if (pid)
         line_field(&l, "payment_id", pid, CAP_PID);
+    if (evid)
+        line_field(&l, "event_id", evid, CAP_ID);
+    if (reason)
+        line_field(&l, "reason", reason, CAP_ID);
+    line_raw(&l, num);
     if (err)
         line_field(&l, "err", err, CAP_ERR);
     line_raw(&l, "}\n");
+    if (level <= LOG_WARN) {
+        snprintf(log_problem, sizeof log_problem, "%s%s%s", msg, err ? ": " : "", err ? err : "");
+        log_problem_at = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    }
 
     FILE *out = log_out ? log_out : stdout;
     fwrite(l.buf, 1, l.len, out);

@@ -2,10 +2,13 @@
  * log.h - JSON-lines logging: one JSON object per line on stdout.
  *
  *   {"ts":"2026-11-23T09:31:25.123Z","level":"info","worker":"payment-worker",
- *    "msg":"...","queue":"payments","payment_id":"p-1","err":"..."}
+ *    "instance":"payment-1","msg":"...","queue":"payments","payment_id":"p-1",
+ *    "count":12,"duration_ms":3.25,"err":"..."}
  *
- * ts, level, worker and msg are always present; queue, payment_id and err
- * only when the caller passes them in a log_ctx_t. Every string is escaped so
+ * ts, level, worker and msg are always present, instance once set; queue,
+ * payment_id, event_id, reason, count, duration_ms and err only when the
+ * caller passes them in a log_ctx_t: ids, counts and durations are fields,
+ * so a log pipeline filters and sums them without parsing the text. Every string is escaped so
  * that each line is valid JSON whatever the input (quotes, control
  * characters, invalid UTF-8, which becomes U+FFFD). A line is built in a
  * buffer of at most LOG_LINE_MAX bytes (== PIPE_BUF: over-long values are
@@ -18,8 +21,8 @@
  * The macros test the level before evaluating their arguments, so a
  * disabled level costs one comparison. Never log secrets.
  *
- * Public API: log_level_t, log_ctx_t, log_init, log_set_level, log_get_level,
- * log_set_output, log_level_parse, log_level_name, log_enabled, log_error,
+ * Public API: log_level_t, log_ctx_t, log_init, log_set_instance,
+ * log_set_level, log_get_level, log_set_output, log_last_problem, log_level_parse, log_level_name, log_enabled, log_error,
  * log_warn, log_info, log_debug, log_errorx, log_warnx, log_infox, log_debugx,
  * log_panic, log_write.
  */
@@ -40,12 +43,19 @@ typedef enum { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG } log_level_t;
 typedef struct {
     const char *queue;
     const char *payment_id;
-    const char *err; /* error detail, e.g. kv_errstr() */
+    const char *event_id;
+    const char *reason; /* a rejection or failure reason code */
+    const char *err;    /* error detail, e.g. kv_errstr() */
+    long long count;    /* written when has_count */
+    double duration_ms; /* written when has_duration */
+    bool has_count, has_duration;
 } log_ctx_t;
 
 /* Sets the worker name (copied, at most 63 bytes) and the level.
  * Before log_init the worker is the program name and the level info. */
 void log_init(const char *worker, log_level_t level);
+/* The process's instance name (copied, at most 127 bytes), in every line. */
+void log_set_instance(const char *instance);
 void log_set_level(log_level_t level);
 log_level_t log_get_level(void);
 /* Where lines go; NULL means stdout (the default). Borrowed: the caller
@@ -56,6 +66,10 @@ void log_set_output(FILE *out);
 int log_level_parse(const char *s, log_level_t *out) LL_MUSTCHECK;
 /* "error", "warn", "info", "debug"; "?" for anything else. */
 const char *log_level_name(log_level_t level);
+
+/* The last line written at warn or error: its msg (and err, after ": ")
+ * into buf, and when (Unix ms) into *at_ms. False when there was none. */
+bool log_last_problem(char *buf, size_t len, long long *at_ms);
 
 /* Would a line at `lvl` be written now? (The macros below check it.) */
 #define log_enabled(lvl) ((lvl) <= log_get_level())

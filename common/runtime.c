@@ -2,6 +2,7 @@
  * runtime.c - the worker loop: see runtime.h for the order of things and
  * the failure rules. One rt_t per process; single-threaded.
  */
+#include <arpa/inet.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "mq.h"
+#include "obs.h"
 #include "outbox.h"
 #include "reject.h"
 #include "runtime.h"
@@ -37,9 +39,11 @@ typedef struct rt {
     sign_keyring_t *sign;   /* the stage's sign keyring (stage_t.sign), NULL: none */
     settings_t cfg;
     char instance[128];
-    char scope[96]; /* "<ledger id>:<stage>": the Redis key scope (idem.h) */
-    mq_t *in;       /* consumes the work queue */
-    mq_t *out;      /* publishes, with confirms */
+    char scope[96];  /* "<ledger id>:<stage>": the Redis key scope (idem.h) */
+    char ledger[64]; /* the ledger identity, "" until PostgreSQL answered */
+    obs_t *obs;      /* health, metrics, registry (obs.h) */
+    mq_t *in;        /* consumes the work queue */
+    mq_t *out;       /* publishes, with confirms */
     db_t *db;
     kv_t *kv;
     topo_t *topo;
@@ -113,6 +117,17 @@ static bool rt_give_up(rt_t *rt)
     return rt_stopping(rt) && clock_mono_ms() > rt->stop_deadline;
 }
 
+/* Tells obs the loop is alive and what is connected. */
+static void rt_observe(rt_t *rt)
+{
+    bool up[OBS_NDEPS] = {
+        [OBS_POSTGRES] = db_is_up(rt->db),
+        [OBS_RABBITMQ] = mq_is_up(rt->out) && mq_is_up(rt->in),
+        [OBS_REDIS] = rt->kv && kv_is_up(rt->kv),
+    };
+    obs_deps(rt->obs, up, rt->consuming, rt_signals != 0);
+}
+
 /* Sleeps the next backoff interval, waking early on a signal. */
 static void rt_backoff(rt_t *rt)
 {
@@ -124,6 +139,7 @@ static void rt_backoff(rt_t *rt)
          * redelivered) */
         if (rt->in && mq_is_up(rt->in) && mq_keepalive(rt->in) != LL_OK)
             rt->consuming = false;
+        rt_observe(rt); /* waiting for a server is progress, not a stuck loop */
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
@@ -178,6 +194,7 @@ static int rt_connect_db(rt_t *rt)
         return LL_ECONN;
     }
     snprintf(rt->scope, sizeof rt->scope, "%s:%s", PQgetvalue(r, 0, 0), rt->st->name);
+    snprintf(rt->ledger, sizeof rt->ledger, "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
     log_info("connected to PostgreSQL (ledger %.16s)", rt->scope);
     return LL_OK;
@@ -253,6 +270,42 @@ static int rt_ensure_up(rt_t *rt, bool want_consumer)
 
 /* --- gathering ------------------------------------------------------------- */
 
+/* The producer's request time of a delivery, Unix ms: the header
+ * RT_REQUESTED_AT (workers pass it on with the events they publish), else
+ * the AMQP timestamp property (seconds), else 0. */
+#define RT_REQUESTED_AT "x-ledgerline-requested-at"
+static int64_t rt_requested_ms(const mq_delivery_t *d)
+{
+    const amqp_basic_properties_t *p = &d->env.message.properties;
+    if (p->_flags & AMQP_BASIC_HEADERS_FLAG)
+        for (int i = 0; i < p->headers.num_entries; i++) {
+            const amqp_table_entry_t *e = &p->headers.entries[i];
+            if (e->key.len != strlen(RT_REQUESTED_AT) ||
+                memcmp(e->key.bytes, RT_REQUESTED_AT, e->key.len) != 0)
+                continue;
+            switch (e->value.kind) {
+            case AMQP_FIELD_KIND_I64:
+                return e->value.value.i64;
+            case AMQP_FIELD_KIND_U64:
+                return (int64_t)e->value.value.u64;
+            case AMQP_FIELD_KIND_I32:
+                return e->value.value.i32;
+            case AMQP_FIELD_KIND_UTF8:
+            case AMQP_FIELD_KIND_BYTES: {
+                char v[32];
+                snprintf(v, sizeof v, "%.*s", (int)e->value.value.bytes.len,
+                         (const char *)e->value.value.bytes.bytes);
+                return strtoll(v, NULL, 10);
+            }
+            default:
+                return 0;
+            }
+        }
+    if (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG)
+        return (int64_t)p->timestamp * 1000;
+    return 0;
+}
+
 /* Fills the batch: LL_OK (possibly empty), or LL_ECONN when the consumer
  * connection broke (the batch is dropped: the broker redelivers it).
  * After the first message it takes what is already there (polls that do
@@ -268,7 +321,8 @@ static int rt_gather(rt_t *rt)
         return LL_OK;
     if (rc != LL_OK)
         goto lost;
-    batch_add(&rt->batch, &d);
+    item_t *first = batch_add(&rt->batch, &d);
+    first->requested_ms = rt_requested_ms(&first->d);
     crash_point("mid_batch");
     int64_t deadline = clock_mono_ms() + rt->cfg.worker.batch_max_wait_ms;
     while ((long long)rt->batch.n < rt->cfg.worker.batch_max_messages && !rt_stopping(rt)) {
@@ -283,10 +337,13 @@ static int rt_gather(rt_t *rt)
         }
         if (rc != LL_OK)
             goto lost;
-        batch_add(&rt->batch, &d);
+        item_t *it = batch_add(&rt->batch, &d);
+        it->requested_ms = rt_requested_ms(&it->d);
     }
+    obs_consumed(rt->obs, rt->batch.n);
     return LL_OK;
 lost:
+    obs_consumed(rt->obs, rt->batch.n);
     log_warnx((&(log_ctx_t){.queue = rt->st->queue, .err = mq_errstr(rt->in)}),
               "consumer connection lost: %zu unacked message(s) will be redelivered", rt->batch.n);
     mq_close(rt->in);
@@ -334,6 +391,7 @@ static int rt_tx(rt_t *rt, item_t *items, size_t n)
     for (size_t i = 0; i < n; i++)
         if (items[i].state == ITEM_DECODED)
             item_set_state(&items[i], ITEM_BATCHED);
+    int64_t t0 = clock_mono_us();
     int rc = db_exec(rt->db, "BEGIN");
     if (rc == LL_OK && rt->nmarks)
         rc = outbox_unpend(rt->db, rt->marks, rt->nmarks);
@@ -350,9 +408,13 @@ static int rt_tx(rt_t *rt, item_t *items, size_t n)
         rt_unbatch(items, n);
         return rc;
     }
+    obs_tx(rt->obs, (double)(clock_mono_us() - t0) / 1e6);
     for (size_t i = 0; i < n; i++)
-        if (items[i].state == ITEM_BATCHED)
+        if (items[i].state == ITEM_BATCHED) {
             item_set_state(&items[i], ITEM_COMMITTED);
+            if (items[i].verdict == VERDICT_NEW)
+                obs_e2e(rt->obs, items[i].requested_ms);
+        }
     rt->nmarks = 0; /* committed with the batch */
     rt->marks_at = 0;
     return LL_OK;
@@ -382,7 +444,11 @@ static int rt_commit(rt_t *rt, item_t *items, size_t n)
             return LL_OK;
         }
         if (transient(rc)) {
-            log_warnx((&(log_ctx_t){.queue = rt->st->queue, .err = db_errstr(rt->db)}),
+            obs_tx_retry(rt->obs, rc, db_sqlstate(rt->db));
+            log_warnx((&(log_ctx_t){.queue = rt->st->queue,
+                                    .err = db_errstr(rt->db),
+                                    .count = (long long)k,
+                                    .has_count = true}),
                       "transaction of %zu message(s) failed (%s): retrying", k, ll_errname(rc));
             if (rc == LL_ECONN)
                 db_close(rt->db);
@@ -399,7 +465,10 @@ static int rt_commit(rt_t *rt, item_t *items, size_t n)
             for (; mid < n; mid++)
                 if (items[mid].state == ITEM_DECODED && seen++ == half)
                     break;
-            log_warnx((&(log_ctx_t){.queue = rt->st->queue, .err = db_errstr(rt->db)}),
+            log_warnx((&(log_ctx_t){.queue = rt->st->queue,
+                                    .err = db_errstr(rt->db),
+                                    .count = (long long)k,
+                                    .has_count = true}),
                       "transaction of %zu messages failed: splitting to find the cause", k);
             if ((rc = rt_commit(rt, items, mid)) != LL_OK)
                 return rc;
@@ -421,6 +490,7 @@ static int rt_commit(rt_t *rt, item_t *items, size_t n)
             item_set_state(it, ITEM_COMMITTED);
             continue;
         }
+        obs_retried(rt->obs);
         if (rt_give_up(rt))
             return LL_ESTATE;
         rt_backoff(rt);
@@ -464,18 +534,23 @@ static int rt_republish(rt_t *rt, const item_t *it, const char *exchange, const 
     return mq_publish(rt->out, exchange, key, it->d.body, it->d.len, &props, false);
 }
 
-/* Publishes an event (signed when the stage installed a keyring). */
+/* Publishes an event (signed when the stage installed a keyring), with the
+ * producer's request time passed on when known (requested_ms > 0). */
 static int rt_publish_event(rt_t *rt, const char *exchange, const char *rk, const char *event_id,
-                            const char *body)
+                            const char *body, int64_t requested_ms)
 {
     char sig[SIGN_MAX];
-    mq_header_t h[] = {{SIGN_HEADER, sig, 0}};
+    mq_header_t h[2];
+    size_t nh = 0;
     mq_props_t props = {.message_id = event_id, .type = rk, .timestamp_s = clock_now_ms() / 1000};
     if (rt->sign) {
         sign_body(rt->sign, body, strlen(body), sig);
-        props.headers = h;
-        props.nheaders = 1;
+        h[nh++] = (mq_header_t){SIGN_HEADER, sig, 0};
     }
+    if (requested_ms > 0)
+        h[nh++] = (mq_header_t){RT_REQUESTED_AT, NULL, requested_ms};
+    props.headers = nh ? h : NULL;
+    props.nheaders = nh;
     return mq_publish(rt->out, exchange, rk, body, strlen(body), &props, false);
 }
 
@@ -483,13 +558,24 @@ static int rt_publish_item(rt_t *rt, item_t *it)
 {
     int rc = LL_OK;
     if (it->ev_body)
-        rc = rt_publish_event(rt, OUTBOX_EXCHANGE, it->ev_rk, it->ev_id, it->ev_body);
+        rc = rt_publish_event(rt, OUTBOX_EXCHANGE, it->ev_rk, it->ev_id, it->ev_body,
+                              it->requested_ms);
     if (rc == LL_OK && it->park) {
+        /* what `ledgerctl dlq` lists and replays by (docs/operations.md) */
+        char at[MSG_TIME_LEN + 1], ex[256], rk[256];
+        const amqp_envelope_t *e = &it->d.env;
+        msg_format_time(clock_now_ms(), at);
+        snprintf(ex, sizeof ex, "%.*s", (int)e->exchange.len, (const char *)e->exchange.bytes);
+        snprintf(rk, sizeof rk, "%.*s", (int)e->routing_key.len,
+                 (const char *)e->routing_key.bytes);
         mq_header_t h[] = {{"x-ledgerline-reason", msg_reason_str(it->why.reason), 0},
                            {"x-ledgerline-detail", it->why.detail, 0},
                            {"x-ledgerline-queue", rt->st->queue, 0},
-                           {"x-ledgerline-worker", rt->instance, 0}};
-        rc = rt_republish(rt, it, "ledgerline.dead", rt->st->queue, h, 4);
+                           {"x-ledgerline-worker", rt->instance, 0},
+                           {"x-ledgerline-parked-at", at, 0},
+                           {"x-ledgerline-exchange", ex, 0},
+                           {"x-ledgerline-routing-key", rk, 0}};
+        rc = rt_republish(rt, it, "ledgerline.dead", rt->st->queue, h, 7);
     }
     if (rc == LL_OK && it->defer) {
         char key[128];
@@ -506,6 +592,7 @@ static int rt_publish_item(rt_t *rt, item_t *it)
 static int rt_publish(rt_t *rt)
 {
     batch_t *b = &rt->batch;
+    int64_t t0 = clock_mono_us();
     for (;;) {
         int rc = LL_OK;
         for (size_t i = 0; i < b->n && rc == LL_OK; i++)
@@ -525,9 +612,14 @@ static int rt_publish(rt_t *rt)
         if (rt_ensure_up(rt, false) != LL_OK)
             return LL_ESTATE;
     }
+    size_t events = 0;
     for (size_t i = 0; i < b->n; i++)
-        if (b->items[i].state == ITEM_COMMITTED)
+        if (b->items[i].state == ITEM_COMMITTED) {
             item_set_state(&b->items[i], ITEM_PUBLISHED);
+            events += b->items[i].ev_body != NULL;
+        }
+    obs_confirm(rt->obs, (double)(clock_mono_us() - t0) / 1e6);
+    obs_published(rt->obs, events);
     return LL_OK;
 }
 
@@ -575,6 +667,8 @@ static void rt_process(rt_t *rt)
 {
     batch_t *b = &rt->batch;
     const stage_t *st = rt->st;
+    int64_t t0 = clock_mono_us();
+    obs_batch(rt->obs, b->n);
     for (size_t i = 0; i < b->n; i++) {
         item_t *it = &b->items[i];
         if (stage_decode(st, rt->verify, it) == LL_OK) {
@@ -607,9 +701,15 @@ static void rt_process(rt_t *rt)
         for (size_t i = 0; i < b->n; i++)
             item_set_state(&b->items[i], ITEM_ACKED);
         rt->done += (long long)b->n;
+        obs_batch_done(rt->obs, b->items, b->n);
     }
     crash_point("after_ack");
-    log_debugx((&(log_ctx_t){.queue = st->queue}), "batch of %zu done", b->n);
+    log_debugx((&(log_ctx_t){.queue = st->queue,
+                             .count = (long long)b->n,
+                             .has_count = true,
+                             .duration_ms = (double)(clock_mono_us() - t0) / 1000.0,
+                             .has_duration = true}),
+               "batch of %zu done", b->n);
     rt_release_all(rt);
     return;
 abandon:
@@ -682,6 +782,20 @@ static int rt_load(rt_t *rt)
     return LL_OK;
 }
 
+/* The endpoints' address must be a literal the worker can bind (the port
+ * itself is only tried at start: a running worker holds it). */
+static int rt_check_http(const rt_t *rt)
+{
+    unsigned char a[16];
+    if (rt->cfg.http.port == 0 || inet_pton(AF_INET, rt->cfg.http.address, a) == 1 ||
+        inet_pton(AF_INET6, rt->cfg.http.address, a) == 1)
+        return LL_OK;
+    log_error("http.address '%s' is not an IPv4 or IPv6 address: use 127.0.0.1, or 0.0.0.0 in "
+              "a container (or set http.port to 0 to turn the endpoints off)",
+              rt->cfg.http.address);
+    return LL_ECONFIG;
+}
+
 /* --- the periodic tick ----------------------------------------------------- */
 
 static void rt_sweep(rt_t *rt, int64_t age_ms)
@@ -702,15 +816,17 @@ static void rt_sweep(rt_t *rt, int64_t age_ms)
     int rc = LL_OK;
     for (size_t i = 0; i < n && rc == LL_OK; i++)
         rc = rt_publish_event(rt, rows[i].exchange, rows[i].routing_key, rows[i].event_id,
-                              rows[i].body);
+                              rows[i].body, 0);
     if (rc == LL_OK)
         rc = mq_confirm_wait(rt->out, (int)rt->cfg.amqp.confirm_timeout_ms, NULL);
     if (rc == LL_OK) {
+        obs_published(rt->obs, n);
         int64_t *ids = ll_xcalloc(n, sizeof *ids);
         for (size_t i = 0; i < n; i++)
             ids[i] = rows[i].id;
         if (outbox_mark_sent(rt->db, ids, n) == LL_OK && age_ms > 0)
-            log_info("outbox sweep republished %zu event(s) a crash left unsent", n);
+            log_infox((&(log_ctx_t){.count = (long long)n, .has_count = true}),
+                      "outbox sweep republished %zu event(s) a crash left unsent", n);
         free(ids);
     } else {
         log_warnx((&(log_ctx_t){.err = mq_errstr(rt->out)}),
@@ -740,10 +856,11 @@ static void rt_tick_job(rt_t *rt)
     int rc = mq_is_up(rt->out) ? LL_OK : LL_ECONN;
     for (size_t i = 0; i < env->nevents && rc == LL_OK; i++)
         rc = rt_publish_event(rt, OUTBOX_EXCHANGE, env->events[i].routing_key,
-                              env->events[i].event_id, env->events[i].body);
+                              env->events[i].event_id, env->events[i].body, 0);
     if (rc == LL_OK)
         rc = mq_confirm_wait(rt->out, (int)rt->cfg.amqp.confirm_timeout_ms, NULL);
     if (rc == LL_OK) {
+        obs_published(rt->obs, env->nevents);
         for (size_t i = 0; i < env->nevents; i++)
             rt_mark(rt, env->events[i].outbox_id);
     } else {
@@ -778,9 +895,14 @@ static void rt_tick(rt_t *rt)
         rt_flush_marks(rt);
         rt_sweep(rt, rt->cfg.worker.outbox_sweep_age_ms);
     }
+    obs_tick(rt->obs, rt->db, rt->kv, rt->ledger);
     if (now >= rt->next_stats) {
         if (rt->next_stats && rt->done > rt->done_at_stats)
-            log_infox((&(log_ctx_t){.queue = rt->st->queue}),
+            log_infox((&(log_ctx_t){.queue = rt->st->queue,
+                                    .count = rt->done - rt->done_at_stats,
+                                    .has_count = true,
+                                    .duration_ms = RT_STATS_PERIOD_MS,
+                                    .has_duration = true}),
                       "processed %lld message(s) in the last %d s (%lld in all)",
                       rt->done - rt->done_at_stats, RT_STATS_PERIOD_MS / 1000, rt->done);
         rt->done_at_stats = rt->done;
@@ -796,8 +918,13 @@ static int usage(const stage_t *st, FILE *out, int rc)
             "usage: %s [--config FILE] [--check-config]\n"
             "  Consumes queue '%s'. Settings come from FILE (or LEDGERLINE_CONFIG) and\n"
             "  LEDGERLINE_* variables; `ledgerctl config reference` lists them.\n"
-            "  --check-config  print the effective configuration (secrets masked), exit\n",
-            st->worker, st->queue);
+            "  --check-config  load and validate everything the worker loads at start (the\n"
+            "                  settings, key files, the stage's rules and files, the\n"
+            "                  endpoints' address), print the effective configuration\n"
+            "                  (secrets masked) and exit 0; or name the problem, exit 1\n"
+            "  Endpoints: /healthz, /readyz, /metrics on http.address:http.port (default\n"
+            "  port %d for this kind; 0 turns them off). docs/operations.md has the rest.\n",
+            st->worker, st->queue, st->http_port);
     return rc;
 }
 
@@ -808,6 +935,7 @@ static int rt_run(rt_t *rt)
     if (rc == LL_ECONFIG)
         return 1;
     while (!rt_stopping(rt)) {
+        rt_observe(rt);
         rc = rt_ensure_up(rt, true);
         if (rc == LL_ECONFIG)
             return 1;
@@ -820,8 +948,10 @@ static int rt_run(rt_t *rt)
         if (!rt_stopping(rt))   /* no new work (closing, sweeping) once stopping */
             rt_tick(rt);
     }
+    rt_observe(rt); /* draining: /readyz says so while the last marks go */
     rt_flush_marks(rt);
-    log_info("stopped after %lld message(s)", rt->done);
+    log_infox((&(log_ctx_t){.count = rt->done, .has_count = true}), "stopped after %lld message(s)",
+              rt->done);
     return 0;
 }
 
@@ -852,12 +982,11 @@ int rt_main(const stage_t *st, int argc, char **argv)
         fprintf(stderr, "%s: %s\n", st->worker, err.msg);
         return 2;
     }
-    if (check) {
-        settings_print(&rt.cfg, stdout);
-        settings_free(&rt.cfg);
-        return 0;
-    }
+    if (rt.cfg.http.port < 0)
+        rt.cfg.http.port = st->http_port;
     log_init(st->worker, (log_level_t)rt.cfg.log.level);
+    if (check) /* what the worker would log goes to the operator's terminal */
+        log_set_output(stderr);
     if (rt.cfg.worker.instance[0]) {
         snprintf(rt.instance, sizeof rt.instance, "%s", rt.cfg.worker.instance);
     } else {
@@ -865,13 +994,42 @@ int rt_main(const stage_t *st, int argc, char **argv)
         gethostname(host, sizeof host - 1);
         snprintf(rt.instance, sizeof rt.instance, "%s:%d", host, (int)getpid());
     }
-    if (rt_load(&rt) != LL_OK) {
+    log_set_instance(rt.instance);
+    /* the same loading as a start: --check-config fails exactly when a
+     * start would, before any server is contacted */
+    if (rt_load(&rt) != LL_OK || rt_check_http(&rt) != LL_OK) {
+        if (check)
+            fprintf(stderr, "%s: --check-config: the configuration is not usable (see above)\n",
+                    st->worker);
+        sign_free(rt.verify);
+        sign_free(rt.sign);
         settings_free(&rt.cfg);
         return 1;
     }
+    if (check) {
+        settings_print(&rt.cfg, stdout);
+        sign_free(rt.verify);
+        sign_free(rt.sign);
+        settings_free(&rt.cfg);
+        return 0;
+    }
+    rt.obs = obs_new(st->name, st->worker, rt.instance, &rt.cfg);
+    char herr[512];
+    if (obs_listen(rt.obs, (int)rt.cfg.http.port, herr, sizeof herr) != LL_OK) {
+        log_error("%s", herr);
+        obs_free(rt.obs);
+        sign_free(rt.verify);
+        sign_free(rt.sign);
+        settings_free(&rt.cfg);
+        return 1;
+    }
+    if (obs_port(rt.obs))
+        log_info("serving /healthz, /readyz and /metrics on %s:%d", rt.cfg.http.address,
+                 obs_port(rt.obs));
     char terr[512];
     if (topo_load_builtin(&rt.topo, terr, sizeof terr) != LL_OK) {
         log_error("%s", terr);
+        obs_free(rt.obs);
         settings_free(&rt.cfg);
         return 1;
     }
@@ -924,6 +1082,7 @@ int rt_main(const stage_t *st, int argc, char **argv)
     free(rt.tick.events);
     sign_free(rt.verify);
     sign_free(rt.sign);
+    obs_free(rt.obs);
     mq_free(rt.in);
     mq_free(rt.out);
     db_free(rt.db);

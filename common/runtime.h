@@ -29,7 +29,10 @@
  * committed and its events confirmed) and doubles nothing (PostgreSQL's
  * processed rows turn a redelivery into a replay of the stored event).
  * Periodically (one tick): the stage's tick job (tick.h) and the publishing
- * of the events it committed, the outbox sweep, AMQP heartbeats.
+ * of the events it committed, the outbox sweep, AMQP heartbeats, and the
+ * worker's registry record and outbox sample (obs.h). Throughout, obs.h
+ * hears what happens: its /healthz, /readyz and /metrics answer from their
+ * own thread (docs/operations.md).
  *
  * Public API: rt_main.
  */

@@ -21,6 +21,7 @@ const char *const settings_log_level_names[] = {"error", "warn", "info", "debug"
 const char *const settings_queue_type_names[] = {"quorum", "classic", NULL};
 const char *const settings_sslmode_names[] = {"disable",   "allow",       "prefer", "require",
                                               "verify-ca", "verify-full", NULL};
+const char *const settings_overflow_names[] = {"reject-publish", "drop-head", NULL};
 
 #define OFF(field) offsetof(settings_t, field)
 #define STR(sec, key, field, def, help)                                                            \
@@ -70,6 +71,18 @@ const cfg_setting_t settings_table[] = {
          "type of the work queues declared by the topology"),
     INT("amqp", "delivery_limit", amqp.delivery_limit, "20", 1, 1000,
         "x-delivery-limit of quorum queues: redeliveries before dead-lettering"),
+    STR("amqp", "management_url", amqp.management_url, "http://127.0.0.1:15672",
+        "RabbitMQ management API (ledgerctl status and topology apply; same user and "
+        "password)"),
+    INT("amqp", "dead_max_length", amqp.dead_max_length, "1000000", 1, 1000000000,
+        "most messages a dead-letter queue (<queue>.dead) holds; set as a policy by "
+        "`ledgerctl topology apply`"),
+    ENUM("amqp", "dead_overflow", amqp.dead_overflow, "reject-publish", settings_overflow_names,
+         "a full dead-letter queue: reject-publish (nothing is lost: the worker keeps the "
+         "message unacked and retries until an operator makes room) or drop-head (the oldest "
+         "dead letter is dropped)"),
+    INT("amqp", "audit_max_length", amqp.audit_max_length, "100000", 1, 1000000000,
+        "most events the audit queue (events.audit) keeps; the oldest are dropped"),
 
     /* redis */
     STR("redis", "host", redis.host, "127.0.0.1", "Redis host name or address"),
@@ -117,6 +130,15 @@ const cfg_setting_t settings_table[] = {
         "how often unsent outbox rows are looked for"),
     INT("worker", "outbox_sweep_age_ms", worker.outbox_sweep_age_ms, "5000", 0, 3600000,
         "an unsent outbox row older than this is republished by the sweep"),
+
+    /* http: /healthz, /readyz and /metrics of every worker */
+    STR("http", "address", http.address, "127.0.0.1",
+        "listen address of the worker's endpoints (0.0.0.0 in containers)"),
+    INT("http", "port", http.port, "-1", -1, 65535,
+        "port of /healthz, /readyz, /metrics: 0 turns them off, -1 takes the kind's default "
+        "(risk 9471, payment 9472, settlement 9473)"),
+    INT("http", "liveness_timeout_ms", http.liveness_timeout_ms, "60000", 1000, 3600000,
+        "/healthz fails when the worker loop has made no progress for this long"),
 
     /* risk: the rules of the risk stage, evaluated in this order */
     STR("risk", "max_amount", risk.max_amount, "",

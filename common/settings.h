@@ -11,7 +11,8 @@
  * Public API: settings_t, settings_table, settings_count, settings_load,
  * settings_load_env, settings_free, settings_print, the SETTINGS_* enums and
  * their choice names (settings_log_level_names, settings_queue_type_names,
- * settings_sslmode_names).
+ * settings_sslmode_names,
+ * settings_overflow_names).
  */
 #ifndef LL_SETTINGS_H
 #define LL_SETTINGS_H
@@ -32,6 +33,8 @@ enum {
 };
 /* amqp.queue_type */
 enum { SETTINGS_QUEUE_QUORUM, SETTINGS_QUEUE_CLASSIC };
+/* amqp.dead_overflow: RabbitMQ's overflow behaviours, by their names */
+enum { SETTINGS_OVERFLOW_REJECT_PUBLISH, SETTINGS_OVERFLOW_DROP_HEAD };
 /* postgres.sslmode: settings_sslmode_names[] gives libpq's keyword */
 enum {
     SETTINGS_SSLMODE_DISABLE,
@@ -46,6 +49,7 @@ enum {
 extern const char *const settings_log_level_names[];
 extern const char *const settings_queue_type_names[];
 extern const char *const settings_sslmode_names[];
+extern const char *const settings_overflow_names[];
 
 /* Strings are owned by the struct (freed by settings_free), never NULL
  * after a successful settings_load. */
@@ -66,6 +70,10 @@ typedef struct settings {
         long long connect_timeout_ms;
         int queue_type; /* SETTINGS_QUEUE_* */
         long long delivery_limit;
+        char *management_url;       /* the RabbitMQ management API (ledgerctl only) */
+        long long dead_max_length;  /* policy on <queue>.dead (ledgerctl topology apply) */
+        int dead_overflow;          /* SETTINGS_OVERFLOW_* */
+        long long audit_max_length; /* policy on events.audit */
     } amqp;
     struct {
         char *host;
@@ -96,6 +104,11 @@ typedef struct settings {
         long long outbox_sweep_interval_ms;
         long long outbox_sweep_age_ms;
     } worker;
+    struct {
+        char *address;               /* the endpoints' listen address */
+        long long port;              /* 0: off; -1: the kind's default (stage_t.http_port) */
+        long long liveness_timeout_ms; /* /healthz fails when the loop is stuck this long */
+    } http;
     struct {
         char *max_amount;     /* "EUR:1000000,USD:2000000"; "" = no limit */
         char *blocklist_file; /* one account id per line; "" = none */

@@ -59,6 +59,7 @@ typedef struct stage {
     const char *name;   /* processed.stage, outbox.stage, Redis keys: "payment" */
     const char *worker; /* program name for logs and usage: "payment-worker" */
     const char *queue;  /* the work queue it consumes: "payments" */
+    int http_port;      /* default port of its endpoints (http.port -1) */
 
     const msg_decoder_t *consumes; /* the message type of its queue */
     stage_keys_t verify;           /* checks the signature of what it consumes */

@@ -16,7 +16,8 @@
 static const char *const exchange_types[] = {
     "topic", "direct", "fanout", "headers", "x-consistent-hash", NULL};
 static const char *const class_names[] = {
-    [TOPO_WORK] = "work", [TOPO_DEAD] = "dead", [TOPO_RETRY] = "retry"};
+    [TOPO_WORK] = "work", [TOPO_DEAD] = "dead", [TOPO_RETRY] = "retry",
+    [TOPO_AUDIT] = "audit"};
 
 const char *topo_class_name(topo_class_t c)
 {
@@ -155,15 +156,17 @@ static int parse_queue(parse_t *p, yaml_node_t *qn, topo_queue_t *q)
     yaml_node_t *cn = map_get(p, qn, "class");
     const char *c = scalar(cn);
     if (!c)
-        return perr(p, qn, "queue '%s' needs a 'class' (work, dead or retry)", q->name);
+        return perr(p, qn, "queue '%s' needs a 'class' (work, dead, retry or audit)", q->name);
     if (strcmp(c, "work") == 0)
         q->cls = TOPO_WORK;
     else if (strcmp(c, "dead") == 0)
         q->cls = TOPO_DEAD;
     else if (strcmp(c, "retry") == 0)
         q->cls = TOPO_RETRY;
+    else if (strcmp(c, "audit") == 0)
+        q->cls = TOPO_AUDIT;
     else
-        return perr(p, cn, "class '%s' is not one of work, dead, retry", c);
+        return perr(p, cn, "class '%s' is not one of work, dead, retry, audit", c);
     if (q->cls == TOPO_RETRY) {
         yaml_node_t *tn = map_get(p, qn, "ttl_ms");
         const char *t = scalar(tn);
@@ -340,6 +343,9 @@ static int queue_args(const topo_queue_t *q, const topo_params_t *p, amqp_table_
         break;
     case TOPO_DEAD:
         arg_str(&e[n++], "x-queue-type", p->quorum ? "quorum" : "classic");
+        break;
+    case TOPO_AUDIT: /* a view for operators: classic, no dead-lettering */
+        arg_str(&e[n++], "x-queue-type", "classic");
         break;
     case TOPO_RETRY:
         arg_str(&e[n++], "x-queue-type", "classic");

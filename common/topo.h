@@ -18,7 +18,7 @@
 #include "err.h"
 #include "mq.h"
 
-typedef enum { TOPO_WORK, TOPO_DEAD, TOPO_RETRY } topo_class_t;
+typedef enum { TOPO_WORK, TOPO_DEAD, TOPO_RETRY, TOPO_AUDIT } topo_class_t;
 
 typedef struct topo_bind {
     char *exchange;

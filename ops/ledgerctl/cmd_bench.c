@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "clock.h"
 #include "migrate.h"
 #include "money.h"
 #include "msg.h"
@@ -407,11 +408,13 @@ static int publish_one(bench_t *b, int64_t i)
     }
     mq_props_t props = {.message_id = id, .type = type, .timestamp_s = bench_now_us() / 1000000};
     char sig[SIGN_MAX];
-    mq_header_t h[] = {{SIGN_HEADER, sig, 0}};
+    /* the request time, for the workers' end-to-end latency metrics */
+    mq_header_t h[2] = {{"x-ledgerline-requested-at", NULL, clock_now_ms()}};
+    props.headers = h;
+    props.nheaders = 1;
     if (b->keys) {
         sign_body(b->keys, out, (size_t)len, sig);
-        props.headers = h;
-        props.nheaders = 1;
+        h[props.nheaders++] = (mq_header_t){SIGN_HEADER, sig, 0};
     }
     bench_slot_t *s = bench_slot(&b->run, i);
     int64_t now = bench_now_us();

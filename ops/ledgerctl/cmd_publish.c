@@ -115,11 +115,13 @@ static int send_one(pub_t *p, const char *body, size_t len)
     mq_props_t props = {
         .message_id = pay.payment_id, .type = p->type, .timestamp_s = clock_now_ms() / 1000};
     char sig[SIGN_MAX];
-    mq_header_t h[] = {{SIGN_HEADER, sig, 0}};
+    /* the request time, for the workers' end-to-end latency metrics */
+    mq_header_t h[2] = {{"x-ledgerline-requested-at", NULL, clock_now_ms()}};
+    props.headers = h;
+    props.nheaders = 1;
     if (p->keys) {
         sign_body(p->keys, body, len, sig);
-        props.headers = h;
-        props.nheaders = 1;
+        h[props.nheaders++] = (mq_header_t){SIGN_HEADER, sig, 0};
     }
     int rc = mq_publish(p->m, p->exchange, p->type, body, len, &props, true);
     free(owned);

@@ -27,11 +27,16 @@ LL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # iproute2 (ss) and procps (ps, pgrep) are in a standard Debian install but
 # not in the slim container images a fresh CI host may start from; jq reads
 # the JSON reports of `ledgerctl bench` in ops/bench; shellcheck lints the
-# shell scripts (tests/lint/check_shell.sh).
+# shell scripts (tests/lint/check_shell.sh); libmicrohttpd serves the
+# workers' /healthz, /readyz and /metrics; libcurl is ledgerctl's client of
+# the RabbitMQ management API and of those endpoints; prometheus brings
+# promtool and the server the test stack scrapes the workers with; openssl
+# makes keys in the README's signing example.
 LL_DEPS=(build-essential cmake pkg-config git librabbitmq-dev libhiredis-dev
   libpq-dev libyaml-dev libjansson-dev libssl-dev check libsubunit-dev
   rabbitmq-server redis-server postgresql docker-compose clang-format bc
-  iproute2 procps jq shellcheck)
+  iproute2 procps jq shellcheck libmicrohttpd-dev libcurl4-openssl-dev prometheus
+  openssl)
 
 ll_info() {
   printf 'ledgerline: %s\n' "$*" >&2
@@ -82,6 +87,11 @@ ll_missing_deps() {
       printf '%s\n' "$pkg"
     fi
   done
+  # kubectl (for `kubectl kustomize` in the manifest test) may come from
+  # another vendor's package (cloud SDKs ship one): Debian's only if none
+  if ! command -v kubectl >/dev/null 2>&1; then
+    printf '%s\n' kubernetes-client
+  fi
 }
 
 # Installs only what is missing; `apt-get update` runs once, and only then.
@@ -141,6 +151,7 @@ ll_install_deps() {
         rabbitmq-server) units+=(rabbitmq-server.service epmd.socket epmd.service) ;;
         redis-server) units+=(redis-server.service) ;;
         postgresql) units+=(postgresql.service) ;;
+        prometheus) units+=(prometheus.service) ;;
       esac
     done
     if [[ ${#units[@]} -gt 0 ]]; then

@@ -101,6 +101,9 @@ pid_t llw_start(const char *bin, const char *dbname, const char *const *extra_en
             close(in);
         if (dbname)
             setenv("LEDGERLINE_POSTGRES_DBNAME", dbname, 1);
+        /* endpoints off unless the test asks for them (extra_env): a test
+         * runs several replicas of a kind, which would share its port */
+        setenv("LEDGERLINE_HTTP_PORT", "0", 1);
         for (size_t i = 0; extra_env && extra_env[i]; i++)
             child_setenv(extra_env[i]);
         /* what the test process ignores or blocks must not leak into it */

@@ -47,7 +47,8 @@
 
 /*
  * Starts `bin` (no arguments) with the test's environment plus
- * LEDGERLINE_POSTGRES_DBNAME=dbname (when not NULL) plus `extra_env`
+ * LEDGERLINE_POSTGRES_DBNAME=dbname (when not NULL), LEDGERLINE_HTTP_PORT=0
+ * (the endpoints off: set it in extra_env to serve them) plus `extra_env`
  * ("NAME=value" strings, NULL-terminated, may be NULL; later ones win).
  * stdout and stderr go to `logpath` (truncated), or when NULL to
  * /tmp/llw-<test pid>-<n>.log. The process is registered. Fails the test

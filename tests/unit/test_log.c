@@ -114,7 +114,7 @@ static const struct {
 
 START_TEST(log_ctx_fields)
 {
-    log_ctx_t ctx = {ctxs[_i].queue, ctxs[_i].pid, ctxs[_i].err};
+    log_ctx_t ctx = {.queue = ctxs[_i].queue, .payment_id = ctxs[_i].pid, .err = ctxs[_i].err};
     log_infox(&ctx, "processed %d", 3);
     json_t *j = one_line();
     ck_assert_uint_eq(json_object_size(j), ctxs[_i].nkeys);

@@ -40,6 +40,7 @@ const stage_t payment_stage = {
     .name = "payment",
     .worker = "payment-worker",
     .queue = "payments",
+    .http_port = 9472,
     .consumes = &msg_decoder_approved,
     .verify = STAGE_KEYS_APPROVALS,
     .apply_sql = "SELECT verdict, outcome, transfer_id, prior_payload "

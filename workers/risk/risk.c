@@ -191,6 +191,7 @@ const stage_t risk_stage = {
     .name = "risk",
     .worker = "risk-worker",
     .queue = "risk",
+    .http_port = 9471,
     .consumes = &msg_decoder_requested,
     .verify = STAGE_KEYS_REQUESTS,
     .sign = STAGE_KEYS_APPROVALS,

@@ -23,6 +23,7 @@
 #include "crash.h"
 #include "kv.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 #include "msg_encode.h"
 #include "reject.h"
@@ -35,6 +36,58 @@
 
 static char window_param[24] = "86400"; /* settlement.window_s, $2 of the batch function */
 static int64_t next_close;
+
+/* The settlement metrics (docs/operations.md#metrics), registered at the
+ * first tick, when the runtime's registry exists; the gauges are sampled
+ * every SAMPLE_MS from the open batches (a partial index). */
+#define SAMPLE_MS 5000
+static struct {
+    metric_t *batches, *overdue, *closes, *duration;
+    int64_t next_sample;
+} sm;
+
+static void metrics_sample(const tick_env_t *env)
+{
+    if (!sm.batches) {
+        sm.batches = metric_new(METRIC_GAUGE, "ledgerline_settlement_batches",
+                                "Open settlement batches, and those held after a refused close.",
+                                "state", NULL, 0);
+        sm.overdue = metric_new(METRIC_GAUGE, "ledgerline_settlement_batches_overdue",
+                                "Open batches whose window ended more than grace + 60 s ago.", NULL,
+                                NULL, 0);
+        sm.closes = metric_new(METRIC_COUNTER, "ledgerline_settlement_closes_total",
+                               "Batch closes by this worker: closed, or held (refused).", "result",
+                               NULL, 0);
+        sm.duration = metric_new(METRIC_HISTOGRAM, "ledgerline_settlement_close_duration_seconds",
+                                 "One batch close, lock to commit or hold.", "result",
+                                 metrics_duration_buckets, metrics_duration_nbuckets);
+        metric_set(sm.batches, "open", 0);
+        metric_set(sm.batches, "held", 0);
+        metric_set(sm.overdue, NULL, 0);
+        metric_add(sm.closes, "closed", 0);
+        metric_add(sm.closes, "held", 0);
+    }
+    int64_t now = clock_mono_ms();
+    if (now < sm.next_sample)
+        return;
+    sm.next_sample = now + SAMPLE_MS;
+    char grace[48];
+    snprintf(grace, sizeof grace, "%lld milliseconds", env->cfg->settlement.grace_ms + 60000);
+    const char *p[] = {grace};
+    PGresult *r;
+    if (db_query(env->db, &r,
+                 "SELECT count(*) FILTER (WHERE close_error IS NULL) AS open, "
+                 "count(*) FILTER (WHERE close_error IS NOT NULL) AS held, "
+                 "count(*) FILTER (WHERE window_end + $1::interval < now()) AS overdue "
+                 "FROM settlement_batches WHERE status = 'open'",
+                 1, p) != LL_OK)
+        return; /* the gauges keep their last value; the close query reports faults */
+    stage_row_t row = {r, 0};
+    metric_set(sm.batches, "open", atof(stage_col(&row, "open")));
+    metric_set(sm.batches, "held", atof(stage_col(&row, "held")));
+    metric_set(sm.overdue, NULL, atof(stage_col(&row, "overdue")));
+    PQclear(r);
+}
 
 static int settlement_init(const settings_t *cfg)
 {
@@ -170,9 +223,15 @@ static int close_one(tick_env_t *env, const char *id, long long fence, const cha
                      const char *token)
 {
     close_ctx_t c = {.env = env, .id = id, .lock = lock, .token = token, .fence = fence};
+    int64_t t0 = clock_mono_us();
     int rc = tick_transact(env, "close", close_work, &c);
     if (rc == TICK_ROLLBACK)
         return 0;
+    const char *result = rc == LL_OK ? "closed" : "held";
+    if (rc == LL_OK || c.refused) {
+        metric_add(sm.closes, result, 1);
+        metric_observe(sm.duration, result, (double)(clock_mono_us() - t0) / 1e6);
+    }
     if (rc != LL_OK) {
         if (c.refused)
             hold(env, id, c.why);
@@ -186,6 +245,7 @@ static int close_one(tick_env_t *env, const char *id, long long fence, const cha
 
 static int settlement_tick(tick_env_t *env)
 {
+    metrics_sample(env);
     int64_t now = clock_mono_ms();
     if (now < next_close || !env->kv)
         return 0;
@@ -235,6 +295,7 @@ const stage_t settlement_stage = {
     .name = "settlement",
     .worker = "settlement-worker",
     .queue = "settlement",
+    .http_port = 9473,
     .consumes = &msg_decoder_completed,
     .apply_sql = "SELECT verdict, batch_id, late, prior_payload "
                  "FROM settlement_apply_batch($1::jsonb, $2::bigint) ORDER BY ord",
