@@ -31,12 +31,13 @@ LL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # workers' /healthz, /readyz and /metrics; libcurl is ledgerctl's client of
 # the RabbitMQ management API and of those endpoints; prometheus brings
 # promtool and the server the test stack scrapes the workers with; openssl
-# makes keys in the README's signing example.
+# makes keys in the README's signing example; python3-yaml reads compose.yaml
+# in tests/lint/lint_compose.sh.
 LL_DEPS=(build-essential cmake pkg-config git librabbitmq-dev libhiredis-dev
   libpq-dev libyaml-dev libjansson-dev libssl-dev check libsubunit-dev
   rabbitmq-server redis-server postgresql docker-compose clang-format bc
   iproute2 procps jq shellcheck libmicrohttpd-dev libcurl4-openssl-dev prometheus
-  openssl)
+  openssl python3-yaml)
 
 ll_info() {
   printf 'ledgerline: %s\n' "$*" >&2
