@@ -22,9 +22,9 @@
  * disabled level costs one comparison. Never log secrets.
  *
  * Public API: log_level_t, log_ctx_t, log_init, log_set_instance,
- * log_set_level, log_get_level, log_set_output, log_last_problem, log_level_parse, log_level_name, log_enabled, log_error,
- * log_warn, log_info, log_debug, log_errorx, log_warnx, log_infox, log_debugx,
- * log_panic, log_write.
+ * log_set_level, log_get_level, log_set_output, log_last_problem, log_level_parse, log_level_name,
+ * log_enabled, log_error, log_warn, log_info, log_debug, log_errorx, log_warnx, log_infox,
+ * log_debugx, log_panic, log_write.
  */
 #ifndef LL_LOG_H
 #define LL_LOG_H

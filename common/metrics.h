@@ -43,9 +43,11 @@ metric_t *metric_new(metric_type_t type, const char *name, const char *help, con
                      const double *buckets, size_t nbuckets);
 
 /* `lv` is the value of the metric's label (NULL or ignored when it has
- * none). Counters only go up: metric_add with v < 0 is ignored. */
+ * none). Counters only go up: metric_add with v < 0 is ignored. On a
+ * histogram, metric_add(m, lv, 0) creates the series with every bucket 0
+ * (so it is exported before its first observation). */
 void metric_add(metric_t *m, const char *lv, double v);
-void metric_set(metric_t *m, const char *lv, double v); /* gauges */
+void metric_set(metric_t *m, const char *lv, double v);     /* gauges */
 void metric_observe(metric_t *m, const char *lv, double v); /* histograms */
 
 /* For tests and summaries: a counter's or gauge's value, a histogram's

@@ -126,6 +126,10 @@ obs_t *obs_new(const char *stage, const char *worker, const char *instance, cons
                               o->published, o->ready, o->backlog, o->oldest};
     for (size_t i = 0; i < sizeof unlabelled / sizeof unlabelled[0]; i++)
         metric_add(unlabelled[i], NULL, 0);
+    /* histograms too (all buckets 0): rate() then sees their first sample */
+    metric_t *hists[] = {o->batch, o->tx, o->confirm, o->e2e};
+    for (size_t i = 0; i < sizeof hists / sizeof hists[0]; i++)
+        metric_add(hists[i], NULL, 0);
     for (int r = 0; r < MSG_REASON_COUNT; r++)
         metric_add(o->rejected, msg_reason_str((msg_reason_t)r), 0);
     metric_add(o->dups, "redis", 0);

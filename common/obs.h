@@ -31,8 +31,7 @@ typedef struct obs obs_t;
 
 /* Registers the worker's metrics (stage label = `stage`) and its health
  * state; `cfg` is borrowed for the process's life. */
-obs_t *obs_new(const char *stage, const char *worker, const char *instance,
-               const settings_t *cfg);
+obs_t *obs_new(const char *stage, const char *worker, const char *instance, const settings_t *cfg);
 /* Starts the endpoints when `port` > 0. LL_OK, or LL_ECONFIG with err. */
 int obs_listen(obs_t *o, int port, char *err, size_t errlen);
 /* The port listened on (0: off). */

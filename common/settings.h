@@ -105,8 +105,8 @@ typedef struct settings {
         long long outbox_sweep_age_ms;
     } worker;
     struct {
-        char *address;               /* the endpoints' listen address */
-        long long port;              /* 0: off; -1: the kind's default (stage_t.http_port) */
+        char *address;                 /* the endpoints' listen address */
+        long long port;                /* 0: off; -1: the kind's default (stage_t.http_port) */
         long long liveness_timeout_ms; /* /healthz fails when the loop is stuck this long */
     } http;
     struct {

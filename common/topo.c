@@ -16,12 +16,11 @@
 static const char *const exchange_types[] = {
     "topic", "direct", "fanout", "headers", "x-consistent-hash", NULL};
 static const char *const class_names[] = {
-    [TOPO_WORK] = "work", [TOPO_DEAD] = "dead", [TOPO_RETRY] = "retry",
-    [TOPO_AUDIT] = "audit"};
+    [TOPO_WORK] = "work", [TOPO_DEAD] = "dead", [TOPO_RETRY] = "retry", [TOPO_AUDIT] = "audit"};
 
 const char *topo_class_name(topo_class_t c)
 {
-    return (unsigned)c < 3 ? class_names[c] : "?";
+    return (unsigned)c < sizeof class_names / sizeof class_names[0] ? class_names[c] : "?";
 }
 
 void topo_free(topo_t *t)

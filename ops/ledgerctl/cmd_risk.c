@@ -50,9 +50,12 @@ int cmd_risk_show(ctl_t *c, int argc, char **argv)
                         "reading the decision: %s", db_errstr(db));
     if (PQntuples(r) != 1) {
         PQclear(r);
-        return ctl_fail("check the id; a payment the risk-worker rejected as bad input has no "
-                        "decision (look in risk.dead)",
-                        "no risk decision for payment '%s'", id);
+        char fix[256];
+        snprintf(fix, sizeof fix,
+                 "check the id; a payment the risk-worker rejected as bad input has no decision: "
+                 "`ledgerctl dlq list risk --payment-id %s` shows it if it was parked",
+                 id);
+        return ctl_fail(fix, "no risk decision for payment '%s'", id);
     }
     if (c->json) {
         ctl_json_print(json_pack(

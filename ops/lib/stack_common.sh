@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # ops/lib/stack_common.sh - the helpers ops/stack and its server files
-# (ops/lib/stack_{rabbitmq,redis,postgres}.sh) share: processes, ports,
+# (ops/lib/stack_{rabbitmq,redis,postgres,prometheus}.sh) share: processes, ports,
 # deadlines and the one way a server start fails. Source it (ops/stack does);
 # it defines functions, runs nothing.
 #

@@ -95,7 +95,9 @@ epmd_pid() {
 # with a connection.start method frame (type 1).
 amqp_answers() {
   local tcp_port="$1" fd b
-  exec {fd}<>"/dev/tcp/127.0.0.1/$tcp_port" 2>/dev/null || return 1
+  # (the braces: `exec ... 2>/dev/null` alone would silence this shell's
+  # stderr for good once the connection succeeds)
+  { exec {fd}<>"/dev/tcp/127.0.0.1/$tcp_port"; } 2>/dev/null || return 1
   printf 'AMQP\x00\x00\x09\x01' 1>&"$fd" 2>/dev/null || {
     exec {fd}>&-
     return 1

@@ -6,8 +6,15 @@
 #   every socket of the stack listens on loopback only (ss -ltnp);
 #   PostgreSQL refuses a wrong password; stop-one redis makes status fail and
 #   leaves the others alone; start-one redis and `up` bring it back with its
-#   data (appendonly); `up` in a checkout under a 0700 folder refuses,
-#   naming the folder and the fix, and starts nothing.
+#   data (appendonly); the stack's Prometheus: its rendered configuration is
+#   valid, it runs with the stack's port, data folder and short retention,
+#   has loaded every rule of ops/prometheus/alerts.yml, scrapes the stack's
+#   rabbitmq_prometheus port (both jobs up) and the ops/workers port slots,
+#   picks up a file_sd target file written into its targets folder (and
+#   drops it when the file goes), reloads a configuration that differs on
+#   `up` without a restart, and after stop-one/up still has the samples
+#   from before; `up` in a checkout under a 0700 folder refuses, naming
+#   the folder and the fix, and starts nothing.
 # Without the stack's environment it FAILS (it never skips).
 set -uo pipefail
 
@@ -41,7 +48,9 @@ ENV_VARS=(LEDGERLINE_AMQP_HOST LEDGERLINE_AMQP_PORT LEDGERLINE_AMQP_USER
   LEDGERLINE_POSTGRES_PORT LEDGERLINE_POSTGRES_DBNAME LEDGERLINE_POSTGRES_USER
   LEDGERLINE_POSTGRES_PASSWORD_FILE LEDGERLINE_STACK_NAME LEDGERLINE_STACK_DIR
   LEDGERLINE_STACK_MGMT_PORT LEDGERLINE_STACK_PROMETHEUS_PORT
-  LEDGERLINE_STACK_RABBITMQ_NODE LEDGERLINE_STACK_EPMD_PORT)
+  LEDGERLINE_STACK_RABBITMQ_NODE LEDGERLINE_STACK_EPMD_PORT
+  LEDGERLINE_AMQP_MANAGEMENT_URL LEDGERLINE_STACK_PROMSERVER_PORT
+  LEDGERLINE_STACK_PROMETHEUS_URL LEDGERLINE_STACK_PROMETHEUS_TARGETS_DIR)
 
 missing=()
 for v in "${ENV_VARS[@]}"; do
@@ -73,19 +82,19 @@ else
   echo "$out"
   finish # nothing below makes sense on a broken stack
 fi
-for s in rabbitmq redis postgres; do
+for s in rabbitmq redis postgres prometheus; do
   check "status says $s is up" grep -Eq "^$s +up " <<<"$out"
 done
 
 # --- up is idempotent -------------------------------------------------------
 before="$(pids)"
-check "pids lists rabbitmq, epmd, redis and postgres" \
-  test "$(awk '{print $1}' <<<"$before" | tr '\n' ' ')" = "epmd postgres rabbitmq redis "
+check "pids lists rabbitmq, epmd, redis, postgres and prometheus" \
+  test "$(awk '{print $1}' <<<"$before" | tr '\n' ' ')" = "epmd postgres prometheus rabbitmq redis "
 out="$(timeout "$TIMEOUT" "${STACK[@]}" up 2>&1)"
 rc=$?
 check "second up exits 0" test $rc -eq 0
-check "second up says 'already up' for all three servers" \
-  test "$(grep -c 'already up' <<<"$out")" -eq 3
+check "second up says 'already up' for all four servers" \
+  test "$(grep -c 'already up' <<<"$out")" -eq 4
 after="$(pids)"
 check "second up restarted nothing (pids unchanged)" test "$before" = "$after"
 
@@ -98,6 +107,12 @@ done
 got="$(env -i bash -c "$out"$'\n''printf "%s|%s|%s|%s" "$LEDGERLINE_AMQP_PORT" "$LEDGERLINE_REDIS_PORT" "$LEDGERLINE_POSTGRES_PORT" "$LEDGERLINE_AMQP_VHOST"')"
 check "env output evaluates to the ports in use" \
   test "$got" = "$LEDGERLINE_AMQP_PORT|$LEDGERLINE_REDIS_PORT|$LEDGERLINE_POSTGRES_PORT|/"
+check "env: the management URL is the stack's management port" \
+  test "$LEDGERLINE_AMQP_MANAGEMENT_URL" = "http://127.0.0.1:$LEDGERLINE_STACK_MGMT_PORT"
+check "env: the Prometheus URL is the stack's Prometheus port" \
+  test "$LEDGERLINE_STACK_PROMETHEUS_URL" = "http://127.0.0.1:$LEDGERLINE_STACK_PROMSERVER_PORT"
+check "env: the file_sd targets folder is the stack's" \
+  test "$LEDGERLINE_STACK_PROMETHEUS_TARGETS_DIR" = "$LEDGERLINE_STACK_DIR/prometheus/targets"
 for f in "$LEDGERLINE_AMQP_PASSWORD_FILE" "$LEDGERLINE_REDIS_PASSWORD_FILE" "$LEDGERLINE_POSTGRES_PASSWORD_FILE"; do
   check "secret $f exists with mode 600" test "$(stat -c %a "$f" 2>/dev/null)" = 600 -a -s "$f"
 done
@@ -123,9 +138,10 @@ for pid in $pid_list; do
     esac
   done < <(grep -E "pid=$pid," <<<"$listeners")
 done
-check "found listening sockets of the stack's processes" test "$nsock" -ge 7
+check "found listening sockets of the stack's processes" test "$nsock" -ge 8
 for p in "$LEDGERLINE_AMQP_PORT" "$LEDGERLINE_STACK_MGMT_PORT" "$LEDGERLINE_STACK_PROMETHEUS_PORT" \
-  "$LEDGERLINE_STACK_EPMD_PORT" "$LEDGERLINE_REDIS_PORT" "$LEDGERLINE_POSTGRES_PORT"; do
+  "$LEDGERLINE_STACK_EPMD_PORT" "$LEDGERLINE_REDIS_PORT" "$LEDGERLINE_POSTGRES_PORT" \
+  "$LEDGERLINE_STACK_PROMSERVER_PORT"; do
   check "port $p listens on 127.0.0.1" grep -Eq "^LISTEN +[0-9]+ +[0-9]+ +127\.0\.0\.1:$p " <<<"$listeners"
 done
 
@@ -171,6 +187,97 @@ for round in start-one up; do
     test "$(pid_of rabbitmq)/$(pid_of postgres)" = "$rmq_pid/$pg_pid"
 done
 redis_cli del "$probe_key" >/dev/null 2>&1
+
+# --- the stack's Prometheus --------------------------------------------------------
+# prom_get PATH: the body of GET PATH on the stack's Prometheus (HTTP/1.0 over
+# bash's /dev/tcp; no HTTP client is among the project's dependencies);
+# non-zero unless it answered 200.
+prom_get() {
+  local fd line code=""
+  { exec {fd}<>"/dev/tcp/127.0.0.1/$LEDGERLINE_STACK_PROMSERVER_PORT"; } 2>/dev/null || return 1
+  printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$1" >&"$fd"
+  IFS= read -r -t 10 -u "$fd" line || true
+  [[ "$line" =~ ^HTTP/[0-9.]+\ ([0-9]{3}) ]] && code="${BASH_REMATCH[1]}"
+  while IFS= read -r -t 10 -u "$fd" line && [[ -n "${line%$'\r'}" ]]; do :; done
+  timeout 10 cat <&"$fd"
+  exec {fd}>&-
+  [[ "$code" == 200 ]]
+}
+# prom_until SECONDS JQ_FILTER PATH: polls PATH until JQ_FILTER prints true.
+# shellcheck disable=SC2317 # reachable: check runs it ("check LABEL prom_until ...")
+prom_until() {
+  local deadline=$((SECONDS + $1))
+  while ((SECONDS < deadline)); do
+    [[ "$(prom_get "$3" 2>/dev/null | jq -r "$2" 2>/dev/null)" == true ]] && return 0
+    sleep 1
+  done
+  return 1
+}
+uri() { jq -rn --arg v "$1" '$v | @uri'; }
+
+PROM_DIR="$LEDGERLINE_STACK_DIR/prometheus"
+check "prometheus answers /-/ready" quiet prom_get /-/ready
+check "its rendered configuration passes promtool check config" \
+  quiet promtool check config "$PROM_DIR/prometheus.yml"
+flags="$(prom_get /api/v1/status/flags)"
+check "it listens on 127.0.0.1:$LEDGERLINE_STACK_PROMSERVER_PORT only (flag)" \
+  test "$(jq -r '.data["web.listen-address"]' <<<"$flags")" = "127.0.0.1:$LEDGERLINE_STACK_PROMSERVER_PORT"
+check "it keeps its data under the stack folder" \
+  test "$(jq -r '.data["storage.tsdb.path"]' <<<"$flags")" = "$PROM_DIR/data"
+check "its retention is short (6h)" test "$(jq -r '.data["storage.tsdb.retention.time"]' <<<"$flags")" = 6h
+nrules="$(grep -c '^ *- alert: ' "$ROOT/ops/prometheus/alerts.yml")"
+check "it loaded every rule of ops/prometheus/alerts.yml ($nrules)" \
+  test "$(prom_get /api/v1/rules | jq '[.data.groups[] | select(.name == "ledgerline") | .rules[]] | length')" = "$nrules"
+for job in rabbitmq rabbitmq-detailed; do
+  check "it scrapes job $job on the stack's rabbitmq_prometheus port, and the scrape is up" \
+    prom_until 30 "[.data.activeTargets[] | select(.labels.job == \"$job\") |
+      (.scrapeUrl | test(\"^http://127.0.0.1:$LEDGERLINE_STACK_PROMETHEUS_PORT/\")) and .health == \"up\"] |
+      length == 1 and all" /api/v1/targets
+done
+check "it scrapes the ops/workers port slots (4 replicas x 3 kinds)" \
+  test "$(prom_get /api/v1/targets | jq -r '[.data.activeTargets[] | select(.labels.job == "ledgerline-slots") |
+    .labels.instance] | sort | join(" ")')" = "$(for k in 1 2 3; do for i in 0 1 2 3; do
+    echo "127.0.0.1:$((9470 + k + 10 * i))"; done; done | sort | tr '\n' ' ' | sed 's/ $//')"
+check "the per-queue families answer (risk has a consumer count)" \
+  prom_until 30 '.data.result | length > 0' "/api/v1/query?query=$(uri 'rabbitmq_detailed_queue_consumers{queue=~".+"}')"
+# a target file announced by a test, in the folder env names
+probe_port=$((40000 + RANDOM % 20000))
+sd_file="$LEDGERLINE_STACK_PROMETHEUS_TARGETS_DIR/test_stack-$$.json"
+printf '[{"targets": ["127.0.0.1:%s"], "labels": {"worker": "test_stack-probe"}}]\n' "$probe_port" >"$sd_file"
+check "a file_sd target file is picked up (job ledgerline)" \
+  prom_until 30 "[.data.activeTargets[] | select(.labels.job == \"ledgerline\" and .labels.instance == \"127.0.0.1:$probe_port\")] | length == 1" \
+  /api/v1/targets
+rm -f "$sd_file"
+check "a removed target file drops its target" \
+  prom_until 30 "[.data.activeTargets[] | select(.labels.instance == \"127.0.0.1:$probe_port\")] | length == 0" \
+  /api/v1/targets
+# a configuration that differs: `up` renders it again and reloads, no restart
+prom_pid="$(pid_of prometheus)"
+echo '# edited by test_stack' >>"$PROM_DIR/prometheus.yml"
+out="$(timeout "$TIMEOUT" "${STACK[@]}" up 2>&1)"
+rc=$?
+# shellcheck disable=SC2016 # $1 and $2 are the inner bash -c's arguments
+check "up after the configuration changed exits 0 and says prometheus is already up" \
+  bash -c '[[ $1 -eq 0 ]] && grep -Eq "^prometheus +already up" <<<"$2"' _ "$rc" "$out"
+# shellcheck disable=SC2016 # $1 is the inner bash -c's argument
+check "up rendered the configuration again" bash -c '! grep -q "edited by test_stack" "$1"' _ "$PROM_DIR/prometheus.yml"
+check "up reloaded it without a restart (same pid)" test "$(pid_of prometheus)" = "$prom_pid"
+# stop-one / up keeps the samples (data under .stack/NAME/prometheus/data)
+q="/api/v1/query?query=$(uri 'count_over_time(up{job="rabbitmq"}[1h])')"
+n_before="$(prom_get "$q" | jq -r '.data.result[0].value[1] // 0')"
+out="$(timeout "$TIMEOUT" "${STACK[@]}" stop-one prometheus 2>&1)"
+check "stop-one prometheus exits 0" test $? -eq 0
+out="$(timeout "$TIMEOUT" "${STACK[@]}" status 2>&1)"
+rc=$?
+check "status exits non-zero with prometheus stopped" test $rc -ne 0
+check "status says prometheus is down" grep -Eq '^prometheus +down ' <<<"$out"
+out="$(timeout "$TIMEOUT" "${STACK[@]}" up 2>&1)"
+check "up brings prometheus back (exit 0)" test $? -eq 0
+check "status exits 0 again" quiet timeout "$TIMEOUT" "${STACK[@]}" status
+check "prometheus kept the samples of before the restart ($n_before)" \
+  prom_until 30 "(.data.result[0].value[1] // \"0\" | tonumber) >= $n_before and $n_before > 0" "$q"
+check "rabbitmq and postgres were not restarted" \
+  test "$(pid_of rabbitmq)/$(pid_of postgres)" = "$rmq_pid/$pg_pid"
 
 check "unknown command is an error" bash -c '! "$@" frobnicate >/dev/null 2>&1' _ "${STACK[@]}"
 check "unknown server is an error" bash -c '! "$@" stop-one mysql >/dev/null 2>&1' _ "${STACK[@]}"

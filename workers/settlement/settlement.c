@@ -66,6 +66,8 @@ static void metrics_sample(const tick_env_t *env)
         metric_set(sm.overdue, NULL, 0);
         metric_add(sm.closes, "closed", 0);
         metric_add(sm.closes, "held", 0);
+        metric_add(sm.duration, "closed", 0); /* exported before the first close */
+        metric_add(sm.duration, "held", 0);
     }
     int64_t now = clock_mono_ms();
     if (now < sm.next_sample)
