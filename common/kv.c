@@ -20,6 +20,7 @@
 #include "backoff.h"
 #include "clock.h"
 #include "kv.h"
+#include "sbuf.h"
 #include "xmalloc.h"
 
 struct kv {
@@ -469,4 +470,53 @@ int kv_ping(kv_t *kv)
         return rc;
     freeReplyObject(r);
     return LL_OK;
+}
+
+int kv_each(kv_t *kv, const char *pattern, size_t max, kv_each_fn *fn, void *ud)
+{
+    /* the prefix matched literally: its glob characters escaped */
+    sbuf_t pat;
+    sbuf_init(&pat, 64);
+    for (const char *p = kv->prefix; *p; p++) {
+        if (strchr("*?[]\\", *p))
+            sbuf_addc(&pat, '\\');
+        sbuf_addc(&pat, *p);
+    }
+    sbuf_adds(&pat, pattern);
+    kv_key_t k = {.p = sbuf_take(&pat)};
+    k.len = strlen(k.p);
+    char cursor[32] = "0";
+    size_t seen = 0, plen = strlen(kv->prefix);
+    int rc = LL_OK;
+    do {
+        const char *argv[] = {"SCAN", cursor, "MATCH", k.p, "COUNT", "1000"};
+        size_t lens[] = {4, strlen(cursor), 5, k.len, 5, 4};
+        redisReply *r;
+        if ((rc = kv_run(kv, &r, 6, argv, lens)) != LL_OK)
+            break;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING) {
+            rc = kv_unexpected(kv, r, "SCAN");
+            break;
+        }
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        const redisReply *keys = r->element[1];
+        for (size_t i = 0; i < keys->elements && seen < max && rc == LL_OK; i++) {
+            const char *full = keys->element[i]->str;
+            const char *gv[] = {"GET", full};
+            size_t gl[] = {3, (size_t)keys->element[i]->len};
+            redisReply *g;
+            if ((rc = kv_run(kv, &g, 2, gv, gl)) != LL_OK)
+                break;
+            if (g->type == REDIS_REPLY_STRING) { /* gone since the SCAN: NIL, skipped */
+                seen++;
+                if (fn(ud, strlen(full) >= plen ? full + plen : full, g->str) != 0)
+                    seen = max; /* the caller has enough */
+            }
+            freeReplyObject(g);
+        }
+        freeReplyObject(r);
+    } while (rc == LL_OK && seen < max && strcmp(cursor, "0") != 0);
+    free(k.p);
+    return rc;
 }

@@ -24,7 +24,7 @@
  *
  * Public API: kv_t, kv_open, kv_free, kv_is_up, kv_errstr, kv_set_nx,
  * kv_set_nx_many, kv_set_many, kv_get, kv_set, kv_del, kv_del_if_eq, kv_pexpire_if_eq,
- * kv_incr, kv_ping.
+ * kv_incr, kv_ping, kv_each_fn, kv_each.
  */
 #ifndef LL_KV_H
 #define LL_KV_H
@@ -82,5 +82,12 @@ int kv_pexpire_if_eq(kv_t *kv, const char *key, const char *val, int64_t ttl_ms)
 int kv_incr(kv_t *kv, const char *key, long long *out) LL_MUSTCHECK;
 /* PING: LL_OK when Redis answers (reconnecting first if allowed). */
 int kv_ping(kv_t *kv) LL_MUSTCHECK;
+/* Every key matching `pattern` (a SCAN pattern, the prefix added) and its
+ * value: fn(ud, key without the prefix, value) for at most `max` of them,
+ * until fn returns non-zero. SCAN semantics: a key present throughout is
+ * seen at least once. LL_OK or the error of the failing command. For
+ * operators' tools (the worker registry), not for hot paths. */
+typedef int kv_each_fn(void *ud, const char *key, const char *val);
+int kv_each(kv_t *kv, const char *pattern, size_t max, kv_each_fn *fn, void *ud) LL_MUSTCHECK;
 
 #endif

@@ -600,6 +600,33 @@ int mq_consume(mq_t *m, const char *queue, int prefetch)
     return mq_reply_err(m, amqp_get_rpc_reply(m->conn), what);
 }
 
+int mq_consume_tag(mq_t *m, const char *queue, int prefetch, const char *tag)
+{
+    int rc = mq_check_up(m);
+    if (rc)
+        return rc;
+    amqp_basic_qos(m->conn, MQ_CHANNEL, 0, (uint16_t)prefetch, 0);
+    rc = mq_reply_err(m, amqp_get_rpc_reply(m->conn), "basic.qos");
+    if (rc)
+        return rc;
+    amqp_basic_consume(m->conn, MQ_CHANNEL, amqp_cstring_bytes(queue), amqp_cstring_bytes(tag), 0,
+                       0, 0, amqp_empty_table);
+    char what[160];
+    snprintf(what, sizeof what, "consume from queue '%s'", queue);
+    return mq_reply_err(m, amqp_get_rpc_reply(m->conn), what);
+}
+
+int mq_cancel(mq_t *m, const char *tag)
+{
+    int rc = mq_check_up(m);
+    if (rc)
+        return rc;
+    amqp_basic_cancel(m->conn, MQ_CHANNEL, amqp_cstring_bytes(tag));
+    char what[160];
+    snprintf(what, sizeof what, "cancel consumer '%s'", tag);
+    return mq_reply_err(m, amqp_get_rpc_reply(m->conn), what);
+}
+
 static void delivery_fill(mq_delivery_t *d)
 {
     d->body = d->env.message.body.bytes;
@@ -650,6 +677,168 @@ int mq_next(mq_t *m, mq_delivery_t *d, int timeout_ms)
     }
 }
 
+/* Copies the bytes of a content header's field into the message's pool. */
+static int props_dup(amqp_bytes_t *b, amqp_pool_t *pool)
+{
+    if (b->len == 0)
+        return LL_OK;
+    amqp_bytes_t c;
+    amqp_pool_alloc_bytes(pool, b->len, &c);
+    if (!c.bytes)
+        return LL_ENOMEM;
+    memcpy(c.bytes, b->bytes, b->len);
+    *b = c;
+    return LL_OK;
+}
+
+/* The properties of a content header frame, copied into msg->pool (the
+ * frame's own memory is recycled with the connection's buffers). */
+static int props_clone(const amqp_basic_properties_t *src, amqp_message_t *msg)
+{
+    amqp_basic_properties_t *p = &msg->properties;
+    *p = *src;
+    amqp_pool_t *pool = &msg->pool;
+    int rc = LL_OK;
+    if (p->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG)
+        rc |= props_dup(&p->content_type, pool);
+    if (p->_flags & AMQP_BASIC_CONTENT_ENCODING_FLAG)
+        rc |= props_dup(&p->content_encoding, pool);
+    if (p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG)
+        rc |= props_dup(&p->correlation_id, pool);
+    if (p->_flags & AMQP_BASIC_REPLY_TO_FLAG)
+        rc |= props_dup(&p->reply_to, pool);
+    if (p->_flags & AMQP_BASIC_EXPIRATION_FLAG)
+        rc |= props_dup(&p->expiration, pool);
+    if (p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG)
+        rc |= props_dup(&p->message_id, pool);
+    if (p->_flags & AMQP_BASIC_TYPE_FLAG)
+        rc |= props_dup(&p->type, pool);
+    if (p->_flags & AMQP_BASIC_USER_ID_FLAG)
+        rc |= props_dup(&p->user_id, pool);
+    if (p->_flags & AMQP_BASIC_APP_ID_FLAG)
+        rc |= props_dup(&p->app_id, pool);
+    if (p->_flags & AMQP_BASIC_CLUSTER_ID_FLAG)
+        rc |= props_dup(&p->cluster_id, pool);
+    if (p->_flags & AMQP_BASIC_HEADERS_FLAG) {
+        p->headers = amqp_empty_table;
+        if (amqp_table_clone(&src->headers, &p->headers, pool) != AMQP_STATUS_OK)
+            rc = LL_ENOMEM;
+    }
+    return rc ? LL_ENOMEM : LL_OK;
+}
+
+/*
+ * amqp_read_message() with a deadline: the content header and body frames
+ * that follow a basic.get-ok. librabbitmq's own waits for them without
+ * one (only heartbeats bound it). On success msg is owned by the caller
+ * (amqp_destroy_message()); on failure it is empty.
+ */
+static int mq_read_content(mq_t *m, amqp_message_t *msg, int timeout_ms, const char *what)
+{
+    memset(msg, 0, sizeof *msg);
+    init_amqp_pool(&msg->pool, 4096);
+    int64_t deadline = clock_mono_ms() + timeout_ms;
+    amqp_frame_t f;
+    int rc;
+    bool header = false;
+    size_t want = 0;
+    for (;;) {
+        if (header && msg->body.len == want)
+            return LL_OK;
+        int64_t left = deadline - clock_mono_ms();
+        rc = left > 0 ? mq_wait_frame(m, &f, (int)left) : LL_ETIMEOUT;
+        if (rc == LL_ETIMEOUT) {
+            mq_seterr(m, "%s: the message's content did not arrive within %d ms", what, timeout_ms);
+            mq_broken(m); /* the rest of its frames may still come: unusable */
+            break;
+        }
+        if (rc != LL_OK)
+            break;
+        if (f.channel != MQ_CHANNEL || (header && f.frame_type != AMQP_FRAME_BODY) ||
+            (!header && f.frame_type != AMQP_FRAME_HEADER)) {
+            if (f.frame_type == AMQP_FRAME_METHOD) {
+                rc = mq_handle_frame(m, &f); /* a close, most likely */
+                if (rc != LL_OK)
+                    break;
+            }
+            mq_seterr(m, "%s: unexpected frame type %d on channel %d", what, f.frame_type,
+                      f.channel);
+            rc = mq_broken(m);
+            break;
+        }
+        if (!header) {
+            header = true;
+            if (props_clone(f.payload.properties.decoded, msg) != LL_OK) {
+                mq_seterr(m, "%s: out of memory", what);
+                rc = mq_broken(m);
+                break;
+            }
+            want = (size_t)f.payload.properties.body_size;
+            msg->body = amqp_bytes_malloc(want);
+            if (want > 0 && !msg->body.bytes) {
+                mq_seterr(m, "%s: out of memory for a body of %zu bytes", what, want);
+                rc = mq_broken(m);
+                break;
+            }
+            msg->body.len = 0; /* bytes filled so far, until complete */
+            continue;
+        }
+        amqp_bytes_t frag = f.payload.body_fragment;
+        if (msg->body.len + frag.len > want) {
+            mq_seterr(m, "%s: body longer than announced", what);
+            rc = mq_broken(m);
+            break;
+        }
+        memcpy((char *)msg->body.bytes + msg->body.len, frag.bytes, frag.len);
+        msg->body.len += frag.len;
+    }
+    if (header)
+        msg->body.len = want; /* amqp_bytes_free() needs only .bytes */
+    amqp_destroy_message(msg);
+    memset(msg, 0, sizeof *msg);
+    return rc;
+}
+
+int mq_recv(mq_t *m, mq_delivery_t *d, int timeout_ms)
+{
+    memset(d, 0, sizeof *d);
+    int rc = mq_check_up(m);
+    if (rc)
+        return rc;
+    int64_t deadline = clock_mono_ms() + timeout_ms;
+    for (;;) {
+        int64_t left = deadline - clock_mono_ms();
+        amqp_maybe_release_buffers(m->conn);
+        amqp_frame_t f;
+        rc = mq_wait_frame(m, &f, left > 0 ? (int)left : 0);
+        if (rc != LL_OK)
+            return rc; /* LL_ETIMEOUT: nothing came */
+        if (f.frame_type != AMQP_FRAME_METHOD || f.payload.method.id != AMQP_BASIC_DELIVER_METHOD) {
+            rc = mq_handle_frame(m, &f);
+            if (rc != LL_OK)
+                return rc;
+            continue;
+        }
+        const amqp_basic_deliver_t *dl = f.payload.method.decoded;
+        d->env.channel = f.channel;
+        d->env.consumer_tag = amqp_bytes_malloc_dup(dl->consumer_tag);
+        d->env.delivery_tag = dl->delivery_tag;
+        d->env.redelivered = dl->redelivered;
+        d->env.exchange = amqp_bytes_malloc_dup(dl->exchange);
+        d->env.routing_key = amqp_bytes_malloc_dup(dl->routing_key);
+        rc = mq_read_content(m, &d->env.message, m->timeout_ms, "consume");
+        if (rc != LL_OK) {
+            amqp_bytes_free(d->env.consumer_tag);
+            amqp_bytes_free(d->env.exchange);
+            amqp_bytes_free(d->env.routing_key);
+            memset(d, 0, sizeof *d);
+            return rc;
+        }
+        delivery_fill(d);
+        return LL_OK;
+    }
+}
+
 int mq_get(mq_t *m, const char *queue, mq_delivery_t *d, bool *empty)
 {
     memset(d, 0, sizeof *d);
@@ -672,12 +861,12 @@ int mq_get(mq_t *m, const char *queue, mq_delivery_t *d, bool *empty)
     d->env.exchange = amqp_bytes_malloc_dup(ok->exchange);
     d->env.routing_key = amqp_bytes_malloc_dup(ok->routing_key);
     d->env.consumer_tag = amqp_empty_bytes;
-    r = amqp_read_message(m->conn, MQ_CHANNEL, &d->env.message, 0);
-    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+    rc = mq_read_content(m, &d->env.message, m->timeout_ms, what);
+    if (rc != LL_OK) {
         amqp_bytes_free(d->env.exchange);
         amqp_bytes_free(d->env.routing_key);
         memset(d, 0, sizeof *d);
-        return mq_reply_err(m, r, what);
+        return rc;
     }
     delivery_fill(d);
     *empty = false;
@@ -707,6 +896,48 @@ int mq_reject(mq_t *m, uint64_t tag, bool requeue)
         mq_seterr(m, "reject %llu: %s", (unsigned long long)tag, amqp_error_string2(st));
         return mq_broken(m);
     }
+    return LL_OK;
+}
+
+int mq_nack(mq_t *m, uint64_t tag, bool multiple, bool requeue)
+{
+    int rc = mq_check_up(m);
+    if (rc)
+        return rc;
+    int st = amqp_basic_nack(m->conn, MQ_CHANNEL, tag, multiple, requeue);
+    if (st != AMQP_STATUS_OK) {
+        mq_seterr(m, "nack %llu: %s", (unsigned long long)tag, amqp_error_string2(st));
+        return mq_broken(m);
+    }
+    return LL_OK;
+}
+
+int mq_publish_copy(mq_t *m, const char *exchange, const char *key, const mq_delivery_t *d,
+                    const amqp_table_t *headers, bool mandatory)
+{
+    int rc = mq_check_up(m);
+    if (rc)
+        return rc;
+    amqp_basic_properties_t props = d->env.message.properties;
+    /* the broker refuses a user_id other than the publishing user's */
+    props._flags &= ~(AMQP_BASIC_USER_ID_FLAG | AMQP_BASIC_HEADERS_FLAG);
+    props._flags |= AMQP_BASIC_DELIVERY_MODE_FLAG;
+    props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    if (headers && headers->num_entries > 0) {
+        props._flags |= AMQP_BASIC_HEADERS_FLAG;
+        props.headers = *headers;
+    }
+    amqp_bytes_t b = {.len = d->len, .bytes = (void *)d->body};
+    int st = amqp_basic_publish(m->conn, MQ_CHANNEL, amqp_cstring_bytes(exchange),
+                                amqp_cstring_bytes(key), mandatory, 0, &props, b);
+    if (st != AMQP_STATUS_OK) {
+        mq_seterr(m, "publish to '%s' with '%s': %s", exchange, key, amqp_error_string2(st));
+        return mq_broken(m);
+    }
+    conf_grow(m, (size_t)(m->next_seq - m->win_first) + 1);
+    m->conf[m->next_seq - m->win_first] = CONF_PENDING;
+    m->next_seq++;
+    m->npending++;
     return LL_OK;
 }
 
@@ -778,4 +1009,12 @@ const char *mq_delivery_header(const mq_delivery_t *d, const char *name, char *b
         return buf;
     }
     return NULL;
+}
+
+const amqp_table_t *mq_delivery_headers(const mq_delivery_t *d)
+{
+    const amqp_basic_properties_t *p = &d->env.message.properties;
+    if (!d->filled || !(p->_flags & AMQP_BASIC_HEADERS_FLAG))
+        return NULL;
+    return &p->headers;
 }

@@ -27,8 +27,9 @@
  * mq_new, mq_free, mq_connect, mq_close, mq_is_up, mq_errstr,
  * mq_declare_exchange, mq_declare_queue, mq_declare_private_queue, mq_bind,
  * mq_purge, mq_queue_stats, mq_delete_queue, mq_publish, mq_confirm_wait,
- * mq_pending, mq_consume, mq_next, mq_get, mq_ack, mq_reject, mq_service,
- * mq_keepalive, mq_delivery_clear, mq_delivery_header.
+ * mq_pending, mq_publish_copy, mq_consume, mq_consume_tag, mq_cancel, mq_next,
+ * mq_recv, mq_get, mq_ack, mq_reject, mq_nack, mq_service, mq_keepalive,
+ * mq_delivery_clear, mq_delivery_header, mq_delivery_headers.
  */
 #ifndef LL_MQ_H
 #define LL_MQ_H
@@ -123,18 +124,41 @@ size_t mq_pending(const mq_t *m);
  * again. LL_ETIMEOUT / LL_ECONN: unknown outcome: reconnect and publish all
  * again (consumers dedupe by event_id). */
 int mq_confirm_wait(mq_t *m, int timeout_ms, size_t *failed) LL_MUSTCHECK;
+/* Publishes a copy of delivery `d` (body and every property but user_id,
+ * which the broker checks against the publishing user) with `headers`
+ * instead of its own (NULL or empty: none), persistent. Counted and
+ * confirmed like mq_publish(). */
+int mq_publish_copy(mq_t *m, const char *exchange, const char *key, const mq_delivery_t *d,
+                    const amqp_table_t *headers, bool mandatory) LL_MUSTCHECK;
 
 /* basic.qos(prefetch) + basic.consume(queue), manual acks. */
 int mq_consume(mq_t *m, const char *queue, int prefetch) LL_MUSTCHECK;
+/* mq_consume() with the consumer tag `tag` (several consumers of one
+ * channel, each with its own prefetch, for a tool that holds more
+ * unacked messages than one consumer may). */
+int mq_consume_tag(mq_t *m, const char *queue, int prefetch, const char *tag) LL_MUSTCHECK;
+/* basic.cancel of consumer `tag`, waiting for cancel-ok; deliveries that
+ * arrived before it are kept for mq_next()/mq_recv(), none come after. Its
+ * unacked messages stay unacked. */
+int mq_cancel(mq_t *m, const char *tag) LL_MUSTCHECK;
 /* The next delivery, waiting at most timeout_ms (0: poll). LL_ETIMEOUT when
  * none came. On LL_OK the caller owns *d: mq_delivery_clear() it. */
 int mq_next(mq_t *m, mq_delivery_t *d, int timeout_ms) LL_MUSTCHECK;
-/* basic.get: one message or *empty = true. Caller clears *d when filled. */
+/* mq_next() with every frame of the message read under a deadline: the
+ * delivery within timeout_ms (0: poll), its content within the RPC
+ * timeout (librabbitmq's own read of a content waits without one). */
+int mq_recv(mq_t *m, mq_delivery_t *d, int timeout_ms) LL_MUSTCHECK;
+/* basic.get: one message or *empty = true. Caller clears *d when filled.
+ * The content is read within the RPC timeout like the reply itself. */
 int mq_get(mq_t *m, const char *queue, mq_delivery_t *d, bool *empty) LL_MUSTCHECK;
 
 int mq_ack(mq_t *m, uint64_t tag, bool multiple) LL_MUSTCHECK;
 /* basic.reject; requeue=false dead-letters per the queue's arguments. */
 int mq_reject(mq_t *m, uint64_t tag, bool requeue) LL_MUSTCHECK;
+/* basic.nack: `multiple` settles every unacked delivery up to tag; with
+ * requeue they return to their queue (a tool that looked at messages with
+ * mq_get() gives them back in one frame). */
+int mq_nack(mq_t *m, uint64_t tag, bool multiple, bool requeue) LL_MUSTCHECK;
 
 /* Reads whatever the broker sent without blocking (heartbeats, acks of
  * earlier publishes, connection.blocked). Call it from the periodic tick on
@@ -152,5 +176,8 @@ void mq_delivery_clear(mq_delivery_t *d);
 /* The value of string header `name`, copied into buf; NULL if absent or not
  * a string or does not fit. */
 const char *mq_delivery_header(const mq_delivery_t *d, const char *name, char *buf, size_t n);
+/* Every header of `d` as received (any value kind), or NULL when it has
+ * none. Valid until mq_delivery_clear(d). */
+const amqp_table_t *mq_delivery_headers(const mq_delivery_t *d);
 
 #endif

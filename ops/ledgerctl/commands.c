@@ -18,10 +18,15 @@ static const ctl_cmd_t commands[] = {
      "  (schema_functions). Workers refuse a database that differs from their build\n"
      "  in either. Several ledgerctl processes may run it at once.\n"
      "  See docs/ledger.md#schema-evolution.\n"},
-    {"topology apply", cmd_topology_apply, "declare exchanges, queues and bindings (idempotent)",
+    {"topology apply", cmd_topology_apply,
+     "declare exchanges, queues, bindings and length policies (idempotent)",
      "usage: ledgerctl topology apply [--json]\n"
      "  Declares the topology of schemas/topology.yaml on RabbitMQ. Work and dead\n"
-     "  queues get the type of amqp.queue_type (quorum by default).\n"},
+     "  queues get the type of amqp.queue_type (quorum by default). Then, through\n"
+     "  the management API (amqp.management_url; the user needs the policymaker\n"
+     "  tag), sets the policies that bound the dead queues (ledgerline-dead:\n"
+     "  amqp.dead_max_length, amqp.dead_overflow) and events.audit\n"
+     "  (ledgerline-audit: amqp.audit_max_length, drop-head).\n"},
     {"account create", cmd_account_create, "create a customer or merchant account",
      "usage: ledgerctl account create ID --currency CUR [--kind customer|merchant]\n"
      "                                [--overdraft N] [--fee-bps N] [--fee-fixed N] [--json]\n"
@@ -96,10 +101,68 @@ static const ctl_cmd_t commands[] = {
      "  --broker measures RabbitMQ alone, the baseline of a run: --count persistent\n"
      "  messages (default 50000) of --size bytes (512) through a quorum queue of\n"
      "  its own, published with confirms and consumed with acks at once.\n"},
-    {"status", cmd_status, "depth and consumers of every queue (work, dead, retry)",
-     "usage: ledgerctl status [--queue NAME] [--json]\n"
-     "  Ready messages and consumers of each queue of the topology. With --queue,\n"
-     "  prints only that queue's ready-message count (for scripts).\n"},
+    {"status", cmd_status, "one screen for an operator: servers, queues, dead letters, workers",
+     "usage: ledgerctl status [--watch] [--interval SECONDS] [--outbox-age SECONDS] [--json]\n"
+     "       ledgerctl status --queue NAME [--json]\n"
+     "  Whether PostgreSQL, Redis and RabbitMQ (AMQP and its management API,\n"
+     "  amqp.management_url) answer; per queue of the topology: ready, unacked,\n"
+     "  consumers, publish and deliver rates, age of the oldest message (n/a for\n"
+     "  quorum queues: RabbitMQ 3.10 does not report it); dead letters by reason\n"
+     "  (the first 10000 of each dead queue, read without removing them); the\n"
+     "  outbox backlog per stage; held and overdue settlement batches; each worker\n"
+     "  instance of the Redis worker registry (ready, rate, p99, last error) and\n"
+     "  RabbitMQ's consumers (workers without Redis show there).\n"
+     "  Exit 0 when nothing needs a human; 1 when something does, each named on\n"
+     "  stderr with its fix: a server down, dead letters, a work queue with messages\n"
+     "  and no consumer, an outbox event unsent for longer than --outbox-age\n"
+     "  (default 60), a held or overdue batch, a registered worker not ready.\n"
+     "  --watch redraws every --interval seconds (default 2) until interrupted.\n"
+     "  --queue NAME prints only that queue's ready count, over AMQP alone (scripts).\n"
+     "  See docs/operations.md#status.\n"},
+    {"dlq list", cmd_dlq_list, "dead letters of a queue: reason, detail, worker, first seen",
+     "usage: ledgerctl dlq list QUEUE [--reason R] [--payment-id ID] [--position N]\n"
+     "                          [--older-than DUR] [--newer-than DUR] [--limit N] [--json]\n"
+     "  QUEUE is a work queue (risk, payments, settlement) or its dead queue\n"
+     "  (risk.dead...). Lists the dead letters without removing them: position,\n"
+     "  reason, payment_id (read from the body when it can be), detail, the worker\n"
+     "  that parked it and when (FIRST_SEEN). A letter the broker dead-lettered\n"
+     "  itself (x-delivery-limit exceeded: the message kept killing its worker) has\n"
+     "  no worker and its reason from x-death (delivery_limit). Filters: --reason\n"
+     "  and --payment-id match exactly; --older-than/--newer-than compare the age\n"
+     "  (now minus the parked time; DUR is a number with s, m, h or d: 30s, 5m, 2h,\n"
+     "  1d); --limit N keeps the first N matches. Positions stay the same from one\n"
+     "  command to the next while no letter in front is removed, so `dlq show QUEUE\n"
+     "  N` and --position N name the letter listed at N. Reading takes every letter\n"
+     "  unacked for a moment and gives it back in order: run one dlq command at a\n"
+     "  time per queue.\n"},
+    {"dlq show", cmd_dlq_show, "one dead letter: headers and body",
+     "usage: ledgerctl dlq show QUEUE POSITION|--payment-id ID [--json]\n"
+     "  Prints what `dlq list` says of the letter, its route, its AMQP properties,\n"
+     "  every header (x-death as JSON) and its body as is. --payment-id shows the\n"
+     "  first letter of that payment and names the positions of any others.\n"},
+    {"dlq replay", cmd_dlq_replay, "publish selected dead letters to their original route again",
+     "usage: ledgerctl dlq replay QUEUE [filters of dlq list] [--all] [--dry-run] [--json]\n"
+     "  Publishes each selected dead letter again to the exchange and routing key it\n"
+     "  was first sent with (headers x-ledgerline-exchange/-routing-key, else the\n"
+     "  broker's x-death, else the work queue's binding in the topology), body and\n"
+     "  properties as they are, without the parked-copy headers (x-ledgerline-*,\n"
+     "  but the producer's x-ledgerline-signature is kept) and the broker's\n"
+     "  (x-death, x-first-death-*, x-delivery-count), mandatory and with publisher\n"
+     "  confirms; only a confirmed letter is removed from the dead queue. A letter\n"
+     "  the broker returns or refuses (no queue bound, no such exchange) stays, and\n"
+     "  the command exits 1 naming the route. A crash between the publish and the\n"
+     "  removal leaves the letter in the dead queue too: replaying it again is safe,\n"
+     "  because every stage deduplicates by payment_id. Fix the cause first (a key,\n"
+     "  a rule, an account), or the letter comes back. --dry-run prints what would\n"
+     "  be replayed and where, and changes nothing. Without a filter, --all is\n"
+     "  required.\n"},
+    {"dlq purge", cmd_dlq_purge, "delete selected dead letters for good",
+     "usage: ledgerctl dlq purge QUEUE [filters of dlq list] [--all] [--yes] [--dry-run]\n"
+     "                           [--json]\n"
+     "  Deletes the selected dead letters and nothing else. Counts them and asks for\n"
+     "  confirmation on a terminal unless --yes; when stdin is not a terminal, --yes\n"
+     "  is required. Without a filter, --all is required. --dry-run prints what\n"
+     "  would be deleted and changes nothing.\n"},
     {"risk show", cmd_risk_show, "the risk decision of a payment: score, rules, rule set",
      "usage: ledgerctl risk show PAYMENT_ID [--json]\n"
      "  The decision the risk-worker recorded: approved or declined, the score, the\n"

@@ -71,6 +71,10 @@ void ctl_json_print(json_t *j);
 bool ctl_valid_id(const char *s);
 
 int cmd_migrate(ctl_t *c, int argc, char **argv);
+int cmd_dlq_list(ctl_t *c, int argc, char **argv);
+int cmd_dlq_show(ctl_t *c, int argc, char **argv);
+int cmd_dlq_replay(ctl_t *c, int argc, char **argv);
+int cmd_dlq_purge(ctl_t *c, int argc, char **argv);
 int cmd_topology_apply(ctl_t *c, int argc, char **argv);
 int cmd_account_create(ctl_t *c, int argc, char **argv);
 int cmd_account_fund(ctl_t *c, int argc, char **argv);

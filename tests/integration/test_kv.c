@@ -8,6 +8,8 @@
  * coming back (the client is up again within the backoff).
  */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -201,6 +203,57 @@ START_TEST(kv_prefix_applied)
 }
 END_TEST
 
+typedef struct {
+    int n, stop_at;
+    char seen[8][32];
+} each_t;
+
+static int collect(void *ud, const char *key, const char *val)
+{
+    each_t *e = ud;
+    if (e->n < 8)
+        snprintf(e->seen[e->n], sizeof e->seen[0], "%s=%s", key, val);
+    e->n++;
+    return e->n == e->stop_at;
+}
+
+static bool saw(const each_t *e, const char *kv)
+{
+    for (int i = 0; i < e->n && i < 8; i++)
+        if (strcmp(e->seen[i], kv) == 0)
+            return true;
+    return false;
+}
+
+/* kv_each: keys of this prefix only (its glob characters taken
+ * literally), without the prefix, with their values; max and the
+ * callback's stop are kept */
+START_TEST(kv_each_scans_this_prefix_only)
+{
+    stack_conf();
+    char pfx[96];
+    snprintf(pfx, sizeof pfx, "%s[x]*", prefix); /* glob characters in the prefix */
+    kv_t *kv = llr_stack_kv(&rs, pfx, TIMEOUT_MS);
+    kv_t *other = llr_stack_kv(&rs, prefix, TIMEOUT_MS);
+    ck_assert_int_eq(kv_set(kv, "w:a", "1", 60000), LL_OK);
+    ck_assert_int_eq(kv_set(kv, "w:b", "2", 60000), LL_OK);
+    ck_assert_int_eq(kv_set(kv, "v:c", "3", 60000), LL_OK);
+    ck_assert_int_eq(kv_set(other, "xw:d", "4", 60000), LL_OK); /* matches [x] as a glob */
+    each_t e = {0};
+    ck_assert_int_eq(kv_each(kv, "w:*", 100, collect, &e), LL_OK);
+    ck_assert_int_eq(e.n, 2);
+    ck_assert_msg(saw(&e, "w:a=1") && saw(&e, "w:b=2"), "saw %s, %s", e.seen[0], e.seen[1]);
+    each_t one = {0};
+    ck_assert_int_eq(kv_each(kv, "*", 1, collect, &one), LL_OK);
+    ck_assert_int_eq(one.n, 1);
+    each_t stop = {.stop_at = 2};
+    ck_assert_int_eq(kv_each(kv, "*", 100, collect, &stop), LL_OK);
+    ck_assert_int_eq(stop.n, 2);
+    kv_free(other);
+    kv_free(kv);
+}
+END_TEST
+
 START_TEST(kv_wrong_password)
 {
     stack_conf();
@@ -288,6 +341,7 @@ int main(void)
     tcase_add_test(tc, kv_incr_monotonic);
     tcase_add_test(tc, kv_set_nx_many_mixed);
     tcase_add_test(tc, kv_prefix_applied);
+    tcase_add_test(tc, kv_each_scans_this_prefix_only);
     tcase_add_test(tc, kv_wrong_password);
     suite_add_tcase(s, tc);
     TCase *own = tcase_create("own-server");
