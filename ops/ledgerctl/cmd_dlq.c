@@ -164,6 +164,23 @@ static void filter_init(filter_t *f)
     f->now_ms = clock_now_ms();
 }
 
+/* Parses the options of a command that takes only filters (opts): -1 to
+ * go on, or the exit status (0 after --help, 2 after a usage error). */
+static int read_filters(ctl_t *c, const ctl_cmd_t *cmd, int argc, char **argv,
+                        const struct option *opts, filter_t *f)
+{
+    filter_init(f);
+    int ch;
+    while ((ch = ctl_getopt(c, cmd, argc, argv, "", opts)) != -1) {
+        int r = filter_opt(f, ch, optarg);
+        if (r == 2)
+            return 2;
+        if (r == 0)
+            return ch == 'h' ? 0 : 2;
+    }
+    return -1;
+}
+
 /* Whether l is selected (counts it). Limit reached: false. */
 static bool filter_match(filter_t *f, const dlq_letter_t *l)
 {
@@ -361,15 +378,9 @@ int cmd_dlq_list(ctl_t *c, int argc, char **argv)
     const ctl_cmd_t *cmd = ctl_find_cmd("dlq list");
     static const struct option opts[] = {FILTER_OPTS, {NULL, 0, NULL, 0}};
     filter_t f;
-    filter_init(&f);
-    int ch;
-    while ((ch = ctl_getopt(c, cmd, argc, argv, "", opts)) != -1) {
-        int r = filter_opt(&f, ch, optarg);
-        if (r == 2)
-            return 2;
-        if (r == 0)
-            return ch == 'h' ? 0 : 2;
-    }
+    int rf = read_filters(c, cmd, argc, argv, opts, &f);
+    if (rf >= 0)
+        return rf;
     target_t t;
     int rc = target_parse(cmd, argc, argv, &t, NULL);
     if (rc)
@@ -566,15 +577,9 @@ int cmd_dlq_show(ctl_t *c, int argc, char **argv)
     static const struct option opts[] = {{"payment-id", required_argument, NULL, OPT_PAYMENT_ID},
                                          {NULL, 0, NULL, 0}};
     filter_t f;
-    filter_init(&f);
-    int ch;
-    while ((ch = ctl_getopt(c, cmd, argc, argv, "", opts)) != -1) {
-        int r = filter_opt(&f, ch, optarg);
-        if (r == 2)
-            return 2;
-        if (r == 0)
-            return ch == 'h' ? 0 : 2;
-    }
+    int rf = read_filters(c, cmd, argc, argv, opts, &f);
+    if (rf >= 0)
+        return rf;
     target_t t;
     const char *pos = NULL;
     int rc = target_parse(cmd, argc, argv, &t, &pos);

@@ -306,9 +306,10 @@ for i in "${!TARGETS[@]}"; do
 done
 
 # --- the traffic is what the panels show ------------------------------------------
-# expect LABEL EXPR: EXPR must return data
+# expect LABEL EXPR: EXPR must return data within 30 s (RabbitMQ refreshes
+# its queue statistics every 5 s and is scraped every 5 s)
 expect() {
-  if query_ok "$2"; then ok "$1"; else not_ok "$1: no data for $2"; fi
+  if wait_query 30 "$2"; then ok "$1"; else not_ok "$1: no data for $2 within 30 s"; fi
 }
 expect "every stage acked messages (5 min)" \
   "count(sum by (stage) (increase(ledgerline_messages_acked_total{$S}[5m])) > 0) == 3"

@@ -416,23 +416,8 @@ START_TEST(topology_apply_without_management_api_fails_naming_the_fix)
 }
 END_TEST
 
-/* The management API as ledgerctl finds it: LEDGERLINE_AMQP_MANAGEMENT_URL,
- * else the stack's management port (ops/stack env exports it). */
-static void management_env(void)
-{
-    const char *url = getenv("LEDGERLINE_AMQP_MANAGEMENT_URL");
-    const char *port = getenv("LEDGERLINE_STACK_MGMT_PORT");
-    const char *host = getenv("LEDGERLINE_AMQP_HOST");
-    if ((!url || !*url) && port && *port) {
-        char u[256];
-        snprintf(u, sizeof u, "http://%s:%s", host && *host ? host : "127.0.0.1", port);
-        setenv("LEDGERLINE_AMQP_MANAGEMENT_URL", u, 1);
-    }
-}
-
 int main(void)
 {
-    management_env();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     Suite *s = suite_create("topology");
     TCase *tc = tcase_create("rabbitmq");

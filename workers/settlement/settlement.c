@@ -239,9 +239,13 @@ static int close_one(tick_env_t *env, const char *id, long long fence, const cha
             hold(env, id, c.why);
         return rc == LL_EDB ? 0 : rc;
     }
-    log_info("closed settlement batch %s: %lld payment(s), gross %lld, fees %lld, net %lld",
-             c.b.batch_id, (long long)c.b.count, (long long)c.b.gross, (long long)c.b.fees,
-             (long long)c.b.net);
+    log_infox((&(log_ctx_t){.count = (long long)c.b.count,
+                            .has_count = true,
+                            .duration_ms = (double)(clock_mono_us() - t0) / 1000.0,
+                            .has_duration = true}),
+              "closed settlement batch %s: %lld payment(s), gross %lld, fees %lld, net %lld",
+              c.b.batch_id, (long long)c.b.count, (long long)c.b.gross, (long long)c.b.fees,
+              (long long)c.b.net);
     return 1;
 }
 
