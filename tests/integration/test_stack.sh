@@ -263,7 +263,10 @@ check "up after the configuration changed exits 0 and says prometheus is already
 check "up rendered the configuration again" bash -c '! grep -q "edited by test_stack" "$1"' _ "$PROM_DIR/prometheus.yml"
 check "up reloaded it without a restart (same pid)" test "$(pid_of prometheus)" = "$prom_pid"
 # stop-one / up keeps the samples (data under .stack/NAME/prometheus/data)
-q="/api/v1/query?query=$(uri 'count_over_time(up{job="rabbitmq"}[1h])')"
+# (the hour before a fixed instant: a window that slides would lose the
+# stack's oldest samples between the two queries)
+t_before="$(date +%s)"
+q="/api/v1/query?query=$(uri "count_over_time(up{job=\"rabbitmq\"}[1h] @ $t_before)")"
 n_before="$(prom_get "$q" | jq -r '.data.result[0].value[1] // 0')"
 out="$(timeout "$TIMEOUT" "${STACK[@]}" stop-one prometheus 2>&1)"
 check "stop-one prometheus exits 0" test $? -eq 0
