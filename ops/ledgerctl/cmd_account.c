@@ -238,13 +238,13 @@ int cmd_account_fund(ctl_t *c, int argc, char **argv)
         return rc;
     if (optind < argc)
         return ctl_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    char gen[128];
-    if (!ref) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        snprintf(gen, sizeof gen, "fund:%s:%lld%09ld", id, (long long)ts.tv_sec, ts.tv_nsec);
-        ref = gen;
-    }
+    /* funding moves money: a retried command must be one funding, so the
+     * caller names it (a generated ref made every retry a new funding) */
+    if (!ref)
+        return ctl_usage_error(cmd,
+                               "--ref is required: it names this funding, so running the same "
+                               "command again (a retry) funds once; e.g. --ref topup-%s-1",
+                               id);
 
     db_t *db = ctl_db(c);
     if (!db)

@@ -17,6 +17,8 @@
 
 #include "clock.h"
 #include "ctl.h"
+#include "digest.h"
+#include "log.h"
 #include "money.h"
 #include "msg.h"
 #include "msg_decode.h"
@@ -151,6 +153,25 @@ static char *encode_request(const char *id, const char *payer, const char *payee
     return s;
 }
 
+/* "cli-" and 28 hex digits of the SHA-256 of the request's fields (keys
+ * sorted): the id of a payment published without --payment-id, so the
+ * same command run twice (a retry) publishes the same payment. */
+static void derive_id(const char *payer, const char *payee, int64_t amount, const char *currency,
+                      const char *desc, json_t *metadata, char out[MSG_ID_MAX + 1])
+{
+    json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:s?, s:O?}", "payer", payer, "payee", payee,
+                          "amount", (json_int_t)amount, "currency", currency, "description", desc,
+                          "metadata", metadata);
+    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    if (!text)
+        log_panic("out of memory deriving a payment id");
+    char hex[DIGEST_HEX_LEN + 1];
+    digest_sha256_hex(text, strlen(text), hex);
+    snprintf(out, MSG_ID_MAX + 1, "cli-%.28s", hex);
+    free(text);
+    json_decref(j);
+}
+
 int cmd_publish(ctl_t *c, int argc, char **argv)
 {
     const ctl_cmd_t *cmd = ctl_find_cmd("publish");
@@ -225,7 +246,17 @@ int cmd_publish(ctl_t *c, int argc, char **argv)
             if (!metadata)
                 metadata = json_object();
             *eq = '\0';
-            json_object_set_new(metadata, optarg, json_string(eq + 1));
+            if (json_object_get(metadata, optarg)) {
+                json_decref(metadata);
+                return ctl_usage_error(
+                    cmd, "--metadata key '%s' is given twice: give each key once", optarg);
+            }
+            json_t *v = json_string(eq + 1);
+            if (!v || json_object_set_new(metadata, optarg, v) != 0) {
+                json_decref(metadata);
+                return ctl_usage_error(cmd, "--metadata '%s': key and value must be valid UTF-8",
+                                       optarg);
+            }
             break;
         }
         case 'm':
@@ -258,6 +289,14 @@ int cmd_publish(ctl_t *c, int argc, char **argv)
     if (optind < argc) {
         json_decref(metadata);
         return ctl_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    }
+    if (desc) {
+        json_t *d = json_string(desc);
+        if (!d) {
+            json_decref(metadata);
+            return ctl_usage_error(cmd, "--description is not valid UTF-8 text");
+        }
+        json_decref(d);
     }
     if (!currency || (count == 0 && (!payer || !payee || !have_amount)) ||
         (count > 0 && (!payers_s || !payees_s))) {
@@ -325,8 +364,8 @@ int cmd_publish(ctl_t *c, int argc, char **argv)
 
     char gen_id[MSG_ID_MAX + 1];
     if (count == 0) {
-        if (!id) {
-            snprintf(gen_id, sizeof gen_id, "pay-%" PRId64 "-%d", clock_now_ms(), (int)getpid());
+        if (!id) { /* derived from the request: a retry is the same payment */
+            derive_id(payer, payee, amount, currency, desc, metadata, gen_id);
             id = gen_id;
         }
         char *body = encode_request(id, payer, payee, amount, currency, desc, metadata);
@@ -365,7 +404,10 @@ int cmd_publish(ctl_t *c, int argc, char **argv)
                                  "type", p.type, "exchange", p.exchange, "seconds", secs,
                                  "payment_id", count == 0 ? id : NULL));
     else if (count == 0)
-        printf("published %s %s to %s (confirmed)\n", p.type, id, p.exchange);
+        printf("published %s %s to %s (confirmed)%s\n", p.type, id, p.exchange,
+               id == gen_id ? "; its id comes from the request: the same command again is the "
+                              "same payment (--payment-id for another)"
+                            : "");
     else
         printf("published %lld %s to %s (confirmed) in %.2f s (%.0f/s)\n", p.sent, p.type,
                p.exchange, secs, secs > 0 ? (double)p.sent / secs : 0.0);

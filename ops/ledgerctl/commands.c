@@ -35,10 +35,12 @@ static const ctl_cmd_t commands[] = {
      "  --fee-fixed: merchant settlement fees (basis points, minor units).\n"
      "  Creating an account that exists with the same attributes is a no-op.\n"},
     {"account fund", cmd_account_fund, "credit an account from the system funding account",
-     "usage: ledgerctl account fund ID AMOUNT [--ref REF] [--json]\n"
+     "usage: ledgerctl account fund ID AMOUNT --ref REF [--json]\n"
      "  AMOUNT in minor units (1234 = 12.34 EUR). Posts a transfer from the\n"
      "  system account sys:funding:<CUR>, so balances still sum to zero.\n"
-     "  --ref makes it idempotent: funding again with the same ref does nothing.\n"},
+     "  --ref (required) names the funding: the same ref again does nothing, so a\n"
+     "  retried command funds once; the same ref with another account or amount\n"
+     "  is refused.\n"},
     {"account freeze", cmd_account_freeze, "freeze an account (payments to or from it fail)",
      "usage: ledgerctl account freeze ID [--json]\n"},
     {"account unfreeze", cmd_account_unfreeze, "make a frozen account active again",
@@ -56,8 +58,12 @@ static const ctl_cmd_t commands[] = {
      "               [--key-file F] [--json]\n"
      "  Publishes persistent messages with publisher confirms (W unconfirmed at\n"
      "  most, default 256) and fails unless the broker confirmed every one.\n"
-     "  Generated payments have ids gen-<seed>-<i>: the same seed gives the same\n"
-     "  payments, so publishing twice produces duplicates the workers dedupe.\n"
+     "  Every command is safe to retry: one payment's id is --payment-id or, without\n"
+     "  it, cli-<hash of payer, payee, amount, currency, description, metadata>, so\n"
+     "  the same command twice is one payment (give --payment-id for a second,\n"
+     "  identical one); generated payments have ids gen-<seed>-<i>: the same seed\n"
+     "  gives the same payments. Duplicates are deduplicated by the workers.\n"
+     "  --description must be valid UTF-8; each --metadata key may appear once.\n"
      "  --type payment.approved publishes straight to the payments queue (as if\n"
      "  risk had approved, score 0): for benchmarks of the payment stage.\n"
      "  --key-file signs every body with the first key of F (\"KEY_ID SECRET\"\n"

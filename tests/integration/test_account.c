@@ -114,23 +114,29 @@ START_TEST(account_fund_posts_from_the_system_account_once_per_ref)
     char *err = ctl_fails(1, "account fund alice 7000 --ref r1");
     ck_assert_msg(strstr(err, "already used") != NULL, "%s", err);
     free(err);
-    free(ctl_ok("account fund alice 250"));
+    /* without --ref a retry would fund twice: refused, naming the flag */
+    err = ctl_fails(2, "account fund alice 250");
+    ck_assert_msg(strstr(err, "--ref is required"), "%s", err);
+    free(err);
+    ck_assert_int_eq(balance("alice"), 5000);
+    free(ctl_ok("account fund alice 250 --ref r2"));
+    free(ctl_ok("account fund alice 250 --ref r2")); /* the retry: nothing more */
     ck_assert_int_eq(balance("alice"), 5250);
     ck_assert_int_eq(llt_scalar(db, "SELECT count(*) FROM transfers WHERE kind = 'funding'"), 2);
     ck_assert_int_eq(llt_scalar(db, "SELECT count(*) FROM entries"), 4);
 
-    err = ctl_fails(1, "account fund nobody 10");
+    err = ctl_fails(1, "account fund nobody 10 --ref r3");
     ck_assert_msg(strstr(err, "no account 'nobody'") != NULL, "%s", err);
     free(err);
-    err = ctl_fails(2, "account fund alice 0");
+    err = ctl_fails(2, "account fund alice 0 --ref r4");
     free(err);
-    err = ctl_fails(2, "account fund alice 12.50");
+    err = ctl_fails(2, "account fund alice 12.50 --ref r5");
     free(err);
     ck_assert_int_eq(balance("alice"), 5250);
 
     /* past the int64 limit: refused, naming the accounts, nothing posted */
     free(ctl_ok("account create bob --currency EUR"));
-    err = ctl_fails(1, "account fund bob 9223372036854775807");
+    err = ctl_fails(1, "account fund bob 9223372036854775807 --ref r6");
     ck_assert_msg(strstr(err, "int64 limit") && strstr(err, "sys:funding:EUR"), "%s", err);
     free(err);
     ck_assert_int_eq(balance("bob"), 0);
@@ -167,11 +173,11 @@ START_TEST(account_freeze_blocks_funding_until_unfrozen)
     free(ctl_ok("account create alice --currency EUR"));
     free(ctl_ok("account freeze alice"));
     ck_assert_int_eq(llt_scalar(db, "SELECT count(*) FROM accounts WHERE status = 'frozen'"), 1);
-    char *err = ctl_fails(1, "account fund alice 10");
+    char *err = ctl_fails(1, "account fund alice 10 --ref frozen-1");
     ck_assert_msg(strstr(err, "account_frozen") && strstr(err, "unfreeze"), "%s", err);
     free(err);
     free(ctl_ok("account unfreeze alice"));
-    free(ctl_ok("account fund alice 10"));
+    free(ctl_ok("account fund alice 10 --ref frozen-1"));
     ck_assert_int_eq(balance("alice"), 10);
     err = ctl_fails(1, "account freeze nobody");
     free(err);

@@ -180,6 +180,13 @@ static const struct {
     /* b can pay a, but a has no payee other than itself: refused before any publish */
     {"publish --count 50 --payers a,b --payees a --currency EUR", "other than itself", 2},
     {"publish --count 50 --payers a,b --payees a,a --currency EUR", "other than itself", 2},
+    /* text a producer cannot mean: refused naming the flag, never dropped */
+    {"publish --payer a --payee b --amount 5 --currency EUR --description \"$(printf 'x\\377')\"",
+     "--description is not valid UTF-8", 2},
+    {"publish --payer a --payee b --amount 5 --currency EUR --metadata k=1 --metadata k=2",
+     "--metadata key 'k' is given twice", 2},
+    {"publish --payer a --payee b --amount 5 --currency EUR --metadata \"k=$(printf '\\377')\"",
+     "valid UTF-8", 2},
 };
 
 START_TEST(publish_refuses_what_the_workers_would_reject)
@@ -191,6 +198,41 @@ START_TEST(publish_refuses_what_the_workers_would_reject)
     free(out);
     free(err);
     ck_assert_int_eq(depth("risk"), 0);
+}
+END_TEST
+
+/* Without --payment-id the id comes from the request: the same command
+ * twice (a retry) is the same payment; another amount is another one. */
+START_TEST(publish_retried_without_an_id_is_one_payment)
+{
+    const char *args = "publish --payer alice --payee bob --amount 700 --currency EUR "
+                       "--description 'retry me' --metadata order=7";
+    char *out1, *out2, *out3;
+    ck_assert_int_eq(llt_ctl(&out1, NULL, NULL, "%s --json", args), 0);
+    ck_assert_int_eq(llt_ctl(&out2, NULL, NULL, "%s --json", args), 0);
+    ck_assert_int_eq(llt_ctl(&out3, NULL, NULL,
+                             "publish --payer alice --payee bob --amount 701 --currency EUR "
+                             "--description 'retry me' --metadata order=7 --json"),
+                     0);
+    json_t *j1 = llt_json(out1), *j2 = llt_json(out2), *j3 = llt_json(out3);
+    const char *id1 = json_string_value(json_object_get(j1, "payment_id"));
+    const char *id2 = json_string_value(json_object_get(j2, "payment_id"));
+    const char *id3 = json_string_value(json_object_get(j3, "payment_id"));
+    ck_assert_msg(id1 && strncmp(id1, "cli-", 4) == 0 && strlen(id1) == 32, "%s", out1);
+    ck_assert_str_eq(id1, id2);
+    ck_assert_str_ne(id1, id3);
+    json_t *bodies = drain("risk");
+    ck_assert_int_eq(json_array_size(bodies), 3);
+    /* the retry is byte for byte the first request: the workers see a duplicate */
+    ck_assert_str_eq(json_string_value(json_array_get(bodies, 0)),
+                     json_string_value(json_array_get(bodies, 1)));
+    json_decref(bodies);
+    json_decref(j1);
+    json_decref(j2);
+    json_decref(j3);
+    free(out1);
+    free(out2);
+    free(out3);
 }
 END_TEST
 
@@ -222,6 +264,7 @@ int main(void)
     tcase_add_test(tc, publish_approved_goes_to_the_payments_queue);
     tcase_add_loop_test(tc, publish_refuses_what_the_workers_would_reject, 0,
                         (int)(sizeof refusals / sizeof refusals[0]));
+    tcase_add_test(tc, publish_retried_without_an_id_is_one_payment);
     tcase_add_test(tc, publish_without_a_bound_queue_says_apply_topology);
     suite_add_tcase(s, tc);
     return llt_run_suite(s);
