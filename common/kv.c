@@ -501,19 +501,30 @@ int kv_each(kv_t *kv, const char *pattern, size_t max, kv_each_fn *fn, void *ud)
         }
         snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
         const redisReply *keys = r->element[1];
-        for (size_t i = 0; i < keys->elements && seen < max && rc == LL_OK; i++) {
-            const char *full = keys->element[i]->str;
-            const char *gv[] = {"GET", full};
-            size_t gl[] = {3, (size_t)keys->element[i]->len};
+        size_t nk = keys->elements;
+        if (nk > 0) { /* the page's values in one round trip */
+            const char **mv = ll_xcalloc(nk + 1, sizeof *mv);
+            size_t *ml = ll_xcalloc(nk + 1, sizeof *ml);
+            mv[0] = "MGET", ml[0] = 4;
+            for (size_t i = 0; i < nk; i++)
+                mv[i + 1] = keys->element[i]->str, ml[i + 1] = (size_t)keys->element[i]->len;
             redisReply *g;
-            if ((rc = kv_run(kv, &g, 2, gv, gl)) != LL_OK)
-                break;
-            if (g->type == REDIS_REPLY_STRING) { /* gone since the SCAN: NIL, skipped */
-                seen++;
-                if (fn(ud, strlen(full) >= plen ? full + plen : full, g->str) != 0)
-                    seen = max; /* the caller has enough */
+            rc = kv_run(kv, &g, (int)(nk + 1), mv, ml);
+            if (rc == LL_OK && (g->type != REDIS_REPLY_ARRAY || g->elements != nk))
+                rc = kv_unexpected(kv, g, "MGET");
+            else if (rc == LL_OK) {
+                for (size_t i = 0; i < nk && seen < max; i++) {
+                    if (g->element[i]->type != REDIS_REPLY_STRING)
+                        continue; /* gone since the SCAN */
+                    const char *full = keys->element[i]->str;
+                    seen++;
+                    if (fn(ud, strlen(full) >= plen ? full + plen : full, g->element[i]->str) != 0)
+                        seen = max; /* the caller has enough */
+                }
+                freeReplyObject(g);
             }
-            freeReplyObject(g);
+            free(mv);
+            free(ml);
         }
         freeReplyObject(r);
     } while (rc == LL_OK && seen < max && strcmp(cursor, "0") != 0);

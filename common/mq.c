@@ -1018,3 +1018,80 @@ const amqp_table_t *mq_delivery_headers(const mq_delivery_t *d)
         return NULL;
     return &p->headers;
 }
+
+/* --- headers as JSON (for people: `ledgerctl dlq show`, tests) ----------- */
+
+/* A string that may not be UTF-8: as is when it is, else with every
+ * invalid byte replaced by '?'. */
+json_t *mq_bytes_json(const void *p, size_t len)
+{
+    json_t *j = json_stringn(p, len);
+    if (j)
+        return j;
+    char *s = malloc(len + 1);
+    if (!s)
+        return json_null();
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = ((const unsigned char *)p)[i];
+        s[i] = ch < 0x80 && ch != 0 ? (char)ch : '?';
+    }
+    j = json_stringn(s, len);
+    free(s);
+    return j ? j : json_null();
+}
+
+static json_t *field_json(const amqp_field_value_t *v);
+
+json_t *mq_table_json(const amqp_table_t *t)
+{
+    json_t *o = json_object();
+    for (int i = 0; t && i < t->num_entries; i++) {
+        char key[256];
+        snprintf(key, sizeof key, "%.*s", (int)t->entries[i].key.len,
+                 (const char *)t->entries[i].key.bytes);
+        json_object_set_new(o, key, field_json(&t->entries[i].value));
+    }
+    return o;
+}
+
+static json_t *field_json(const amqp_field_value_t *v)
+{
+    switch (v->kind) {
+    case AMQP_FIELD_KIND_BOOLEAN:
+        return json_boolean(v->value.boolean);
+    case AMQP_FIELD_KIND_I8:
+        return json_integer(v->value.i8);
+    case AMQP_FIELD_KIND_U8:
+        return json_integer(v->value.u8);
+    case AMQP_FIELD_KIND_I16:
+        return json_integer(v->value.i16);
+    case AMQP_FIELD_KIND_U16:
+        return json_integer(v->value.u16);
+    case AMQP_FIELD_KIND_I32:
+        return json_integer(v->value.i32);
+    case AMQP_FIELD_KIND_U32:
+        return json_integer(v->value.u32);
+    case AMQP_FIELD_KIND_I64:
+        return json_integer(v->value.i64);
+    case AMQP_FIELD_KIND_U64:
+    case AMQP_FIELD_KIND_TIMESTAMP:
+        return json_integer((json_int_t)v->value.u64);
+    case AMQP_FIELD_KIND_F32:
+        return json_real(v->value.f32);
+    case AMQP_FIELD_KIND_F64:
+        return json_real(v->value.f64);
+    case AMQP_FIELD_KIND_UTF8:
+    case AMQP_FIELD_KIND_BYTES:
+        return mq_bytes_json(v->value.bytes.bytes, v->value.bytes.len);
+    case AMQP_FIELD_KIND_ARRAY: {
+        json_t *a = json_array();
+        for (int i = 0; i < v->value.array.num_entries; i++)
+            json_array_append_new(a, field_json(&v->value.array.entries[i]));
+        return a;
+    }
+    case AMQP_FIELD_KIND_TABLE:
+        return mq_table_json(&v->value.table);
+    default:
+        return json_null();
+    }
+}

@@ -29,7 +29,8 @@
  * mq_purge, mq_queue_stats, mq_delete_queue, mq_publish, mq_confirm_wait,
  * mq_pending, mq_publish_copy, mq_consume, mq_consume_tag, mq_cancel, mq_next,
  * mq_recv, mq_get, mq_ack, mq_reject, mq_nack, mq_service, mq_keepalive,
- * mq_delivery_clear, mq_delivery_header, mq_delivery_headers.
+ * mq_delivery_clear, mq_delivery_header, mq_delivery_headers, mq_bytes_json,
+ * mq_table_json.
  */
 #ifndef LL_MQ_H
 #define LL_MQ_H
@@ -38,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <amqp.h>
+#include <jansson.h>
 
 #include "err.h"
 
@@ -179,5 +181,13 @@ const char *mq_delivery_header(const mq_delivery_t *d, const char *name, char *b
 /* Every header of `d` as received (any value kind), or NULL when it has
  * none. Valid until mq_delivery_clear(d). */
 const amqp_table_t *mq_delivery_headers(const mq_delivery_t *d);
+
+/* Bytes that may not be UTF-8 as a JSON string: as they are when valid,
+ * else with every byte outside ASCII as '?'. Never NULL (json_null()). */
+json_t *mq_bytes_json(const void *p, size_t len);
+/* An AMQP table (headers; NULL: none) as a JSON object: strings as
+ * mq_bytes_json, numbers, booleans, nested arrays and tables. Caller
+ * decrefs. */
+json_t *mq_table_json(const amqp_table_t *t);
 
 #endif

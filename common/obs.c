@@ -206,14 +206,6 @@ void obs_free(obs_t *o)
 
 /* --- health --------------------------------------------------------------- */
 
-void obs_progress(obs_t *o)
-{
-    pthread_mutex_lock(&o->mx);
-    o->progress_mono = clock_mono_ms();
-    pthread_mutex_unlock(&o->mx);
-    metric_set(o->progress, NULL, (double)clock_now_ms() / 1000.0);
-}
-
 void obs_deps(obs_t *o, const bool up[OBS_NDEPS], bool consuming, bool draining)
 {
     char why[128] = "";

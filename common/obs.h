@@ -3,15 +3,15 @@
  * (docs/operations.md): its health (/healthz, /readyz), its metrics
  * (/metrics) and its record in the Redis worker registry.
  *
- * The runtime reports what happens (obs_progress, obs_deps, obs_consumed,
+ * The runtime reports what happens (obs_deps, obs_consumed,
  * obs_batch_done...); obs keeps the metrics and the health state, serves
  * them on the HTTP thread (httpd.h) and writes the registry record from the
  * loop's thread (obs_tick). Health reads are the only thing the HTTP thread
  * shares with the loop, behind obs's own lock.
  *
- * Public API: obs_t, obs_dep_t, obs_new, obs_listen, obs_free, obs_progress,
- * obs_deps, obs_consumed, obs_batch, obs_batch_done, obs_tx, obs_tx_retry,
- * obs_retried, obs_published, obs_confirm, obs_e2e, obs_tick, obs_port.
+ * Public API: obs_t, obs_dep_t, obs_new, obs_listen, obs_free, obs_deps, obs_consumed, obs_batch,
+ * obs_batch_done, obs_tx, obs_tx_retry, obs_retried, obs_published, obs_confirm, obs_e2e, obs_tick,
+ * obs_port.
  */
 #ifndef LL_OBS_H
 #define LL_OBS_H
@@ -38,10 +38,10 @@ int obs_listen(obs_t *o, int port, char *err, size_t errlen);
 int obs_port(const obs_t *o);
 void obs_free(obs_t *o);
 
-/* The loop made progress (an iteration, a backoff step). */
-void obs_progress(obs_t *o);
-/* Connection states now, consuming, draining (after SIGTERM): sets up,
- * ready and counts reconnections (a dependency up again after being down). */
+/* The loop made progress (an iteration, a backoff step): the connection
+ * states now, consuming, draining (after SIGTERM). Sets up, ready and the
+ * progress time, and counts reconnections (a dependency up again after
+ * being down). */
 void obs_deps(obs_t *o, const bool up[OBS_NDEPS], bool consuming, bool draining);
 
 void obs_consumed(obs_t *o, size_t n);

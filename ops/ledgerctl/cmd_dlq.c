@@ -246,29 +246,10 @@ static int pass_error(int rc, const char *err)
 
 /* --- output -------------------------------------------------------------- */
 
-/* A string that may not be UTF-8: as is when it is, else with every
- * invalid byte replaced by '?'. */
-static json_t *jbytes(const void *p, size_t len)
-{
-    json_t *j = json_stringn(p, len);
-    if (j)
-        return j;
-    char *s = malloc(len + 1);
-    if (!s)
-        return json_null();
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = ((const unsigned char *)p)[i];
-        s[i] = ch < 0x80 && ch != 0 ? (char)ch : '?';
-    }
-    j = json_stringn(s, len);
-    free(s);
-    return j ? j : json_null();
-}
-
 /* A header's text for JSON: "" as null when `null_empty`. */
 static json_t *jtext(const char *s, bool null_empty)
 {
-    return null_empty && !s[0] ? json_null() : jbytes(s, strlen(s));
+    return null_empty && !s[0] ? json_null() : mq_bytes_json(s, strlen(s));
 }
 
 static json_t *letter_json(const dlq_letter_t *l)
@@ -406,62 +387,6 @@ int cmd_dlq_list(ctl_t *c, int argc, char **argv)
 
 /* --- show ---------------------------------------------------------------- */
 
-static json_t *field_json(const amqp_field_value_t *v);
-
-static json_t *table_json(const amqp_table_t *t)
-{
-    json_t *o = json_object();
-    for (int i = 0; t && i < t->num_entries; i++) {
-        char key[256];
-        snprintf(key, sizeof key, "%.*s", (int)t->entries[i].key.len,
-                 (const char *)t->entries[i].key.bytes);
-        json_object_set_new(o, key, field_json(&t->entries[i].value));
-    }
-    return o;
-}
-
-static json_t *field_json(const amqp_field_value_t *v)
-{
-    switch (v->kind) {
-    case AMQP_FIELD_KIND_BOOLEAN:
-        return json_boolean(v->value.boolean);
-    case AMQP_FIELD_KIND_I8:
-        return json_integer(v->value.i8);
-    case AMQP_FIELD_KIND_U8:
-        return json_integer(v->value.u8);
-    case AMQP_FIELD_KIND_I16:
-        return json_integer(v->value.i16);
-    case AMQP_FIELD_KIND_U16:
-        return json_integer(v->value.u16);
-    case AMQP_FIELD_KIND_I32:
-        return json_integer(v->value.i32);
-    case AMQP_FIELD_KIND_U32:
-        return json_integer(v->value.u32);
-    case AMQP_FIELD_KIND_I64:
-        return json_integer(v->value.i64);
-    case AMQP_FIELD_KIND_U64:
-    case AMQP_FIELD_KIND_TIMESTAMP:
-        return json_integer((json_int_t)v->value.u64);
-    case AMQP_FIELD_KIND_F32:
-        return json_real(v->value.f32);
-    case AMQP_FIELD_KIND_F64:
-        return json_real(v->value.f64);
-    case AMQP_FIELD_KIND_UTF8:
-    case AMQP_FIELD_KIND_BYTES:
-        return jbytes(v->value.bytes.bytes, v->value.bytes.len);
-    case AMQP_FIELD_KIND_ARRAY: {
-        json_t *a = json_array();
-        for (int i = 0; i < v->value.array.num_entries; i++)
-            json_array_append_new(a, field_json(&v->value.array.entries[i]));
-        return a;
-    }
-    case AMQP_FIELD_KIND_TABLE:
-        return table_json(&v->value.table);
-    default:
-        return json_null();
-    }
-}
-
 static json_t *props_json(const mq_delivery_t *d)
 {
     const amqp_basic_properties_t *p = &d->env.message.properties;
@@ -477,7 +402,7 @@ static json_t *props_json(const mq_delivery_t *d)
              {AMQP_BASIC_APP_ID_FLAG, "app_id", &p->app_id}};
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
         if (p->_flags & s[i].flag)
-            json_object_set_new(o, s[i].name, jbytes(s[i].b->bytes, s[i].b->len));
+            json_object_set_new(o, s[i].name, mq_bytes_json(s[i].b->bytes, s[i].b->len));
     if (p->_flags & AMQP_BASIC_TIMESTAMP_FLAG)
         json_object_set_new(o, "timestamp", json_integer((json_int_t)p->timestamp));
     if (p->_flags & AMQP_BASIC_DELIVERY_MODE_FLAG)
@@ -496,12 +421,12 @@ typedef struct show_ctx {
 static void show_letter(const dlq_letter_t *l, bool json)
 {
     json_t *props = props_json(l->d);
-    json_t *headers = table_json(mq_delivery_headers(l->d));
+    json_t *headers = mq_table_json(mq_delivery_headers(l->d));
     if (json) {
         json_t *j = letter_json(l);
         json_object_set_new(j, "properties", props);
         json_object_set_new(j, "headers", headers);
-        json_object_set_new(j, "body", jbytes(l->body, l->len));
+        json_object_set_new(j, "body", mq_bytes_json(l->body, l->len));
         ctl_json_print(j);
         return;
     }

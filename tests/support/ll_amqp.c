@@ -144,53 +144,10 @@ static json_t *delivery_json(const mq_delivery_t *d)
     json_object_set_new(o, "type",
                         (p->_flags & AMQP_BASIC_TYPE_FLAG) ? bytes_json(p->type) : json_null());
     json_object_set_new(o, "body", json_stringn_nocheck(d->body ? d->body : "", d->len));
-    json_t *h = json_object();
-    if (p->_flags & AMQP_BASIC_HEADERS_FLAG) {
-        for (int i = 0; i < p->headers.num_entries; i++) {
-            const amqp_table_entry_t *e = &p->headers.entries[i];
-            char key[256];
-            snprintf(key, sizeof key, "%.*s", (int)e->key.len, (const char *)e->key.bytes);
-            const amqp_field_value_t *v = &e->value;
-            json_t *jv = NULL;
-            switch (v->kind) {
-            case AMQP_FIELD_KIND_UTF8:
-            case AMQP_FIELD_KIND_BYTES:
-                jv = bytes_json(v->value.bytes);
-                break;
-            case AMQP_FIELD_KIND_I8:
-                jv = json_integer(v->value.i8);
-                break;
-            case AMQP_FIELD_KIND_U8:
-                jv = json_integer(v->value.u8);
-                break;
-            case AMQP_FIELD_KIND_I16:
-                jv = json_integer(v->value.i16);
-                break;
-            case AMQP_FIELD_KIND_U16:
-                jv = json_integer(v->value.u16);
-                break;
-            case AMQP_FIELD_KIND_I32:
-                jv = json_integer(v->value.i32);
-                break;
-            case AMQP_FIELD_KIND_U32:
-                jv = json_integer(v->value.u32);
-                break;
-            case AMQP_FIELD_KIND_I64:
-                jv = json_integer(v->value.i64);
-                break;
-            case AMQP_FIELD_KIND_U64:
-                jv = json_integer((json_int_t)v->value.u64);
-                break;
-            default:
-                break;
-            }
-            if (jv)
-                json_object_set_new(h, key, jv);
-        }
-    }
+    json_t *h = mq_table_json((p->_flags & AMQP_BASIC_HEADERS_FLAG) ? &p->headers : NULL);
     json_object_set_new(o, "headers", h);
-    /* bodies and headers are kept byte for byte, valid UTF-8 or not: compare them,
-     * never dump them as JSON */
+    /* bodies are kept byte for byte, valid UTF-8 or not: compare them, never
+     * dump them as JSON (header strings are mq_table_json's: valid UTF-8) */
     return o;
 }
 
