@@ -368,10 +368,8 @@ int msg_parse_time(const char *s, int64_t *out_ms)
 /* ---- failure reasons ---------------------------------------------------- */
 
 static const char *const msg_failure_reasons[] = {
-    "insufficient_funds",
-    "unknown_account",
-    "account_frozen",
-    "currency_mismatch",
+    "insufficient_funds", "unknown_account",  "account_frozen",
+    "currency_mismatch",  "balance_overflow",
 };
 
 bool msg_failure_reason_valid(const char *reason)

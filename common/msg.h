@@ -160,7 +160,8 @@ typedef struct {
 const msg_field_t *msg_fields(const char *type, size_t *n);
 
 /* True iff `reason` is a payment.failed reason of the contract
- * (insufficient_funds, unknown_account, account_frozen, currency_mismatch). */
+ * (insufficient_funds, unknown_account, account_frozen, currency_mismatch,
+ * balance_overflow). */
 bool msg_failure_reason_valid(const char *reason);
 /* The failed reasons, for iteration; NULL past the end. Static. */
 const char *msg_failure_reason_at(size_t i);

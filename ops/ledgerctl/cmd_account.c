@@ -265,15 +265,8 @@ int cmd_account_fund(ctl_t *c, int argc, char **argv)
     PGresult *r;
     if (db_query(db, &r,
                  "SELECT status, transfer_id FROM ledger_post($1, 'funding', $2, $3, $4, $5)", 5,
-                 params) != LL_OK) {
-        if (strcmp(db_sqlstate(db), "22003") == 0) /* numeric_value_out_of_range */
-            return ctl_fail("fund with a smaller amount: balances are signed 64-bit minor "
-                            "units",
-                            "funding '%s' with %s would take '%s' or %s past the int64 limit "
-                            "(%" PRId64 ")",
-                            id, amt, id, sys, INT64_MAX);
+                 params) != LL_OK)
         return ctl_fail(NULL, "funding '%s': %s", id, db_errstr(db));
-    }
     char status[32], tid[24];
     snprintf(status, sizeof status, "%s", PQgetvalue(r, 0, 0));
     snprintf(tid, sizeof tid, "%s", PQgetvalue(r, 0, 1));
@@ -292,6 +285,11 @@ int cmd_account_fund(ctl_t *c, int argc, char **argv)
                             "ref '%s' was already used by transfer %s for another account or "
                             "amount",
                             ref, tid);
+    } else if (strcmp(status, "balance_overflow") == 0) {
+        return ctl_fail("fund with a smaller amount: balances are signed 64-bit minor units",
+                        "funding '%s' with %s would take '%s' or %s past the int64 limit "
+                        "(%" PRId64 ")",
+                        id, amt, id, sys, INT64_MAX);
     } else if (strcmp(status, "posted") != 0) {
         return ctl_fail(strcmp(status, "account_frozen") == 0
                             ? "unfreeze it first: ledgerctl account unfreeze ID"

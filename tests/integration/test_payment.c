@@ -1,7 +1,8 @@
 /*
  * test_payment.c - the real payment-worker against the test stack: every
  * outcome of the ledger rules (completed, insufficient_funds,
- * unknown_account, account_frozen, currency_mismatch) with its transfer,
+ * unknown_account, account_frozen, currency_mismatch, balance_overflow at
+ * the int64 limit) with its transfer,
  * entries, event and outbox row; bad input rejected and parked; duplicates
  * (same payload: the original event again; other payload: an
  * idempotency_conflict); a duplicate that arrives while the first copy is
@@ -19,6 +20,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,10 +44,19 @@
 LLW_FIXTURE(llw_payment_queues)
 
 static const llw_account_t base_accounts[] = {
-    {"alice", "EUR", 1000, 0, false}, {"bob", "EUR", 0, 500, false},
-    {"carol", "EUR", 100, 0, false},  {"ice", "EUR", 1000, 0, true},
-    {"yank", "USD", 1000, 0, false},  {"merch", "EUR", 0, 0, false},
-    {"x1", "EUR", 0, 1000, false},    {"x2", "EUR", 0, 0, false},
+    {"alice", "EUR", 1000, 0, false},
+    {"bob", "EUR", 0, 500, false},
+    {"carol", "EUR", 100, 0, false},
+    {"ice", "EUR", 1000, 0, true},
+    {"yank", "USD", 1000, 0, false},
+    {"merch", "EUR", 0, 0, false},
+    {"x1", "EUR", 0, 1000, false},
+    {"x2", "EUR", 0, 0, false},
+    /* a merchant 1000 minor units short of the int64 limit, paid by a
+     * customer living on overdraft (no more GBP may be funded after rich:
+     * sys:funding:GBP is 1000 short of the limit too) */
+    {"rich", "GBP", INT64_MAX - 1000, 0, false},
+    {"gbpa", "GBP", 0, 2000, false},
 };
 
 static pid_t start(const char *instance, const char *const *extra)
@@ -196,6 +207,10 @@ static const struct {
      * funds check, so as a payer it would create money */
     {"sys:funding:EUR", "merch", 10, "EUR", "unknown_account", false},
     {"carol", "sys:funding:EUR", 10, "EUR", "unknown_account", false},
+    /* the payee's balance may not pass INT64_MAX: refused, not an error */
+    {"gbpa", "rich", 600, "GBP", "completed", false},
+    {"gbpa", "rich", 401, "GBP", "balance_overflow", false}, /* one past the limit */
+    {"gbpa", "rich", 400, "GBP", "completed", true},         /* to exactly INT64_MAX */
 };
 #define NRULES (sizeof rules / sizeof rules[0])
 

@@ -60,11 +60,11 @@ const char *llw_model_apply(llw_account_t *accts, size_t n, const msg_payment_t 
         return "currency_mismatch";
     int64_t nd, nc;
     if (__builtin_sub_overflow(d->balance, p->amount, &nd))
-        return "overflow";
+        return "insufficient_funds"; /* below any floor an overdraft can set */
     if (nd < -d->overdraft)
         return "insufficient_funds";
     if (__builtin_add_overflow(c->balance, p->amount, &nc))
-        return "overflow";
+        return "balance_overflow";
     d->balance = nd;
     c->balance = nc;
     return "completed";

@@ -38,9 +38,9 @@ void llw_accounts_create(const char *dbname, const llw_account_t *a, size_t n);
 /* The account `id` of accts, or NULL. */
 llw_account_t *llw_model_find(llw_account_t *accts, size_t n, const char *id);
 /* Applies p to the model as ledger_post() does, in this order of checks:
- * unknown_account, account_frozen, currency_mismatch, insufficient_funds.
- * Returns "completed" (balances moved) or the refusal reason; "overflow"
- * when a balance would leave int64 (the database raises an error). */
+ * unknown_account, account_frozen, currency_mismatch, insufficient_funds,
+ * balance_overflow (the payee's balance would pass INT64_MAX). Returns
+ * "completed" (balances moved) or the refusal reason. */
 const char *llw_model_apply(llw_account_t *accts, size_t n, const msg_payment_t *p);
 
 /* accounts.balance of `id`; fails the test if there is no such account. */

@@ -4,7 +4,7 @@
  * double-entry transfer per payment with payment_apply_batch()
  * (schemas/sql/functions/), and publishes payment.completed or
  * payment.failed (insufficient_funds, unknown_account, account_frozen,
- * currency_mismatch).
+ * currency_mismatch, balance_overflow).
  *
  * Public API: payment_stage.
  */

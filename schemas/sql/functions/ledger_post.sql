@@ -2,12 +2,14 @@
 -- posts one double-entry transfer, or says why not, without raising.
 --
 -- status: posted | duplicate | unknown_account | account_frozen |
---         currency_mismatch | insufficient_funds
+--         currency_mismatch | insufficient_funds | balance_overflow
 -- 'duplicate': a transfer with this (ref, kind) exists; transfer_id is its
 -- id. A payment may not touch a system account (sys:funding has no funds
 -- check, so paying from it would create money): 'unknown_account'. Funds
 -- are checked on a non-system debit account only: new balance >=
--- -overdraft_limit. Entries are signed (debit negative, credit positive)
+-- -overdraft_limit. Balances are signed 64-bit: a posting that would take
+-- either balance past the bigint range is 'balance_overflow' (checked in
+-- numeric, after the funds check), never an arithmetic error. Entries are signed (debit negative, credit positive)
 -- and carry the balance after them, so per currency all balances sum to 0.
 --
 -- Locks (docs/ledger.md#locks, rule 5): both accounts in id order, FOR NO
@@ -53,8 +55,13 @@ BEGIN
         status := 'currency_mismatch';
         RETURN;
     END IF;
-    IF d.kind <> 'system' AND d.balance - p_amount < -d.overdraft_limit THEN
+    IF d.kind <> 'system' AND d.balance::numeric - p_amount < -d.overdraft_limit THEN
         status := 'insufficient_funds';
+        RETURN;
+    END IF;
+    IF d.balance::numeric - p_amount < -9223372036854775808
+       OR c.balance::numeric + p_amount > 9223372036854775807 THEN
+        status := 'balance_overflow';
         RETURN;
     END IF;
     INSERT INTO transfers (ref, kind, debit_account, credit_account, amount, currency)

@@ -4,7 +4,7 @@
 --   verdict 'new'       processed now; outcome 'completed' (transfer_id
 --                       set) or the refusal: unknown_account,
 --                       account_frozen, currency_mismatch,
---                       insufficient_funds
+--                       insufficient_funds, balance_overflow
 --   verdict 'duplicate' processed before with the same payload; outcome and
 --                       transfer_id are the original ones
 --   verdict 'conflict'  processed before with another payload;
@@ -14,8 +14,9 @@
 -- unknown or system account, frozen, currency, funds.
 --
 -- Fast path: one statement decides and posts the whole batch when it can
--- be decided at once (no payment_id twice, and no payment short of funds
--- even if every postable payment before it is posted); balances then move
+-- be decided at once (no payment_id twice, no payment short of funds
+-- even if every postable payment before it is posted, and no running
+-- balance past the bigint range: the sums are numeric); balances then move
 -- once per account, and entries get the running balance in queue order.
 -- Otherwise nothing was written and payment_apply_seq decides one payment
 -- at a time. tests/integration/test_stage_set_based.c holds both to the
@@ -81,7 +82,9 @@ BEGIN
                             WHERE x.id = m.account LIMIT 1) a
         WINDOW w AS (PARTITION BY m.account ORDER BY m.ord)),
     go AS (   -- decidable at once?
-        SELECT NOT coalesce((SELECT bool_or(mv.short) FROM mv), false)
+        SELECT NOT coalesce((SELECT bool_or(mv.short OR mv.after NOT BETWEEN -9223372036854775808
+                                                                      AND 9223372036854775807)
+                             FROM mv), false)
                AND (SELECT count(*) = count(DISTINCT el.id) FROM el) AS ok),
     ins_t AS (
         INSERT INTO transfers (ref, kind, debit_account, credit_account, amount, currency)

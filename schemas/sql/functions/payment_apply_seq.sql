@@ -1,6 +1,7 @@
 -- payment_apply_seq(batch, fresh): payment_apply_batch's one-at-a-time
--- path, for a batch it could not decide at once (a payment_id twice, or a
--- payment that would be short of funds). Its caller has claimed the
+-- path, for a batch it could not decide at once (a payment_id twice, a
+-- payment that would be short of funds or take a balance past the bigint
+-- range). Its caller has claimed the
 -- processed rows (fresh: processed_claim's result) and locked the
 -- accounts; it decides each element in array order with ledger_post and
 -- returns the same rows as payment_apply_batch.

@@ -7,14 +7,17 @@
 -- The window is posted_at floored to window_s (aligned to the Unix epoch:
 -- one day = UTC midnight). A payment whose window is closed joins the next
 -- open window of its payee and currency, marked late: never a closed
--- batch, never lost. Fee = settlement_fee(amount, payee's fee_bps,
--- fee_fixed) at the time it joins. The ledger, not the event, says what
--- was paid: an event without a matching payment transfer (amount, payee,
--- currency) is refused and leaves no processed row, so the genuine event
--- can still come.
+-- batch, never lost. A batch's gross and fees are signed 64-bit: a
+-- payment that would take either past the bigint range finds the batch
+-- full and joins the next window's the same way (marked late).
+-- Fee = settlement_fee(amount, payee's fee_bps, fee_fixed) at the time it
+-- joins. The ledger, not the event, says what was paid: an event without
+-- a matching payment transfer (amount, payee, currency) is refused and
+-- leaves no processed row, so the genuine event can still come.
 --
--- Fast path: one statement when no payment_id is twice in the batch and
--- no payment is late; otherwise settlement_apply_seq, with the same
+-- Fast path: one statement when no payment_id is twice in the batch, no
+-- payment is late and no batch would fill up; otherwise
+-- settlement_apply_seq, with the same
 -- results (tests/integration/test_stage_set_based.c).
 --
 -- Locks (docs/ledger.md#locks): rule 2 class 2 for every (payee, currency)
@@ -68,21 +71,25 @@ BEGIN
                t.credit_account AS t_payee, t.currency AS t_currency,
                (t.id IS NULL OR t.amount <> e.amount OR t.credit_account <> e.payee
                 OR t.currency <> e.currency) AS unposted,
-               b.id AS bid, b.status,
+               b.id AS bid, b.status, b.gross, b.fees_raw,
                settlement_fee(e.amount, coalesce(a.fee_bps, 0), coalesce(a.fee_fixed, 0)) AS fee
         FROM el e
         LEFT JOIN LATERAL (SELECT x.id, x.amount, x.credit_account, x.currency FROM transfers x
                            WHERE x.kind = 'payment' AND x.ref = e.id LIMIT 1) t ON true
-        LEFT JOIN LATERAL (SELECT x.id, x.status FROM settlement_batches x
+        LEFT JOIN LATERAL (SELECT x.id, x.status, x.gross, x.fees_raw FROM settlement_batches x
                            WHERE x.payee = e.payee AND x.currency = e.currency
                              AND x.window_start = e.w LIMIT 1) b ON true
         LEFT JOIN LATERAL (SELECT x.fee_bps, x.fee_fixed FROM accounts x
                            WHERE x.id = e.payee LIMIT 1) a ON true
         WHERE e.is_new),
-    go AS (   -- decidable at once: no late payment, no payment_id twice
+    go AS (   -- decidable at once: no late payment, no payment_id twice, no full batch
         SELECT NOT coalesce((SELECT bool_or(NOT k.unposted AND k.status <> 'open') FROM chk k),
                             false)
-               AND (SELECT count(*) = count(DISTINCT el.id) FROM el) AS ok),
+               AND (SELECT count(*) = count(DISTINCT el.id) FROM el)
+               AND NOT EXISTS (SELECT 1 FROM chk k WHERE NOT k.unposted
+                               GROUP BY k.bid, k.gross, k.fees_raw
+                               HAVING k.gross + sum(k.amount) > 9223372036854775807
+                                   OR k.fees_raw + sum(k.fee) > 9223372036854775807) AS ok),
     del AS (  -- refused: no trace, the genuine event can still come
         DELETE FROM processed p USING chk k
         WHERE k.unposted AND p.stage = 'settlement' AND p.payment_id = k.id

@@ -1,6 +1,7 @@
 -- settlement_apply_seq(batch, window_s, fresh): settlement_apply_batch's
--- one-at-a-time path, for a batch with a payment_id twice or a late
--- payment. Its caller has taken the locks, claimed the processed rows
+-- one-at-a-time path, for a batch with a payment_id twice, a late
+-- payment or a window's batch that would fill up (its gross or fees past
+-- the bigint range: the payment joins the next window, marked late). Its caller has taken the locks, claimed the processed rows
 -- (fresh: processed_claim's result) and created the windows' batches; it
 -- returns the same rows as settlement_apply_batch.
 CREATE OR REPLACE FUNCTION settlement_apply_seq(p_batch jsonb, p_window_s bigint, p_fresh jsonb)
@@ -73,8 +74,10 @@ BEGIN
             WHERE s.payee = e.v ->> 'payee' AND s.currency = e.v ->> 'currency'
               AND s.window_start = w_start
             FOR NO KEY UPDATE;
-            EXIT WHEN b.status = 'open';
-            late := true; -- closed: the next window of this payee and currency
+            EXIT WHEN b.status = 'open'
+                      AND b.gross::numeric + (e.v ->> 'amount')::bigint <= 9223372036854775807
+                      AND b.fees_raw::numeric + v_fee <= 9223372036854775807;
+            late := true; -- closed or full: the next window of this payee and currency
             w_start := w_start + make_interval(secs => p_window_s);
         END LOOP;
         INSERT INTO settlement_items (payment_id, batch_id, amount, fee, late)
