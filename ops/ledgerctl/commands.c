@@ -27,6 +27,25 @@ static const ctl_cmd_t commands[] = {
      "  tag), sets the policies that bound the dead queues (ledgerline-dead:\n"
      "  amqp.dead_max_length, amqp.dead_overflow) and events.audit\n"
      "  (ledgerline-audit: amqp.audit_max_length, drop-head).\n"},
+    {"users apply", cmd_users_apply,
+     "create or update the least-privilege RabbitMQ users (idempotent)",
+     "usage: ledgerctl users apply --secrets-dir DIR [--json]\n"
+     "  Creates or updates, through the management API (amqp.management_url; the\n"
+     "  user needs the administrator tag), the users of schemas/users.json on\n"
+     "  amqp.vhost: ledgerline-producer (may only publish payment.requested to\n"
+     "  ledgerline.commands), ledgerline-risk, ledgerline-payment and\n"
+     "  ledgerline-settlement (each may publish only its own events, consume only\n"
+     "  its queue), ledgerline-monitor (management API read-only, no AMQP rights).\n"
+     "  Each password is DIR/<user>.password: kept if the file exists, else\n"
+     "  generated (mode 0600). Give each worker kind its user and file\n"
+     "  (amqp.user, amqp.password_file). See docs/contract.md#users-and-permissions.\n"},
+    {"keys generate", cmd_keys_generate, "write a new signing key file (mode 0600)",
+     "usage: ledgerctl keys generate --out FILE [--id KEY_ID] [--if-missing] [--json]\n"
+     "  Writes \"KEY_ID SECRET\" (32 random bytes in hex; KEY_ID default\n"
+     "  k<YYYYMMDD>) to FILE, created with mode 0600, for\n"
+     "  signing.approval_keys_file of the risk and payment workers. Never\n"
+     "  overwrites: with --if-missing an existing key file is checked and kept.\n"
+     "  Rotate by adding a new key as the first line (README, \"Signed approvals\").\n"},
     {"account create", cmd_account_create, "create a customer or merchant account",
      "usage: ledgerctl account create ID --currency CUR [--kind customer|merchant]\n"
      "                                [--overdraft N] [--fee-bps N] [--fee-fixed N] [--json]\n"

@@ -76,6 +76,8 @@ int cmd_dlq_show(ctl_t *c, int argc, char **argv);
 int cmd_dlq_replay(ctl_t *c, int argc, char **argv);
 int cmd_dlq_purge(ctl_t *c, int argc, char **argv);
 int cmd_topology_apply(ctl_t *c, int argc, char **argv);
+int cmd_users_apply(ctl_t *c, int argc, char **argv);
+int cmd_keys_generate(ctl_t *c, int argc, char **argv);
 int cmd_account_create(ctl_t *c, int argc, char **argv);
 int cmd_account_fund(ctl_t *c, int argc, char **argv);
 int cmd_account_freeze(ctl_t *c, int argc, char **argv);

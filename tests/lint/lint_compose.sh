@@ -16,10 +16,14 @@
 #        cpu/memory limits; stop_grace_period above
 #        worker.shutdown_timeout_ms + 5 s; non-root, read-only, no capabilities;
 #      - `migrate` runs `ledgerctl migrate && ledgerctl topology apply` with
-#        LEDGERLINE_AMQP_MANAGEMENT_URL=http://rabbitmq:15672;
+#        LEDGERLINE_AMQP_MANAGEMENT_URL=http://rabbitmq:15672, then
+#        `ledgerctl users apply` and `ledgerctl keys generate`;
+#      - secure by default: each worker runs as its kind's least-privilege
+#        RabbitMQ user (ledgerline-<kind>), never mounts the admin password,
+#        and risk and payment have an approval key file;
 #      - every LEDGERLINE_* variable is a setting of common/settings.c (a
 #        worker refuses to start on an unknown one), and every *_FILE names
-#        a secret the service mounts;
+#        a secret the service mounts or a file on a volume it mounts;
 #      - every published port is bound to 127.0.0.1 on a fixed host port,
 #        none twice, and no default is a port a machine's own servers use
 #        (5672 15672 15692 25672 4369 6379 5432 9090 3000);
@@ -195,6 +199,11 @@ for name, svc in sorted(services.items()):
             sec = str(v)[len("/run/secrets/"):]
             if sec not in mounted:
                 bad("service %s: %s=%s but secret %s is not mounted" % (name, k, v, sec))
+        elif k.endswith("_FILE"):
+            targets = [vol.get("target") if isinstance(vol, dict) else (str(vol).split(":") + [""])[1]
+                       for vol in svc.get("volumes") or []]
+            if not any(t and str(v).startswith(t.rstrip("/") + "/") for t in targets):
+                bad("service %s: %s=%s is on no volume the service mounts" % (name, k, v))
     # bind mounts exist (Docker would create an empty directory instead)
     for vol in svc.get("volumes") or []:
         source = vol.get("source") if isinstance(vol, dict) else str(vol).split(":")[0]
@@ -242,11 +251,23 @@ for name, port in WORKERS.items():
         bad("worker %s: capabilities not dropped (cap_drop: [ALL])" % name)
     if not any(str(k).endswith("_FILE") for k in env):
         bad("worker %s gets no secret through a *_FILE variable" % name)
+    # secure by default: the kind's own user, never the broker's admin;
+    # approvals signed
+    kind = name.split("-")[0]
+    if env.get("LEDGERLINE_AMQP_USER") != "ledgerline-" + kind:
+        bad("worker %s: LEDGERLINE_AMQP_USER is %s, not its least-privilege user ledgerline-%s" % (name, env.get("LEDGERLINE_AMQP_USER"), kind))
+    if "amqp_password" in {(s.get("source") if isinstance(s, dict) else str(s)) for s in svc.get("secrets") or []}:
+        bad("worker %s mounts the broker's admin password (secret amqp_password)" % name)
+    if kind in ("risk", "payment") and not env.get("LEDGERLINE_SIGNING_APPROVAL_KEYS_FILE"):
+        bad("worker %s: approvals unsigned (no LEDGERLINE_SIGNING_APPROVAL_KEYS_FILE)" % name)
 
 mig = services.get("migrate") or {}
 cmd = " ".join(str(c) for c in (mig.get("command") or []))
 if "ledgerctl migrate" not in cmd or "ledgerctl topology apply" not in cmd:
     bad("migrate does not run `ledgerctl migrate && ledgerctl topology apply`: %s" % cmd)
+for step in ("ledgerctl users apply", "ledgerctl keys generate"):
+    if step not in cmd:
+        bad("migrate does not run `%s` (secure by default: users and approval key): %s" % (step, cmd))
 if (mig.get("environment") or {}).get("LEDGERLINE_AMQP_MANAGEMENT_URL") != "http://rabbitmq:15672":
     bad("migrate: LEDGERLINE_AMQP_MANAGEMENT_URL is not http://rabbitmq:15672 (topology apply sets the policies through it)")
 
@@ -433,6 +454,16 @@ mutant "misspelt setting" compose.yaml "LEDGERLINE_WORKER_SHUTDOWN_TIMEOUT is no
   's/LEDGERLINE_WORKER_SHUTDOWN_TIMEOUT_MS:/LEDGERLINE_WORKER_SHUTDOWN_TIMEOUT:/'
 mutant "a secret file not mounted" compose.yaml "is not mounted" \
   's/^  secrets: \[amqp_password, redis_password, postgres_password\]$/  secrets: [amqp_password, postgres_password]/'
+mutant "a worker as the broker's admin" compose.yaml "not its least-privilege user ledgerline-payment" \
+  's/LEDGERLINE_AMQP_USER: ledgerline-payment$/LEDGERLINE_AMQP_USER: ledgerline/'
+mutant "unsigned approvals" compose.yaml "approvals unsigned" \
+  '/LEDGERLINE_SIGNING_APPROVAL_KEYS_FILE:/d'
+mutant "a password file on no volume" compose.yaml "is on no volume the service mounts" \
+  's/^  volumes: \[\*secrets-volume\]$/  volumes: []/'
+mutant "workers with the admin password" compose.yaml "mounts the broker's admin password" \
+  's/^  secrets: \[redis_password, postgres_password\]$/  secrets: [amqp_password, redis_password, postgres_password]/'
+mutant "no approval key made" compose.yaml "does not run \`ledgerctl keys generate\`" \
+  's/ledgerctl keys generate/ledgerctl keys show/'
 mutant "end-of-life RabbitMQ" compose.yaml "is not RabbitMQ 3.13 or later" \
   's/image: rabbitmq:[0-9.]*-management/image: rabbitmq:3.10-management/'
 mutant "alerts not mounted" compose.yaml "does not mount ops/prometheus/alerts.yml" \

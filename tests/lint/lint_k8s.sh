@@ -14,8 +14,11 @@
 #      PodDisruptionBudget selecting its pods; a KEDA ScaledObject on its
 #      queue with the rabbitmq trigger, protocol http, mode QueueLength, a
 #      TriggerAuthentication that reads `host` from a Secret, and at least
-#      one replica; the migrate Job runs `ledgerctl migrate` and `ledgerctl
-#      topology apply` with LEDGERLINE_AMQP_MANAGEMENT_URL;
+#      one replica; each worker runs as its kind's least-privilege RabbitMQ
+#      user (ledgerline-<kind>, not the admin password) and risk and payment
+#      have an approval key file; the migrate Job runs `ledgerctl migrate`
+#      and `ledgerctl topology apply` with LEDGERLINE_AMQP_MANAGEMENT_URL,
+#      then `ledgerctl users apply` and `ledgerctl keys generate`;
 #   3. every LEDGERLINE_* variable is a setting of common/settings.c (a
 #      worker refuses to start on an unknown one), every *_FILE names a file
 #      of a mounted Secret, and secret.example.yaml holds those Secrets with
@@ -160,6 +163,12 @@ def check_worker($w):
         (if ($env.LEDGERLINE_HTTP_PORT // "-1") != "-1" and $env.LEDGERLINE_HTTP_PORT != ($w.port | tostring)
          then "\($what): LEDGERLINE_HTTP_PORT=\($env.LEDGERLINE_HTTP_PORT) but the probes use \($w.port)" else empty end),
         secret_files($what; $ps; $c),
+        (if $env.LEDGERLINE_AMQP_USER != "ledgerline-\($w.kind)"
+         then "\($what): LEDGERLINE_AMQP_USER is \($env.LEDGERLINE_AMQP_USER), not its least-privilege user ledgerline-\($w.kind)" else empty end),
+        (if ($env.LEDGERLINE_AMQP_PASSWORD_FILE // "") | test("amqp-password$")
+         then "\($what): reads the broker's admin password" else empty end),
+        (if ($w.kind == "risk" or $w.kind == "payment") and (($env.LEDGERLINE_SIGNING_APPROVAL_KEYS_FILE // "") == "")
+         then "\($what): approvals unsigned (no LEDGERLINE_SIGNING_APPROVAL_KEYS_FILE)" else empty end),
         (($d.spec.template.metadata.labels // {}) as $labels
          | if [objs_of("PodDisruptionBudget")[] | select(.spec.selector.matchLabels as $m
               | $m != null and ($m | to_entries | all(.value == $labels[.key])))] | length == 0
@@ -196,7 +205,11 @@ def check_job:
     else $found[0] as $f | "Job \($f.job)" as $what
     | (if (envmap($f.c).LEDGERLINE_AMQP_MANAGEMENT_URL // "") == "" then "\($what): no LEDGERLINE_AMQP_MANAGEMENT_URL (topology apply sets the policies through it)" else empty end),
       nonroot($what; $f.ps; $f.c),
-      secret_files($what; $f.ps; $f.c)
+      secret_files($what; $f.ps; $f.c),
+      ((($f.c.command // []) + ($f.c.args // []) | join(" ")) as $cmd
+       | ("ledgerctl users apply", "ledgerctl keys generate")
+       | select(. as $s | $cmd | contains($s) | not)
+       | "\($what): does not run `\(.)` (secure by default: users and approval key)")
     end;
 
 [ (kinds[] | check_worker(.)),
@@ -285,6 +298,12 @@ mutant() {
 }
 
 # the checker rejects broken copies, each for its own reason
+mutant "a worker as the broker's admin" payment-worker.yaml "not its least-privilege user ledgerline-payment" \
+  's/value: ledgerline-payment$/value: ledgerline/'
+mutant "unsigned approvals" risk-worker.yaml "approvals unsigned" \
+  '/LEDGERLINE_SIGNING_APPROVAL_KEYS_FILE/,+1d'
+mutant "migrate makes no users" migrate-job.yaml "does not run \`ledgerctl users apply\`" \
+  's/ledgerctl users apply/ledgerctl users list/'
 mutant "grace period too short" payment-worker.yaml "terminationGracePeriodSeconds 15 is not above" \
   's/terminationGracePeriodSeconds: 30/terminationGracePeriodSeconds: 15/'
 mutant "readiness on /healthz" risk-worker.yaml "readinessProbe is not GET /readyz" \

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# tests/integration/test_least_privilege.sh - the RabbitMQ users of
+# `ledgerctl users apply` (schemas/users.json) hold only what their role
+# needs, proved against the test stack's broker:
+#   1. users apply creates the five users with mode-0600 password files,
+#      and a second run keeps the passwords (idempotent);
+#   2. the producer user may publish payment.requested to
+#      ledgerline.commands, and is refused (ACCESS_REFUSED) when it
+#      publishes to ledgerline.events: a producer cannot forge an approval;
+#   3. each worker user may publish its own events only: the risk user may
+#      publish payment.approved, the payment and settlement users may not,
+#      and no worker user may publish payment.requested;
+#   4. every worker kind runs under its own user: it connects, declares the
+#      topology, consumes its queue and publishes its outcomes (the risk and
+#      payment workers decide the requests and approvals published above)
+#      with nothing refused;
+#   5. the monitoring user can read `ledgerctl status` and publish nothing.
+# (A forged, unsigned approval that does reach the payments queue is
+# refused by the payment-worker: test_signing.c, and the forged approvals
+# of every chaos run, ops/chaos.)
+set -uo pipefail
+
+ROOT="${LL_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+BIN="${LL_BIN_DIR:-$ROOT/build-test/bin}"
+CTL="$BIN/ledgerctl"
+FAILS=0
+DIR="$(mktemp -d)"
+chmod 700 "$DIR"
+DB="lp_$$"
+cleanup() {
+  PGPASSWORD="$(cat "$LEDGERLINE_POSTGRES_PASSWORD_FILE")" psql -qAtX -h "$LEDGERLINE_POSTGRES_HOST" \
+    -p "$LEDGERLINE_POSTGRES_PORT" -U "$LEDGERLINE_POSTGRES_USER" -d postgres \
+    -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+ok() { printf 'ok - %s\n' "$1"; }
+not_ok() {
+  printf 'not ok - %s\n' "$1"
+  FAILS=$((FAILS + 1))
+}
+
+: "${LEDGERLINE_AMQP_PASSWORD_FILE:?run through ops/test (it needs the environment of the test stack)}"
+as() { # USER COMMAND...: run as one of the users of `users apply`
+  local u="$1"
+  shift
+  LEDGERLINE_AMQP_USER="$u" LEDGERLINE_AMQP_PASSWORD_FILE="$DIR/$u.password" "$@"
+}
+publish() { # USER TYPE ID: ledgerctl publish one payment as USER
+  as "$1" "$CTL" publish --type "$2" --payment-id "$3" --payer lp-a --payee lp-b --amount 100 \
+    --currency EUR
+}
+
+# ---- 1. the users ---------------------------------------------------------------------
+USERS=(ledgerline-producer ledgerline-risk ledgerline-payment ledgerline-settlement ledgerline-monitor)
+if "$CTL" users apply --secrets-dir "$DIR" >"$DIR/apply.out" 2>&1; then ok "users apply exits 0"; else not_ok "users apply: $(cat "$DIR/apply.out")"; fi
+for u in "${USERS[@]}"; do
+  if [[ -s "$DIR/$u.password" && "$(stat -c %a "$DIR/$u.password")" == 600 ]]; then
+    ok "$u has a password file of mode 0600"
+  else
+    not_ok "$u: no password file of mode 0600"
+  fi
+done
+before="$(cat "$DIR"/*.password | sha256sum)"
+"$CTL" users apply --secrets-dir "$DIR" >/dev/null 2>&1
+if [[ "$(cat "$DIR"/*.password | sha256sum)" == "$before" ]]; then ok "a second users apply keeps the passwords"; else not_ok "a second users apply changed the passwords"; fi
+if "$CTL" users apply --secrets-dir "$DIR/missing" >/dev/null 2>"$DIR/err" || ! grep -q "mkdir" "$DIR/err"; then
+  not_ok "users apply with a missing directory must fail naming the fix: $(cat "$DIR/err")"
+else
+  ok "users apply with a missing directory fails and says how to fix it"
+fi
+
+# ---- 2 and 3. who may publish what -------------------------------------------------------
+PGPASSWORD="$(cat "$LEDGERLINE_POSTGRES_PASSWORD_FILE")" psql -qAtX -h "$LEDGERLINE_POSTGRES_HOST" \
+  -p "$LEDGERLINE_POSTGRES_PORT" -U "$LEDGERLINE_POSTGRES_USER" -d postgres -c "CREATE DATABASE $DB" >/dev/null
+export LEDGERLINE_POSTGRES_DBNAME="$DB"
+"$CTL" migrate >/dev/null && "$CTL" topology apply >/dev/null
+
+expect_publish() { # WANT(ok|refused) USER TYPE
+  local want="$1" u="$2" type="$3" id="lp-$$-$RANDOM"
+  if publish "$u" "$type" "$id" >"$DIR/pub.out" 2>&1; then
+    if [[ $want == ok ]]; then ok "$u may publish $type"; else not_ok "$u published $type"; fi
+  elif [[ $want == refused ]] && grep -q "ACCESS_REFUSED" "$DIR/pub.out"; then
+    ok "$u may not publish $type (ACCESS_REFUSED)"
+  else
+    not_ok "$u publishing $type: want $want, got: $(cat "$DIR/pub.out")"
+  fi
+}
+expect_publish ok ledgerline-producer payment.requested
+expect_publish refused ledgerline-producer payment.approved
+expect_publish ok ledgerline-risk payment.approved
+expect_publish refused ledgerline-payment payment.approved
+expect_publish refused ledgerline-settlement payment.approved
+expect_publish refused ledgerline-risk payment.requested
+expect_publish refused ledgerline-monitor payment.requested
+expect_publish refused ledgerline-monitor payment.approved
+
+# ---- 4. every worker kind under its own user -----------------------------------------------
+for kind in risk payment settlement; do
+  log="$DIR/$kind.log"
+  as "ledgerline-$kind" env LEDGERLINE_HTTP_PORT=0 LEDGERLINE_SIGNING_ALLOW_UNSIGNED=true \
+    timeout --preserve-status -s TERM 6 "$BIN/$kind-worker" >"$log" 2>&1
+  rc=$?
+  if [[ $rc -eq 0 ]] && grep -q 'topology declared' "$log" && grep -q '"consuming' "$log" &&
+    ! grep -q ACCESS_REFUSED "$log" &&
+    { [[ $kind == settlement ]] || grep -q 'stopped after [1-9]' "$log"; }; then
+    ok "the $kind-worker runs as ledgerline-$kind: topology declared, consuming, nothing refused"
+  else
+    not_ok "the $kind-worker as ledgerline-$kind (exit $rc): $(grep -v '"debug"' "$log" | tail -3)"
+  fi
+done
+
+# ---- 5. the monitoring user ---------------------------------------------------------------
+if as ledgerline-monitor "$CTL" status --json >"$DIR/status.json" 2>"$DIR/status.err" ||
+  jq -e '.queues | length > 0' "$DIR/status.json" >/dev/null 2>&1; then
+  if jq -e '[.queues[] | .name] | index("risk") != null' "$DIR/status.json" >/dev/null 2>&1; then
+    ok "the monitoring user reads ledgerctl status (queues included)"
+  else
+    not_ok "ledgerctl status as ledgerline-monitor shows no queues: $(head -c 300 "$DIR/status.json") $(cat "$DIR/status.err")"
+  fi
+else
+  not_ok "ledgerctl status as ledgerline-monitor: $(cat "$DIR/status.err")"
+fi
+
+# the messages this test published must not reach other tests' workers
+ERL_EPMD_PORT="$LEDGERLINE_STACK_EPMD_PORT" rabbitmqctl -q -n "$LEDGERLINE_STACK_RABBITMQ_NODE" \
+  purge_queue risk >/dev/null 2>&1
+ERL_EPMD_PORT="$LEDGERLINE_STACK_EPMD_PORT" rabbitmqctl -q -n "$LEDGERLINE_STACK_RABBITMQ_NODE" \
+  purge_queue payments >/dev/null 2>&1
+
+[[ $FAILS -eq 0 ]] || { echo "$FAILS check(s) failed"; exit 1; }
+echo "all checks passed"
