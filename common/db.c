@@ -1,11 +1,13 @@
 /*
  * db.c - PostgreSQL client: see db.h.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "db.h"
 #include "log.h"
@@ -15,13 +17,14 @@
 
 struct db {
     char *host, *dbname, *user, *password, *sslmode, *appname;
+    char *sslrootcert, *sslcert, *sslkey; /* "" when unset */
     char port[16];
     char connect_timeout[16];
     PGconn *conn;
     uint64_t prepared[DB_PREPARED_MAX]; /* hashes of the statements prepared on conn */
     size_t nprepared;
     char sqlstate[6];
-    char errstr[256];
+    char errstr[512]; /* room for a TLS failure and its fix */
 };
 
 static void db_seterr(db_t *db, const char *state, const char *fmt, ...)
@@ -58,6 +61,9 @@ db_t *db_new(const db_opts_t *o)
     db->password = ll_xstrdup(o->password ? o->password : "");
     db->sslmode = ll_xstrdup(o->sslmode ? o->sslmode : "prefer");
     db->appname = ll_xstrdup(o->application_name ? o->application_name : "ledgerline");
+    db->sslrootcert = ll_xstrdup(o->sslrootcert ? o->sslrootcert : "");
+    db->sslcert = ll_xstrdup(o->sslcert ? o->sslcert : "");
+    db->sslkey = ll_xstrdup(o->sslkey ? o->sslkey : "");
     snprintf(db->port, sizeof db->port, "%d", o->port > 0 ? o->port : 5432);
     snprintf(db->connect_timeout, sizeof db->connect_timeout, "%d",
              o->connect_timeout_s > 0 ? o->connect_timeout_s : 5);
@@ -87,7 +93,32 @@ void db_free(db_t *db)
     free(db->password);
     free(db->sslmode);
     free(db->appname);
+    free(db->sslrootcert);
+    free(db->sslcert);
+    free(db->sslkey);
     free(db);
+}
+
+/* The setting that fixes a refused TLS connection, from libpq's message;
+ * "" when the failure is not about TLS. */
+static const char *db_tls_fix(const char *msg)
+{
+    if (strstr(msg, "certificate verify failed"))
+        return "; check postgres.sslrootcert: it must hold the CA that signed the server's "
+               "certificate";
+    if (strstr(msg, "does not match host name"))
+        return "; check postgres.host: it must be a name or address the server's certificate "
+               "carries (subjectAltName)";
+    if (strstr(msg, "root certificate file"))
+        return "; set postgres.sslrootcert to the CA file, or lower postgres.sslmode";
+    if (strstr(msg, "server does not support SSL"))
+        return "; turn ssl on in the server, or lower postgres.sslmode";
+    if (strstr(msg, "SSL error") && (strstr(msg, "alert") || strstr(msg, "certificate")))
+        return "; the server refused the TLS connection: check postgres.sslcert and "
+               "postgres.sslkey (a client certificate signed by a CA the server trusts)";
+    if (strstr(msg, "certificate") || strstr(msg, "private key"))
+        return "; check postgres.sslcert and postgres.sslkey";
+    return "";
 }
 
 int db_connect(db_t *db)
@@ -102,6 +133,9 @@ int db_connect(db_t *db)
                           "dbname",
                           "user",
                           "sslmode",
+                          "sslrootcert",
+                          "sslcert",
+                          "sslkey",
                           "connect_timeout",
                           "application_name",
                           "keepalives",
@@ -116,6 +150,9 @@ int db_connect(db_t *db)
                           db->dbname,
                           db->user,
                           db->sslmode,
+                          db->sslrootcert, /* "" is left to libpq's default */
+                          db->sslcert,
+                          db->sslkey,
                           db->connect_timeout,
                           db->appname,
                           "1",
@@ -125,6 +162,17 @@ int db_connect(db_t *db)
                           "30000",
                           db->password[0] ? db->password : NULL,
                           NULL};
+    /* libpq goes on without a client certificate it cannot read: one that
+     * was configured is an error here, naming the setting */
+    const char *files[][2] = {{"postgres.sslcert", db->sslcert}, {"postgres.sslkey", db->sslkey}};
+    for (size_t i = 0; i < 2; i++) {
+        if (files[i][1][0] && access(files[i][1], R_OK) != 0) {
+            db_seterr(db, NULL,
+                      "PostgreSQL %s:%s: cannot read %s %s: %s; point %s at a readable PEM file",
+                      db->host, db->port, files[i][0], files[i][1], strerror(errno), files[i][0]);
+            return LL_ECONN;
+        }
+    }
     db->conn = PQconnectdbParams(keys, vals, 0);
     if (!db->conn) {
         db_seterr(db, NULL, "%s", "out of memory creating a PostgreSQL connection");
@@ -134,8 +182,12 @@ int db_connect(db_t *db)
         char where[160];
         snprintf(where, sizeof where, "PostgreSQL %s:%s db=%s user=%s: ", db->host, db->port,
                  db->dbname, db->user);
-        char msg[256];
-        snprintf(msg, sizeof msg, "%s%s", where, PQerrorMessage(db->conn));
+        const char *pqmsg = PQerrorMessage(db->conn);
+        int n = (int)strlen(pqmsg);
+        while (n > 0 && (pqmsg[n - 1] == '\n' || pqmsg[n - 1] == ' '))
+            n--;
+        char msg[sizeof db->errstr];
+        snprintf(msg, sizeof msg, "%s%.*s%s", where, n, pqmsg, db_tls_fix(pqmsg));
         db_seterr(db, NULL, "%s", msg);
         db_close(db);
         return LL_ECONN;

@@ -7,7 +7,8 @@
  *              reconnect with db_connect() and retry the whole transaction;
  *   LL_ERETRY  serialization failure (40001) or deadlock (40P01): retry;
  *   LL_EDB     anything else (constraint, syntax...): a bug or bad data.
- * The detail (SQLSTATE and server message) is in db_errstr().
+ * The detail (SQLSTATE and server message) is in db_errstr(); a refused TLS
+ * connection (sslmode verify-ca/verify-full) also names the setting to fix.
  *
  * Public API: db_t, db_opts_t, db_new, db_free, db_connect, db_close,
  * db_is_up, db_conn, db_errstr, db_sqlstate, db_exec, db_try, db_query,
@@ -30,6 +31,9 @@ typedef struct db_opts {
     const char *password;
     int connect_timeout_s;
     const char *sslmode;          /* libpq sslmode keyword */
+    const char *sslrootcert;      /* CA bundle for verify-ca/-full; NULL or "": libpq's default */
+    const char *sslcert;          /* client certificate; NULL or "": libpq's default */
+    const char *sslkey;           /* its key */
     const char *application_name; /* shown in pg_stat_activity */
 } db_opts_t;
 

@@ -6,13 +6,18 @@
  * number of the window; the broker's ack/nack (possibly `multiple`) settle
  * them; a basic.return precedes the ack of the message it returns.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
+#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
 
 #include "clock.h"
 #include "mq.h"
@@ -25,6 +30,9 @@ enum { CONF_PENDING = 0, CONF_ACK, CONF_NACK };
 struct mq {
     char *host, *user, *password, *vhost, *conn_name;
     int port, heartbeat_s, timeout_ms;
+    bool tls;                          /* amqps */
+    char *tls_ca, *tls_cert, *tls_key; /* "" when unset */
+    bool tls_verify_peer, tls_verify_host;
 
     amqp_connection_state_t conn;
     bool up;
@@ -38,7 +46,7 @@ struct mq {
     size_t nreturned;
     int64_t keepalive_ms; /* monotonic time of the last mq_keepalive() heartbeat */
 
-    char errstr[256];
+    char errstr[512]; /* room for a TLS failure: two file names and the fix */
 };
 
 static void mq_seterr(mq_t *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -67,6 +75,12 @@ mq_t *mq_new(const mq_opts_t *o)
     m->port = o->port > 0 ? o->port : 5672;
     m->heartbeat_s = o->heartbeat_s;
     m->timeout_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 5000;
+    m->tls = o->tls.on;
+    m->tls_ca = ll_xstrdup(o->tls.ca_file ? o->tls.ca_file : "");
+    m->tls_cert = ll_xstrdup(o->tls.cert_file ? o->tls.cert_file : "");
+    m->tls_key = ll_xstrdup(o->tls.key_file ? o->tls.key_file : "");
+    m->tls_verify_peer = !o->tls.skip_verify_peer;
+    m->tls_verify_host = !o->tls.skip_verify_host;
     return m;
 }
 
@@ -97,6 +111,9 @@ void mq_free(mq_t *m)
     free(m->password);
     free(m->vhost);
     free(m->conn_name);
+    free(m->tls_ca);
+    free(m->tls_cert);
+    free(m->tls_key);
     free(m->conf);
     free(m);
 }
@@ -200,6 +217,119 @@ static int mq_open_channel(mq_t *m)
     return LL_OK;
 }
 
+/* --- TLS ---------------------------------------------------------------------
+ * librabbitmq 0.11 hides OpenSSL's detail behind a few status codes; what
+ * is left of it is on this thread's OpenSSL error queue (librabbitmq clears
+ * it before each call), read here to name the cause. */
+
+/* The reason of the last OpenSSL error of this thread ("" when none),
+ * e.g. "tlsv1 alert unknown ca"; clears the queue. */
+static const char *mq_tls_reason(void)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    ERR_clear_error();
+    return r ? r : "";
+}
+
+/* Why `path` cannot be used: the system's word when it cannot be read,
+ * else OpenSSL's (not PEM, a key that does not match...). */
+static const char *mq_tls_file_err(const char *path)
+{
+    if (access(path, R_OK) != 0) {
+        ERR_clear_error();
+        return strerror(errno);
+    }
+    const char *why = mq_tls_reason();
+    return why[0] ? why : "not PEM";
+}
+
+/* The CA bundle to trust: amqp.tls_ca_file, else OpenSSL's default file
+ * (SSL_CERT_FILE, else the system's bundle: librabbitmq loads none itself). */
+static const char *mq_tls_ca(const mq_t *m)
+{
+    if (m->tls_ca[0])
+        return m->tls_ca;
+    const char *env = getenv(X509_get_default_cert_file_env());
+    return env && *env ? env : X509_get_default_cert_file();
+}
+
+/* A TLS socket on m->conn, configured; NULL with errstr set. */
+static amqp_socket_t *mq_tls_socket(mq_t *m)
+{
+    amqp_socket_t *sock = amqp_ssl_socket_new(m->conn);
+    if (!sock) {
+        mq_seterr(m, "cannot create a TLS socket for AMQP: %s", mq_tls_reason());
+        return NULL;
+    }
+    const char *ca = mq_tls_ca(m);
+    ERR_clear_error();
+    if (amqp_ssl_socket_set_cacert(sock, ca) != AMQP_STATUS_OK) {
+        mq_seterr(m, "amqp: cannot load the CA certificates of %s: %s; %s", ca, mq_tls_file_err(ca),
+                  m->tls_ca[0] ? "point amqp.tls_ca_file at a readable PEM file of CA certificates"
+                               : "install the system's CA bundle (ca-certificates) or set "
+                                 "amqp.tls_ca_file");
+        return NULL;
+    }
+    if (m->tls_cert[0] || m->tls_key[0]) {
+        if (!m->tls_cert[0] || !m->tls_key[0]) {
+            mq_seterr(m,
+                      "amqp: amqp.tls_%s_file is set but amqp.tls_%s_file is not; set both "
+                      "(a client certificate and its key) or neither",
+                      m->tls_cert[0] ? "cert" : "key", m->tls_cert[0] ? "key" : "cert");
+            return NULL;
+        }
+        if (amqp_ssl_socket_set_key(sock, m->tls_cert, m->tls_key) != AMQP_STATUS_OK) {
+            const char *why = access(m->tls_cert, R_OK) != 0 ? mq_tls_file_err(m->tls_cert)
+                                                             : mq_tls_file_err(m->tls_key);
+            mq_seterr(m,
+                      "amqp: cannot load the client certificate %s with key %s: %s; check "
+                      "amqp.tls_cert_file and amqp.tls_key_file (readable PEM files, the key not "
+                      "encrypted and matching the certificate)",
+                      m->tls_cert, m->tls_key, why);
+            return NULL;
+        }
+    }
+    amqp_ssl_socket_set_verify_peer(sock, m->tls_verify_peer);
+    amqp_ssl_socket_set_verify_hostname(sock, m->tls_verify_host);
+    return sock;
+}
+
+/* errstr for a TLS socket that did not open: which check failed, and the
+ * setting that fixes it. */
+static void mq_tls_open_err(mq_t *m, int st)
+{
+    const char *why = mq_tls_reason();
+    switch (st) {
+    case AMQP_STATUS_SSL_PEER_VERIFY_FAILED:
+        mq_seterr(m,
+                  "amqp: TLS handshake with %s:%d failed: certificate verify failed (no CA of %s "
+                  "signed the broker's certificate); check amqp.tls_ca_file: it must hold the CA "
+                  "that signed it",
+                  m->host, m->port, mq_tls_ca(m));
+        break;
+    case AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED:
+        mq_seterr(m,
+                  "amqp: TLS handshake with %s:%d failed: the broker's certificate does not name "
+                  "'%s'; check amqp.host: it must be a DNS name of the certificate's "
+                  "subjectAltName (IP address entries are not matched)",
+                  m->host, m->port, m->host);
+        break;
+    case AMQP_STATUS_SSL_CONNECTION_FAILED:
+    case AMQP_STATUS_SSL_ERROR:
+        mq_seterr(m,
+                  "amqp: TLS handshake with %s:%d failed: %s; check that amqp.port is the "
+                  "broker's TLS listener (amqps) and that the broker accepts this client "
+                  "(amqp.tls_cert_file)",
+                  m->host, m->port, why[0] ? why : amqp_error_string2(st));
+        break;
+    default:
+        mq_seterr(m, "cannot connect to RabbitMQ at %s:%d (TLS): %s", m->host, m->port,
+                  amqp_error_string2(st));
+        break;
+    }
+}
+
 int mq_connect(mq_t *m)
 {
     mq_close(m);
@@ -208,16 +338,28 @@ int mq_connect(mq_t *m)
         mq_seterr(m, "out of memory creating an AMQP connection");
         return LL_ENOMEM;
     }
-    amqp_socket_t *sock = amqp_tcp_socket_new(m->conn);
-    if (!sock) {
-        mq_seterr(m, "cannot create a TCP socket for AMQP");
-        return mq_broken(m);
+    amqp_socket_t *sock = NULL;
+    if (m->tls) {
+        sock = mq_tls_socket(m);
+        if (!sock)
+            return mq_broken(m);
+    } else {
+        sock = amqp_tcp_socket_new(m->conn);
+        if (!sock) {
+            mq_seterr(m, "cannot create a TCP socket for AMQP");
+            return mq_broken(m);
+        }
     }
     struct timeval tv = ms_tv(m->timeout_ms);
+    if (m->tls)
+        ERR_clear_error();
     int st = amqp_socket_open_noblock(sock, m->host, m->port, &tv);
     if (st != AMQP_STATUS_OK) {
-        mq_seterr(m, "cannot connect to RabbitMQ at %s:%d: %s", m->host, m->port,
-                  amqp_error_string2(st));
+        if (m->tls)
+            mq_tls_open_err(m, st);
+        else
+            mq_seterr(m, "cannot connect to RabbitMQ at %s:%d: %s", m->host, m->port,
+                      amqp_error_string2(st));
         return mq_broken(m);
     }
     (void)amqp_set_handshake_timeout(m->conn, &tv);
@@ -233,10 +375,26 @@ int mq_connect(mq_t *m)
         amqp_login_with_properties(m->conn, m->vhost, 0, 131072, m->heartbeat_s, &ptable,
                                    AMQP_SASL_METHOD_PLAIN, m->user, m->password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+        /* in TLS 1.3 the broker's verdict on a client certificate comes
+         * after the handshake and ends the first read, here: with its alert
+         * when it was read before the connection closed, else without */
+        bool tls_lost = m->tls && r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+                        r.library_error != AMQP_STATUS_TIMEOUT;
+        const char *alert = tls_lost ? mq_tls_reason() : "";
         int rc = mq_reply_err(m, r, "login");
         char tmp[sizeof m->errstr];
-        snprintf(tmp, sizeof tmp, "%s (user '%s', vhost '%s'; check amqp.user/amqp.password)",
-                 m->errstr, m->user, m->vhost);
+        if (tls_lost)
+            snprintf(tmp, sizeof tmp,
+                     "amqp: the broker at %s:%d ended the TLS connection at login: %s; check "
+                     "amqp.tls_cert_file and amqp.tls_key_file (a client certificate signed by a "
+                     "CA the broker trusts, if it asks for one)",
+                     m->host, m->port, alert[0] ? alert : amqp_error_string2(r.library_error));
+        else
+            snprintf(tmp, sizeof tmp, "%s (user '%s', vhost '%s'; check amqp.user/amqp.password%s)",
+                     m->errstr, m->user, m->vhost,
+                     !m->tls && r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
+                         ? ", and amqp.tls if amqp.port is a TLS listener"
+                         : "");
         memcpy(m->errstr, tmp, sizeof tmp);
         mq_broken(m);
         return rc == LL_ETIMEOUT ? rc : LL_ECONN;

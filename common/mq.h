@@ -15,6 +15,12 @@
  * Every blocking call has a deadline (socket, handshake and RPC timeouts),
  * so a silent broker can never hang a worker past its heartbeat.
  *
+ * TLS (mq_opts_t.tls): the same connection over librabbitmq's OpenSSL
+ * socket, verifying the broker's certificate chain and host name by
+ * default. librabbitmq 0.11 matches the host name against the DNS entries
+ * of the certificate's subjectAltName only (not its IP address entries).
+ * A failed handshake says which check failed and which setting fixes it.
+ *
  * Errors: LL_ECONN (connection gone: call mq_connect again), LL_ETIMEOUT,
  * LL_ENACK (broker refused a publish), LL_ENOTFOUND (no such queue, or a
  * mandatory publish that no queue took), LL_EPROTO (the broker refused an
@@ -23,8 +29,8 @@
  *
  * Not thread-safe: one thread per mq_t (librabbitmq's own rule).
  *
- * Public API: mq_t, mq_opts_t, mq_props_t, mq_header_t, mq_delivery_t,
- * mq_new, mq_free, mq_connect, mq_close, mq_is_up, mq_errstr,
+ * Public API: mq_t, mq_opts_t, mq_tls_opts_t, mq_props_t, mq_header_t,
+ * mq_delivery_t, mq_new, mq_free, mq_connect, mq_close, mq_is_up, mq_errstr,
  * mq_declare_exchange, mq_declare_queue, mq_declare_private_queue, mq_bind,
  * mq_purge, mq_queue_stats, mq_delete_queue, mq_publish, mq_confirm_wait,
  * mq_pending, mq_publish_copy, mq_consume, mq_consume_tag, mq_cancel, mq_next,
@@ -43,6 +49,17 @@
 
 #include "err.h"
 
+/* TLS (amqps) of a connection. Zeroed: plain TCP. The verify switches are
+ * negative so that a caller that turns TLS on and forgets them verifies. */
+typedef struct mq_tls_opts {
+    bool on;
+    const char *ca_file;   /* PEM CA bundle; NULL or "": the system's bundle */
+    const char *cert_file; /* client certificate; NULL or "": none */
+    const char *key_file;  /* its key (PEM, not encrypted); with cert_file */
+    bool skip_verify_peer; /* accept a certificate no CA of ca_file signed */
+    bool skip_verify_host; /* accept a certificate that does not name host */
+} mq_tls_opts_t;
+
 typedef struct mq_opts {
     const char *host;
     int port;
@@ -52,6 +69,7 @@ typedef struct mq_opts {
     int heartbeat_s;        /* 0 = off */
     int connect_timeout_ms; /* socket connect, handshake and every RPC */
     const char *conn_name;  /* shown in the management UI */
+    mq_tls_opts_t tls;      /* zeroed: plain TCP */
 } mq_opts_t;
 
 typedef struct mq mq_t;

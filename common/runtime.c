@@ -163,6 +163,12 @@ static mq_t *rt_mq_new(rt_t *rt, const char *role)
         .heartbeat_s = (int)rt->cfg.amqp.heartbeat_s,
         .connect_timeout_ms = (int)rt->cfg.amqp.connect_timeout_ms,
         .conn_name = name,
+        .tls = {.on = rt->cfg.amqp.tls,
+                .ca_file = rt->cfg.amqp.tls_ca_file,
+                .cert_file = rt->cfg.amqp.tls_cert_file,
+                .key_file = rt->cfg.amqp.tls_key_file,
+                .skip_verify_peer = !rt->cfg.amqp.tls_verify_peer,
+                .skip_verify_host = !rt->cfg.amqp.tls_verify_hostname},
     };
     return mq_new(&o);
 }
@@ -744,6 +750,27 @@ static const char *rt_keys_setting(stage_keys_t k)
     return k == STAGE_KEYS_REQUESTS ? "signing.request_keys_file" : "signing.approval_keys_file";
 }
 
+/* Says what goes unsigned. Unsigned approvals let anyone who may publish
+ * on ledgerline.events post money without risk: an error (it needs a
+ * human) unless signing.allow_unsigned says it is on purpose. */
+static void rt_say_unsigned(const rt_t *rt)
+{
+    const stage_t *st = rt->st;
+    bool approvals = (st->verify == STAGE_KEYS_APPROVALS && !rt->verify) ||
+                     (st->sign == STAGE_KEYS_APPROVALS && !rt->sign);
+    if (approvals && !rt->cfg.signing.allow_unsigned)
+        log_error("APPROVALS ARE UNSIGNED: signing.approval_keys_file is not set, so anyone "
+                  "who may publish on ledgerline.events can post payments that skipped risk. "
+                  "Fix: `ledgerctl keys generate --out FILE`, then set "
+                  "signing.approval_keys_file=FILE on every risk and payment worker (or set "
+                  "signing.allow_unsigned=true to run unsigned on purpose)");
+    else if (approvals)
+        log_info("approvals are unsigned on purpose (signing.allow_unsigned)");
+    if (st->verify == STAGE_KEYS_REQUESTS && !rt->verify)
+        log_info("%s is not set: producers' signatures are not checked",
+                 rt_keys_setting(st->verify));
+}
+
 /* Loads the stage's keyrings, then runs its init(): at start and on
  * SIGHUP. All or nothing: if a keyring or init() fails, what was in use
  * stays (init() keeps its state on failure). */
@@ -770,15 +797,7 @@ static int rt_load(rt_t *rt)
     sign_free(rt->sign);
     rt->verify = k[0];
     rt->sign = k[1];
-    if (st->verify == STAGE_KEYS_APPROVALS && !rt->verify)
-        log_warn("%s is not set: approvals are not verified, so anyone who may publish on "
-                 "ledgerline.events can skip risk",
-                 rt_keys_setting(st->verify));
-    if (st->verify == STAGE_KEYS_REQUESTS && !rt->verify)
-        log_info("%s is not set: producers' signatures are not checked",
-                 rt_keys_setting(st->verify));
-    if (st->sign != STAGE_KEYS_NONE && !rt->sign)
-        log_warn("%s is not set: this stage's events go out unsigned", rt_keys_setting(st->sign));
+    rt_say_unsigned(rt);
     return LL_OK;
 }
 
@@ -1057,6 +1076,9 @@ int rt_main(const stage_t *st, int argc, char **argv)
         .password = rt.cfg.postgres.password,
         .connect_timeout_s = (int)rt.cfg.postgres.connect_timeout_s,
         .sslmode = settings_sslmode_names[rt.cfg.postgres.sslmode],
+        .sslrootcert = rt.cfg.postgres.sslrootcert,
+        .sslcert = rt.cfg.postgres.sslcert,
+        .sslkey = rt.cfg.postgres.sslkey,
         .application_name =
             rt.cfg.postgres.application_name[0] ? rt.cfg.postgres.application_name : app,
     };

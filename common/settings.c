@@ -83,6 +83,23 @@ const cfg_setting_t settings_table[] = {
          "dead letter is dropped)"),
     INT("amqp", "audit_max_length", amqp.audit_max_length, "100000", 1, 1000000000,
         "most events the audit queue (events.audit) keeps; the oldest are dropped"),
+    BOOL("amqp", "tls", amqp.tls, "false",
+         "connect with TLS (amqps): amqp.port must then be the broker's TLS listener (RabbitMQ: "
+         "5671)"),
+    STR("amqp", "tls_ca_file", amqp.tls_ca_file, "",
+        "PEM file of the CA certificates that may sign the broker's certificate (empty: the "
+        "system's CA bundle)"),
+    STR("amqp", "tls_cert_file", amqp.tls_cert_file, "",
+        "client certificate (PEM, chain first) for a broker that asks for one; needs "
+        "amqp.tls_key_file (empty: none)"),
+    STR("amqp", "tls_key_file", amqp.tls_key_file, "",
+        "private key (PEM, not encrypted) of amqp.tls_cert_file"),
+    BOOL("amqp", "tls_verify_peer", amqp.tls_verify_peer, "true",
+         "with amqp.tls: refuse a broker whose certificate no CA of amqp.tls_ca_file signed "
+         "(off only for tests)"),
+    BOOL("amqp", "tls_verify_hostname", amqp.tls_verify_hostname, "true",
+         "with amqp.tls: refuse a broker whose certificate does not name amqp.host (a DNS entry "
+         "of its subjectAltName; IP address entries are not matched)"),
 
     /* redis */
     STR("redis", "host", redis.host, "127.0.0.1", "Redis host name or address"),
@@ -105,7 +122,16 @@ const cfg_setting_t settings_table[] = {
     INT("postgres", "connect_timeout_s", postgres.connect_timeout_s, "5", 1, 300,
         "PostgreSQL connect timeout in seconds"),
     ENUM("postgres", "sslmode", postgres.sslmode, "prefer", settings_sslmode_names,
-         "libpq sslmode"),
+         "libpq sslmode: prefer uses TLS when the server offers it, unverified; verify-full "
+         "checks the certificate against postgres.sslrootcert and its name against postgres.host"),
+    STR("postgres", "sslrootcert", postgres.sslrootcert, "",
+        "PEM file of the CA certificates that may sign the server's certificate, for sslmode "
+        "verify-ca and verify-full (empty: libpq's default, ~/.postgresql/root.crt)"),
+    STR("postgres", "sslcert", postgres.sslcert, "",
+        "client certificate (PEM) for a server that asks for one; needs postgres.sslkey (empty: "
+        "libpq's default, ~/.postgresql/postgresql.crt if it exists)"),
+    STR("postgres", "sslkey", postgres.sslkey, "",
+        "private key (PEM, mode 0600) of postgres.sslcert"),
     STR("postgres", "application_name", postgres.application_name, "",
         "application_name shown in pg_stat_activity (empty: derived from the worker)"),
 
@@ -171,6 +197,9 @@ const cfg_setting_t settings_table[] = {
         "rejects approvals no key verifies (empty: unsigned)"),
     STR("signing", "request_keys_file", signing.request_keys_file, "",
         "producer keys: when set, the risk-worker rejects payment.requested no key verifies"),
+    BOOL("signing", "allow_unsigned", signing.allow_unsigned, "false",
+         "run without approval_keys_file on purpose: the risk and payment workers then log "
+         "once that approvals are unsigned instead of an error at every start and reload"),
 
     /* settlement */
     INT("settlement", "window_s", settlement.window_s, "86400", 1, 31536000,

@@ -74,6 +74,12 @@ typedef struct settings {
         long long dead_max_length;  /* policy on <queue>.dead (ledgerctl topology apply) */
         int dead_overflow;          /* SETTINGS_OVERFLOW_* */
         long long audit_max_length; /* policy on events.audit */
+        bool tls;                   /* amqps: see mq_tls_opts_t */
+        char *tls_ca_file;          /* "": the system's CA bundle */
+        char *tls_cert_file;        /* "": no client certificate */
+        char *tls_key_file;
+        bool tls_verify_peer;
+        bool tls_verify_hostname;
     } amqp;
     struct {
         char *host;
@@ -90,7 +96,10 @@ typedef struct settings {
         char *user;
         char *password;
         long long connect_timeout_s;
-        int sslmode;            /* SETTINGS_SSLMODE_* */
+        int sslmode;       /* SETTINGS_SSLMODE_* */
+        char *sslrootcert; /* "": libpq's default (~/.postgresql/root.crt) */
+        char *sslcert;     /* "": libpq's default (~/.postgresql/postgresql.crt) */
+        char *sslkey;
         char *application_name; /* "": the program derives one */
     } postgres;
     struct {
@@ -124,6 +133,7 @@ typedef struct settings {
     struct {
         char *approval_keys_file; /* risk signs approvals, payment verifies them */
         char *request_keys_file;  /* risk verifies payment.requested */
+        bool allow_unsigned;      /* no approval keys on purpose: no error */
     } signing;
     struct {
         long long window_s;

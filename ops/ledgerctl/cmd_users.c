@@ -74,8 +74,7 @@ static int apply_user(mgmt_t *mg, const char *vhost, const json_t *u, const char
     char ename[256], path[768];
     if (mgmt_escape(name, ename, sizeof ename) != LL_OK)
         return ctl_fail("fix schemas/users.json and rebuild", "user name '%s' is too long", name);
-    json_t *body =
-        json_pack("{s:s, s:O}", "password", pw, "tags", json_object_get(u, "tags"));
+    json_t *body = json_pack("{s:s, s:O}", "password", pw, "tags", json_object_get(u, "tags"));
     snprintf(path, sizeof path, "/api/users/%s", ename);
     int st = mgmt_put(mg, path, body);
     json_decref(body);
@@ -101,8 +100,9 @@ static int apply_user(mgmt_t *mg, const char *vhost, const json_t *u, const char
         st = mgmt_put(mg, path, t);
     }
     if (st != LL_OK)
-        return ctl_fail(mgmt_fix(mg), "user %s: %s (the management user needs the administrator "
-                                      "tag)",
+        return ctl_fail(mgmt_fix(mg),
+                        "user %s: %s (the management user needs the administrator "
+                        "tag)",
                         name, mgmt_errstr(mg));
     return LL_OK;
 }
@@ -126,8 +126,9 @@ int cmd_users_apply(ctl_t *c, int argc, char **argv)
         return ctl_usage_error(cmd, "--secrets-dir is required");
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return ctl_fail("create it first: mkdir -m 0700 -p DIR", "--secrets-dir %s is not a "
-                                                                 "directory",
+        return ctl_fail("create it first: mkdir -m 0700 -p DIR",
+                        "--secrets-dir %s is not a "
+                        "directory",
                         dir);
     const embed_file_t *f = embed_find("users.json");
     json_error_t je;

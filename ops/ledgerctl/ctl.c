@@ -57,6 +57,9 @@ db_t *ctl_db(ctl_t *c)
         .password = c->cfg.postgres.password,
         .connect_timeout_s = (int)c->cfg.postgres.connect_timeout_s,
         .sslmode = settings_sslmode_names[c->cfg.postgres.sslmode],
+        .sslrootcert = c->cfg.postgres.sslrootcert,
+        .sslcert = c->cfg.postgres.sslcert,
+        .sslkey = c->cfg.postgres.sslkey,
         .application_name =
             c->cfg.postgres.application_name[0] ? c->cfg.postgres.application_name : "ledgerctl",
     };
@@ -90,6 +93,12 @@ mq_t *ctl_mq_new(ctl_t *c, const char *role)
         .heartbeat_s = (int)c->cfg.amqp.heartbeat_s,
         .connect_timeout_ms = (int)c->cfg.amqp.connect_timeout_ms,
         .conn_name = name,
+        .tls = {.on = c->cfg.amqp.tls,
+                .ca_file = c->cfg.amqp.tls_ca_file,
+                .cert_file = c->cfg.amqp.tls_cert_file,
+                .key_file = c->cfg.amqp.tls_key_file,
+                .skip_verify_peer = !c->cfg.amqp.tls_verify_peer,
+                .skip_verify_host = !c->cfg.amqp.tls_verify_hostname},
     };
     mq_t *m = mq_new(&o);
     if (mq_connect(m) != LL_OK) {

@@ -33,6 +33,9 @@ static void check_postgres(status_t *s, json_t *servers)
             .password = cfg->postgres.password,
             .connect_timeout_s = (int)cfg->postgres.connect_timeout_s,
             .sslmode = settings_sslmode_names[cfg->postgres.sslmode],
+            .sslrootcert = cfg->postgres.sslrootcert,
+            .sslcert = cfg->postgres.sslcert,
+            .sslkey = cfg->postgres.sslkey,
             .application_name = "ledgerctl status",
         };
         s->db = db_new(&o);
@@ -117,6 +120,12 @@ static void check_rabbitmq(status_t *s, json_t *servers)
             .heartbeat_s = (int)cfg->amqp.heartbeat_s,
             .connect_timeout_ms = (int)cfg->amqp.connect_timeout_ms,
             .conn_name = name,
+            .tls = {.on = cfg->amqp.tls,
+                    .ca_file = cfg->amqp.tls_ca_file,
+                    .cert_file = cfg->amqp.tls_cert_file,
+                    .key_file = cfg->amqp.tls_key_file,
+                    .skip_verify_peer = !cfg->amqp.tls_verify_peer,
+                    .skip_verify_host = !cfg->amqp.tls_verify_hostname},
         };
         s->mq = mq_new(&o);
     }

@@ -96,8 +96,8 @@ void camqp_free(camqp_t *c)
     free(c);
 }
 
-uint64_t camqp_publish(camqp_t *c, const char *exchange, const char *routing_key,
-                       const void *body, size_t len, const char *msg_id)
+uint64_t camqp_publish(camqp_t *c, const char *exchange, const char *routing_key, const void *body,
+                       size_t len, const char *msg_id)
 {
     amqp_basic_properties_t p;
     memset(&p, 0, sizeof p);
@@ -161,8 +161,8 @@ int camqp_confirm(camqp_t *c, uint64_t upto, int timeout_ms)
 
 int64_t camqp_depth(camqp_t *c, const char *queue)
 {
-    amqp_queue_declare_ok_t *ok = amqp_queue_declare(c->conn, 1, amqp_cstring_bytes(queue), 1, 0,
-                                                     0, 0, amqp_empty_table);
+    amqp_queue_declare_ok_t *ok =
+        amqp_queue_declare(c->conn, 1, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
     if (!ok || !reply_ok(amqp_get_rpc_reply(c->conn)))
         return -1;
     return ok->message_count;

@@ -25,8 +25,8 @@ void camqp_free(camqp_t *c);
 
 /* Publishes body (persistent, mandatory, application/json, message_id =
  * msg_id if not NULL). Returns the delivery tag (> 0), or 0 on error. */
-uint64_t camqp_publish(camqp_t *c, const char *exchange, const char *routing_key,
-                       const void *body, size_t len, const char *msg_id);
+uint64_t camqp_publish(camqp_t *c, const char *exchange, const char *routing_key, const void *body,
+                       size_t len, const char *msg_id);
 
 /* Waits up to timeout_ms until every delivery tag <= upto is confirmed.
  * 0 when all were acked; -1 on a nack, a returned (unroutable) message,

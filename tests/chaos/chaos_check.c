@@ -64,11 +64,21 @@ static const char *const work_queues[] = {"risk",
                                           NULL};
 static const char *const dead_queues[] = {"risk.dead", "payments.dead", "settlement.dead", NULL};
 
-enum { LOST, DUPLICATED, UNBALANCED, UNSETTLED, MISSING_EVENT, WRONG, UNREJECTED, UNEXPECTED,
-       UNACKED, NCOUNTS };
-static const char *const count_names[] = {"lost",          "duplicated",    "unbalanced",
-                                          "unsettled",     "missing_event", "wrong_outcome",
-                                          "unrejected",    "unexpected",    "unacked"};
+enum {
+    LOST,
+    DUPLICATED,
+    UNBALANCED,
+    UNSETTLED,
+    MISSING_EVENT,
+    WRONG,
+    UNREJECTED,
+    UNEXPECTED,
+    UNACKED,
+    NCOUNTS
+};
+static const char *const count_names[] = {"lost",       "duplicated",    "unbalanced",
+                                          "unsettled",  "missing_event", "wrong_outcome",
+                                          "unrejected", "unexpected",    "unacked"};
 static long counts[NCOUNTS];
 static int shown[NCOUNTS];
 
@@ -216,10 +226,10 @@ typedef struct pay {
     int nvar;
     /* events */
     char risk_eid[40], pay_eid[40];
-    int risk_ids, pay_ids;       /* distinct event ids seen */
-    int approved, declined;      /* which risk events */
-    int completed, failed;       /* which payment events */
-    int64_t risk_amount;         /* the amount the risk decision was about */
+    int risk_ids, pay_ids;  /* distinct event ids seen */
+    int approved, declined; /* which risk events */
+    int completed, failed;  /* which payment events */
+    int64_t risk_amount;    /* the amount the risk decision was about */
     char fail_reason[40];
     int conflicts, conflict_parked; /* idempotency_conflict rejections, parked copies */
     /* ledger */
@@ -535,9 +545,9 @@ static void check_payment(pay_t *p, int64_t max_amount, json_t *want_bal)
     if (!bt->closed)
         found(UNSETTLED, "%s: its batch %s is still open", id, bt->id);
     if (p->i_amount != amount || p->i_fee != fee_of(amount, bt->bps, bt->fixed))
-        found(UNBALANCED, "%s: settled as %" PRId64 " fee %" PRId64 ", want %" PRId64
-              " fee %" PRId64, id, p->i_amount, p->i_fee, amount,
-              fee_of(amount, bt->bps, bt->fixed));
+        found(UNBALANCED,
+              "%s: settled as %" PRId64 " fee %" PRId64 ", want %" PRId64 " fee %" PRId64, id,
+              p->i_amount, p->i_fee, amount, fee_of(amount, bt->bps, bt->fixed));
     bt->want_count++;
     bt->want_gross += amount;
     bt->want_fees_raw += fee_of(amount, bt->bps, bt->fixed);
@@ -570,8 +580,9 @@ static void check_batches(json_t *want_bal)
             found(DUPLICATED, "batch %s: closed event with %d event ids", b->id, b->eids);
         else if (b->e_count != b->want_count || b->e_gross != b->want_gross ||
                  b->e_fees != want_fees || b->e_net != want_net)
-            found(UNBALANCED, "batch %s: its event says %" PRId64 "/%" PRId64 "/%" PRId64
-                  "/%" PRId64, b->id, b->e_count, b->e_gross, b->e_fees, b->e_net);
+            found(UNBALANCED,
+                  "batch %s: its event says %" PRId64 "/%" PRId64 "/%" PRId64 "/%" PRId64, b->id,
+                  b->e_count, b->e_gross, b->e_fees, b->e_net);
         fees += want_fees;
         payouts += want_net;
         json_t *v = json_object_get(want_bal, b->payee);

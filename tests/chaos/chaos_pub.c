@@ -34,14 +34,14 @@
 #include "chaos_amqp.h"
 #include "chaos_journal.h"
 
-#define BATCH        32
-#define FLUSH_MS     200
-#define CONFIRM_MS   15000
-#define GIVE_UP_MS   300000
-#define GHOST        "chaos-ghost"
-#define COMMANDS     "ledgerline.commands"
-#define EVENTS       "ledgerline.events"
-#define BODY_MAX     1024
+#define BATCH      32
+#define FLUSH_MS   200
+#define CONFIRM_MS 15000
+#define GIVE_UP_MS 300000
+#define GHOST      "chaos-ghost"
+#define COMMANDS   "ledgerline.commands"
+#define EVENTS     "ledgerline.events"
+#define BODY_MAX   1024
 
 static uint64_t rng;
 static uint64_t rnd(uint64_t n)

@@ -14,7 +14,10 @@
 #      topology, consumes its queue and publishes its outcomes (the risk and
 #      payment workers decide the requests and approvals published above)
 #      with nothing refused;
-#   5. the monitoring user can read `ledgerctl status` and publish nothing.
+#   5. the monitoring user can read `ledgerctl status` and publish nothing;
+#   6. a risk or payment worker started without approval keys logs an error
+#      that approvals are unsigned, naming the fix, unless
+#      signing.allow_unsigned says it is on purpose.
 # (A forged, unsigned approval that does reach the payments queue is
 # refused by the payment-worker: test_signing.c, and the forged approvals
 # of every chaos run, ops/chaos.)
@@ -122,6 +125,22 @@ if as ledgerline-monitor "$CTL" status --json >"$DIR/status.json" 2>"$DIR/status
 else
   not_ok "ledgerctl status as ledgerline-monitor: $(cat "$DIR/status.err")"
 fi
+
+# ---- 6. unsigned approvals are loud unless on purpose ------------------------------------
+for kind in risk payment; do
+  as "ledgerline-$kind" env LEDGERLINE_HTTP_PORT=0 timeout --preserve-status -s TERM 2 \
+    "$BIN/$kind-worker" >"$DIR/$kind-unsigned.log" 2>&1
+  if grep '"level":"error"' "$DIR/$kind-unsigned.log" | grep -q 'APPROVALS ARE UNSIGNED.*ledgerctl keys generate'; then
+    ok "a $kind-worker without approval keys logs an error naming the fix"
+  else
+    not_ok "a $kind-worker without approval keys did not say so: $(grep -v '"debug"' "$DIR/$kind-unsigned.log" | head -3)"
+  fi
+  if grep -q 'APPROVALS ARE UNSIGNED' "$DIR/$kind.log" || ! grep -q 'unsigned on purpose' "$DIR/$kind.log"; then
+    not_ok "with signing.allow_unsigned the $kind-worker should only note it"
+  else
+    ok "with signing.allow_unsigned=true the $kind-worker notes unsigned approvals without an error"
+  fi
+done
 
 # the messages this test published must not reach other tests' workers
 ERL_EPMD_PORT="$LEDGERLINE_STACK_EPMD_PORT" rabbitmqctl -q -n "$LEDGERLINE_STACK_RABBITMQ_NODE" \
