@@ -60,6 +60,17 @@ static int split_ids(char *s, char **out, int max)
     return n;
 }
 
+/* The fix for a failed publish: a refused permission is the user's, not
+ * the broker's health. */
+static const char *publish_fix(const pub_t *p)
+{
+    if (strstr(mq_errstr(p->m), "ACCESS_REFUSED"))
+        return "this amqp.user may not publish there: producers publish payment.requested to "
+               "ledgerline.commands; --type payment.approved needs a user that may publish on "
+               "ledgerline.events (docs/contract.md#users-and-permissions)";
+    return "check the broker, then publish again (duplicates are deduplicated by the workers)";
+}
+
 static int confirm(pub_t *p)
 {
     size_t failed = 0;
@@ -73,10 +84,8 @@ static int confirm(pub_t *p)
                         "deduplicated by the workers)",
                         "the broker refused %zu message(s)", failed);
     if (rc != LL_OK)
-        return ctl_fail("check the broker, then publish again (duplicates are deduplicated by "
-                        "the workers)",
-                        "publish not confirmed after %lld confirmed: %s", p->confirmed,
-                        mq_errstr(p->m));
+        return ctl_fail(publish_fix(p), "publish not confirmed after %lld confirmed: %s",
+                        p->confirmed, mq_errstr(p->m));
     p->confirmed = p->sent;
     return 0;
 }
@@ -129,8 +138,7 @@ static int send_one(pub_t *p, const char *body, size_t len)
     free(owned);
     msg_payment_clear(&pay);
     if (rc != LL_OK)
-        return ctl_fail("check the broker, then publish again", "publish failed: %s",
-                        mq_errstr(p->m));
+        return ctl_fail(publish_fix(p), "publish failed: %s", mq_errstr(p->m));
     p->sent++;
     if (p->sent - p->confirmed >= p->window)
         return confirm(p);

@@ -37,7 +37,7 @@ LL_DEPS=(build-essential cmake pkg-config git librabbitmq-dev libhiredis-dev
   libpq-dev libyaml-dev libjansson-dev libssl-dev check libsubunit-dev
   rabbitmq-server redis-server postgresql docker-compose clang-format bc
   iproute2 procps jq shellcheck libmicrohttpd-dev libcurl4-openssl-dev prometheus
-  openssl python3-yaml clang libclang-rt-14-dev)
+  openssl python3-yaml clang libclang-rt-14-dev valgrind)
 
 ll_info() {
   printf 'ledgerline: %s\n' "$*" >&2

@@ -84,7 +84,7 @@ expect_publish() { # WANT(ok|refused) USER TYPE
   local want="$1" u="$2" type="$3" id="lp-$$-$RANDOM"
   if publish "$u" "$type" "$id" >"$DIR/pub.out" 2>&1; then
     if [[ $want == ok ]]; then ok "$u may publish $type"; else not_ok "$u published $type"; fi
-  elif [[ $want == refused ]] && grep -q "ACCESS_REFUSED" "$DIR/pub.out"; then
+  elif [[ $want == refused ]] && grep -q "ACCESS_REFUSED" "$DIR/pub.out" && grep -q "users-and-permissions" "$DIR/pub.out"; then
     ok "$u may not publish $type (ACCESS_REFUSED)"
   else
     not_ok "$u publishing $type: want $want, got: $(cat "$DIR/pub.out")"
