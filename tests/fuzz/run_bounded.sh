@@ -16,10 +16,11 @@ command -v clang >/dev/null || {
   echo "FAIL: clang is not installed (fix: apt-get install -y clang libclang-rt-14-dev; ops/test installs them)"
   exit 1
 }
+mkdir -p "$BUILD"
 if ! { cmake -S "$ROOT" -B "$BUILD" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
-  -DLEDGERLINE_FUZZ=ON >"$BUILD.configure.log" 2>&1 &&
-  cmake --build "$BUILD" -j2 --target fuzz_msg fuzz_settings fuzz_keyring >"$BUILD.build.log" 2>&1; }; then
-  echo "FAIL: the fuzz build failed: $(tail -5 "$BUILD.build.log" 2>/dev/null || tail -5 "$BUILD.configure.log")"
+  -DLEDGERLINE_FUZZ=ON >"$BUILD/configure.log" 2>&1 &&
+  cmake --build "$BUILD" -j2 --target fuzz_msg fuzz_settings fuzz_keyring >"$BUILD/build.log" 2>&1; }; then
+  echo "FAIL: the fuzz build failed: $(tail -5 "$BUILD/build.log" 2>/dev/null || tail -5 "$BUILD/configure.log")"
   exit 1
 fi
 WORK="$(mktemp -d)"
