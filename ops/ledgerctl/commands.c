@@ -68,6 +68,14 @@ static const ctl_cmd_t commands[] = {
      "usage: ledgerctl account show ID [--entries N] [--json]\n"},
     {"account list", cmd_account_list, "list accounts",
      "usage: ledgerctl account list [--kind K] [--json]\n"},
+    {"account statement", cmd_account_statement, "an account's statement over a period (text, CSV)",
+     "usage: ledgerctl account statement ID [--from TIME] [--to TIME] [--csv | --json]\n"
+     "  The opening balance at --from (default: the beginning), every entry of the\n"
+     "  period [--from, --to) in time order (kind, ref, the other account, amount,\n"
+     "  balance after it) and the closing balance at --to (default: now). TIME is\n"
+     "  2026-12-01 or 2026-12-01T10:00:00Z (no zone: UTC). Balances are sums of\n"
+     "  entries, so opening + entries = closing for any period. --csv: amounts\n"
+     "  and balances in minor units, an opening and a closing row.\n"},
     {"publish", cmd_publish, "publish payment requests (one, or N generated)",
      "usage: ledgerctl publish --payer ID --payee ID --amount N --currency CUR\n"
      "                         [--payment-id ID] [--description TEXT] [--metadata K=V]...\n"
@@ -188,6 +196,24 @@ static const ctl_cmd_t commands[] = {
      "  confirmation on a terminal unless --yes; when stdin is not a terminal, --yes\n"
      "  is required. Without a filter, --all is required. --dry-run prints what\n"
      "  would be deleted and changes nothing.\n"},
+    {"payment show", cmd_payment_show, "the whole life of one payment: request to payout",
+     "usage: ledgerctl payment show PAYMENT_ID [--json]\n"
+     "  One view, read in one snapshot: the request as risk recorded it, each\n"
+     "  stage's outcome, the risk decision (score, rules, rule set), the posting\n"
+     "  (transfer, and each account's balance after it), every event stored for\n"
+     "  it with its event_id and whether the broker confirmed it, and the\n"
+     "  settlement batch (window, fee, late, closed, payout transfer). A request\n"
+     "  rejected as bad input was never processed: `ledgerctl dlq list` has it.\n"},
+    {"payment list", cmd_payment_list, "payments by account, status and time, a page at a time",
+     "usage: ledgerctl payment list [--account ID] [--status S] [--from TIME] [--to TIME]\n"
+     "                              [--limit N] [--after PAYMENT_ID] [--json]\n"
+     "  Decided payments (risk_decisions) in decision order: time, id, payer, payee,\n"
+     "  amount, status (pending, declined, completed, failed) with the decline rules\n"
+     "  or failure reason, and the settlement batch. --account: as payer or payee;\n"
+     "  --status: a status or a payment.failed reason; --from/--to: the decision\n"
+     "  time, [from, to), no zone: UTC; --limit: page size (default 50, at most\n"
+     "  10000); --after: the last id of the previous page (printed as \"more:\").\n"
+     "  Requests rejected as bad input were never decided: `ledgerctl dlq list`.\n"},
     {"risk show", cmd_risk_show, "the risk decision of a payment: score, rules, rule set",
      "usage: ledgerctl risk show PAYMENT_ID [--json]\n"
      "  The decision the risk-worker recorded: approved or declined, the score, the\n"
