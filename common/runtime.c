@@ -12,6 +12,7 @@
 
 #include "backoff.h"
 #include "clock.h"
+#include "conn.h"
 #include "crash.h"
 #include "idem.h"
 #include "kv.h"
@@ -154,22 +155,7 @@ static mq_t *rt_mq_new(rt_t *rt, const char *role)
         snprintf(name, sizeof name, "%s %s", rt->cfg.amqp.connection_name, role);
     else
         snprintf(name, sizeof name, "%s %s %s", rt->st->worker, rt->instance, role);
-    mq_opts_t o = {
-        .host = rt->cfg.amqp.host,
-        .port = (int)rt->cfg.amqp.port,
-        .user = rt->cfg.amqp.user,
-        .password = rt->cfg.amqp.password,
-        .vhost = rt->cfg.amqp.vhost,
-        .heartbeat_s = (int)rt->cfg.amqp.heartbeat_s,
-        .connect_timeout_ms = (int)rt->cfg.amqp.connect_timeout_ms,
-        .conn_name = name,
-        .tls = {.on = rt->cfg.amqp.tls,
-                .ca_file = rt->cfg.amqp.tls_ca_file,
-                .cert_file = rt->cfg.amqp.tls_cert_file,
-                .key_file = rt->cfg.amqp.tls_key_file,
-                .skip_verify_peer = !rt->cfg.amqp.tls_verify_peer,
-                .skip_verify_host = !rt->cfg.amqp.tls_verify_hostname},
-    };
+    mq_opts_t o = conn_mq_opts(&rt->cfg, name);
     return mq_new(&o);
 }
 
@@ -1068,20 +1054,7 @@ int rt_main(const stage_t *st, int argc, char **argv)
 
     char app[192];
     snprintf(app, sizeof app, "%s %s", st->worker, rt.instance);
-    db_opts_t dbo = {
-        .host = rt.cfg.postgres.host,
-        .port = (int)rt.cfg.postgres.port,
-        .dbname = rt.cfg.postgres.dbname,
-        .user = rt.cfg.postgres.user,
-        .password = rt.cfg.postgres.password,
-        .connect_timeout_s = (int)rt.cfg.postgres.connect_timeout_s,
-        .sslmode = settings_sslmode_names[rt.cfg.postgres.sslmode],
-        .sslrootcert = rt.cfg.postgres.sslrootcert,
-        .sslcert = rt.cfg.postgres.sslcert,
-        .sslkey = rt.cfg.postgres.sslkey,
-        .application_name =
-            rt.cfg.postgres.application_name[0] ? rt.cfg.postgres.application_name : app,
-    };
+    db_opts_t dbo = conn_db_opts(&rt.cfg, app);
     rt.db = db_new(&dbo);
     rt.in = rt_mq_new(&rt, "consumer");
     rt.out = rt_mq_new(&rt, "publisher");

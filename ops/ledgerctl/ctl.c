@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "conn.h"
 #include "ctl.h"
 #include "msg.h"
 
@@ -49,20 +50,7 @@ db_t *ctl_db(ctl_t *c)
         return c->db;
     char app[128];
     conn_name(app, sizeof app, "");
-    db_opts_t o = {
-        .host = c->cfg.postgres.host,
-        .port = (int)c->cfg.postgres.port,
-        .dbname = c->cfg.postgres.dbname,
-        .user = c->cfg.postgres.user,
-        .password = c->cfg.postgres.password,
-        .connect_timeout_s = (int)c->cfg.postgres.connect_timeout_s,
-        .sslmode = settings_sslmode_names[c->cfg.postgres.sslmode],
-        .sslrootcert = c->cfg.postgres.sslrootcert,
-        .sslcert = c->cfg.postgres.sslcert,
-        .sslkey = c->cfg.postgres.sslkey,
-        .application_name =
-            c->cfg.postgres.application_name[0] ? c->cfg.postgres.application_name : "ledgerctl",
-    };
+    db_opts_t o = conn_db_opts(&c->cfg, "ledgerctl");
     db_t *db = db_new(&o);
     if (db_connect(db) != LL_OK) {
         ctl_fail("start the local stack (./ops/stack up) and export its settings "
@@ -84,22 +72,7 @@ mq_t *ctl_mq_new(ctl_t *c, const char *role)
                  role);
     else
         conn_name(name, sizeof name, role);
-    mq_opts_t o = {
-        .host = c->cfg.amqp.host,
-        .port = (int)c->cfg.amqp.port,
-        .user = c->cfg.amqp.user,
-        .password = c->cfg.amqp.password,
-        .vhost = c->cfg.amqp.vhost,
-        .heartbeat_s = (int)c->cfg.amqp.heartbeat_s,
-        .connect_timeout_ms = (int)c->cfg.amqp.connect_timeout_ms,
-        .conn_name = name,
-        .tls = {.on = c->cfg.amqp.tls,
-                .ca_file = c->cfg.amqp.tls_ca_file,
-                .cert_file = c->cfg.amqp.tls_cert_file,
-                .key_file = c->cfg.amqp.tls_key_file,
-                .skip_verify_peer = !c->cfg.amqp.tls_verify_peer,
-                .skip_verify_host = !c->cfg.amqp.tls_verify_hostname},
-    };
+    mq_opts_t o = conn_mq_opts(&c->cfg, name);
     mq_t *m = mq_new(&o);
     if (mq_connect(m) != LL_OK) {
         ctl_fail("start the local stack (./ops/stack up) and export its settings "

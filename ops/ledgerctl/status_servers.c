@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "conn.h"
 #include "status.h"
 
 static void check_postgres(status_t *s, json_t *servers)
@@ -25,19 +26,7 @@ static void check_postgres(status_t *s, json_t *servers)
     snprintf(addr, sizeof addr, "%s:%lld/%s", cfg->postgres.host, (long long)cfg->postgres.port,
              cfg->postgres.dbname);
     if (!s->db) {
-        db_opts_t o = {
-            .host = cfg->postgres.host,
-            .port = (int)cfg->postgres.port,
-            .dbname = cfg->postgres.dbname,
-            .user = cfg->postgres.user,
-            .password = cfg->postgres.password,
-            .connect_timeout_s = (int)cfg->postgres.connect_timeout_s,
-            .sslmode = settings_sslmode_names[cfg->postgres.sslmode],
-            .sslrootcert = cfg->postgres.sslrootcert,
-            .sslcert = cfg->postgres.sslcert,
-            .sslkey = cfg->postgres.sslkey,
-            .application_name = "ledgerctl status",
-        };
+        db_opts_t o = conn_db_opts(cfg, "ledgerctl status");
         s->db = db_new(&o);
     }
     int64_t t0 = clock_mono_ms();
@@ -111,22 +100,7 @@ static void check_rabbitmq(status_t *s, json_t *servers)
         char name[128], host[64] = "";
         gethostname(host, sizeof host - 1);
         snprintf(name, sizeof name, "ledgerctl status@%s:%d", host, (int)getpid());
-        mq_opts_t o = {
-            .host = cfg->amqp.host,
-            .port = (int)cfg->amqp.port,
-            .user = cfg->amqp.user,
-            .password = cfg->amqp.password,
-            .vhost = cfg->amqp.vhost,
-            .heartbeat_s = (int)cfg->amqp.heartbeat_s,
-            .connect_timeout_ms = (int)cfg->amqp.connect_timeout_ms,
-            .conn_name = name,
-            .tls = {.on = cfg->amqp.tls,
-                    .ca_file = cfg->amqp.tls_ca_file,
-                    .cert_file = cfg->amqp.tls_cert_file,
-                    .key_file = cfg->amqp.tls_key_file,
-                    .skip_verify_peer = !cfg->amqp.tls_verify_peer,
-                    .skip_verify_host = !cfg->amqp.tls_verify_hostname},
-        };
+        mq_opts_t o = conn_mq_opts(cfg, name);
         s->mq = mq_new(&o);
     }
     /* a connection idle through a --watch interval may have died unnoticed */
