@@ -64,14 +64,6 @@ static json_t *account_json(const account_t *a)
                      a->fee_bps, "fee_fixed", (json_int_t)a->fee_fixed);
 }
 
-/* "12.34" for 1234 EUR; the buffer is always big enough for an int64. */
-static const char *major_units(int64_t amount, const char *currency, char *buf, size_t n)
-{
-    if (money_format(amount, currency, buf, n) != LL_OK)
-        snprintf(buf, n, "%" PRId64 " minor units", amount);
-    return buf;
-}
-
 /* Parses a non-negative minor-unit amount option. */
 static int parse_amount(const ctl_cmd_t *cmd, const char *opt, const char *s, int64_t min,
                         int64_t *out)
@@ -299,7 +291,7 @@ int cmd_account_fund(ctl_t *c, int argc, char **argv)
     if (account_load(db, id, &a) != 1)
         return 1;
     char money[40];
-    major_units(a.balance, a.currency, money, sizeof money);
+    ctl_money(a.balance, a.currency, money, sizeof money);
     if (c->json)
         ctl_json_print(json_pack("{s:s, s:s, s:s, s:I, s:I, s:b}", "account", id, "ref", ref,
                                  "transfer_id", tid, "amount", (json_int_t)amount, "balance",
@@ -391,11 +383,12 @@ int cmd_account_show(ctl_t *c, int argc, char **argv)
     const char *params[] = {id, lim};
     PGresult *r;
     if (db_query(db, &r,
-                 "SELECT e.id, t.kind, t.ref, e.amount, e.balance_after, "
-                 "to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
-                 "CASE WHEN e.amount < 0 THEN t.credit_account ELSE t.debit_account END "
-                 "FROM entries e JOIN transfers t ON t.id = e.transfer_id "
-                 "WHERE e.account_id = $1 ORDER BY e.id DESC LIMIT $2",
+                 "SELECT e.id, t.kind, t.ref, e.amount, e.balance_after, " CTL_SQL_TIME(
+                     "t.created_at") ", "
+                                     "CASE WHEN e.amount < 0 THEN t.credit_account ELSE "
+                                     "t.debit_account END "
+                                     "FROM entries e JOIN transfers t ON t.id = e.transfer_id "
+                                     "WHERE e.account_id = $1 ORDER BY e.id DESC LIMIT $2",
                  2, params) != LL_OK)
         return ctl_fail(NULL, "reading entries of '%s': %s", id, db_errstr(db));
     char money[40];
@@ -412,7 +405,7 @@ int cmd_account_show(ctl_t *c, int argc, char **argv)
         json_object_set_new(j, "entries", list);
         ctl_json_print(j);
     } else {
-        major_units(a.balance, a.currency, money, sizeof money);
+        ctl_money(a.balance, a.currency, money, sizeof money);
         printf("account   %s\nkind      %s\nstatus    %s\ncurrency  %s\n"
                "balance   %" PRId64 " (%s %s)\noverdraft %" PRId64 "\n",
                a.id, a.kind, a.status, a.currency, a.balance, money, a.currency, a.overdraft);

@@ -7,16 +7,12 @@
  * approvals"). --if-missing makes a second run a no-op, for install
  * scripts (ops/stack, compose's migrate service).
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <openssl/rand.h>
 #include <stdio.h>
-#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "ctl.h"
-#include "digest.h"
+#include "secret_file.h"
 #include "sign.h"
 
 #define SECRET_BYTES 32
@@ -67,25 +63,13 @@ int cmd_keys_generate(ctl_t *c, int argc, char **argv)
             printf("%s exists: kept\n", out);
         return 0;
     }
-    unsigned char raw[SECRET_BYTES];
-    char hex[2 * SECRET_BYTES + 1];
-    if (RAND_bytes(raw, sizeof raw) != 1)
-        return ctl_fail(NULL, "no random bytes from OpenSSL");
-    digest_hex(raw, sizeof raw, hex);
-    int fd = open(out, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (fd < 0)
-        return ctl_fail(errno == EEXIST ? "keep it (a key in use is rotated by adding a new first "
-                                          "line: README, \"Signed approvals\"), or pass "
-                                          "--if-missing"
-                                        : "check the directory exists and is writable",
-                        "cannot create %s: %s", out, strerror(errno));
-    char line[160];
-    int n = snprintf(line, sizeof line, "%s %s\n", id, hex);
-    bool ok = write(fd, line, (size_t)n) == n;
-    if (close(fd) != 0 || !ok) {
-        unlink(out);
-        return ctl_fail("check the free space", "cannot write %s", out);
-    }
+    char prefix[80];
+    snprintf(prefix, sizeof prefix, "%s ", id);
+    if (secret_file_new(out, prefix, SECRET_BYTES,
+                        "keep it (a key in use is rotated by adding a new first line: README, "
+                        "\"Signed approvals\"), or pass --if-missing",
+                        NULL) != 0)
+        return 1;
     if (c->json)
         ctl_json_print(json_pack("{s:s, s:s, s:b}", "file", out, "key_id", id, "generated", 1));
     else

@@ -19,151 +19,53 @@
 #include <string.h>
 
 #include "ctl.h"
-#include "money.h"
 #include "msg.h"
 
-/* An ISO-8601 UTC text of a timestamptz column, as events write times. */
-#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-
+/* clang-format off */
 static const char *const show_sql =
     "SELECT json_build_object("
     " 'payment_id', $1::text,"
     " 'request', (SELECT p.payload::json FROM processed p"
     "             WHERE p.payment_id = $1 AND p.stage = 'risk'),"
     " 'stages', (SELECT json_agg(json_build_object('stage', p.stage, 'outcome', p.outcome,"
-    "                   'at', " TS(
-        "p.created_at") ") ORDER BY p.created_at, p.stage)"
-                        "            FROM processed p WHERE p.payment_id = $1),"
-                        " 'risk', (SELECT json_build_object('decision', d.decision, 'score', "
-                        "d.score,"
-                        "                 'rules', d.rules, 'ruleset_version', d.ruleset_version,"
-                        "                 'decided_at', " TS(
-                            "d.decided_at") ")"
-                                            "          FROM risk_decisions d WHERE d.payment_id = "
-                                            "$1),"
-                                            " 'transfer', (SELECT json_build_object('id', "
-                                            "t.id::text, 'debit', t.debit_account,"
-                                            "                     'credit', t.credit_account, "
-                                            "'amount', t.amount,"
-                                            "                     'currency', t.currency, "
-                                            "'posted_at', " TS(
-                                                "t.created_at") ","
-                                                                "                     'entries', "
-                                                                "(SELECT "
-                                                                "json_agg(json_build_object('"
-                                                                "account', e.account_id,"
-                                                                "                                 "
-                                                                "'amount', e.amount, "
-                                                                "'balance_after', e.balance_after)"
-                                                                "                                 "
-                                                                "ORDER BY e.id) FROM entries e "
-                                                                "WHERE e.transfer_id = t.id))"
-                                                                "              FROM transfers t "
-                                                                "WHERE t.kind = 'payment' AND "
-                                                                "t.ref = $1),"
-                                                                " 'events', (SELECT "
-                                                                "json_agg(json_build_object('event_"
-                                                                "id', o.event_id,"
-                                                                "                   'type', "
-                                                                "o.routing_key, 'stage', o.stage,"
-                                                                "                   "
-                                                                "'stored_at', " TS(
-                                                                    "o.created_at") ","
-                                                                                    "              "
-                                                                                    "     "
-                                                                                    "'confirmed', "
-                                                                                    "NOT EXISTS "
-                                                                                    "(SELECT 1 "
-                                                                                    "FROM "
-                                                                                    "outbox_"
-                                                                                    "pending q"
-                                                                                    "              "
-                                                                                    "              "
-                                                                                    "              "
-                                                                                    "  WHERE q.id "
-                                                                                    "= o.id)) "
-                                                                                    "ORDER BY o.id)"
-                                                                                    "            "
-                                                                                    "FROM outbox o "
-                                                                                    "WHERE o.stage "
-                                                                                    "IN ('risk', "
-                                                                                    "'payment', "
-                                                                                    "'settlement')"
-                                                                                    "              "
-                                                                                    "AND "
-                                                                                    "o.payment_id "
-                                                                                    "= $1),"
-                                                                                    " 'settlement',"
-                                                                                    " (SELECT "
-                                                                                    "json_build_"
-                                                                                    "object('batch_"
-                                                                                    "id', b.id, "
-                                                                                    "'status', "
-                                                                                    "b.status,"
-                                                                                    "              "
-                                                                                    "         "
-                                                                                    "'window_start'"
-                                                                                    ", " TS(
-                                                                                        "b.window_"
-                                                                                        "start") ","
-                                                                                                 " "
-                                                                                                 " "
-                                                                                                 " "
-                                                                                                 " "
-                                                                                                 " "
-                                                                                                 " "
-                                                                                                 " "
-                                                                                                 " "
-                                                                                                 " "
-                                                                                                 " "
-                                                                                                 " "
-                                                                                                 " "
-                                                                                                 " "
-                                                                                                 " "
-                                                                                                 " "
-                                                                                                 " "
-                                                                                                 " "
-                                                                                                 " "
-                                                                                                 " "
-                                                                                                 " "
-                                                                                                 " "
-                                                                                                 " "
-                                                                                                 " "
-                                                                                                 "'"
-                                                                                                 "w"
-                                                                                                 "i"
-                                                                                                 "n"
-                                                                                                 "d"
-                                                                                                 "o"
-                                                                                                 "w"
-                                                                                                 "_"
-                                                                                                 "e"
-                                                                                                 "n"
-                                                                                                 "d"
-                                                                                                 "'"
-                                                                                                 ","
-                                                                                                 " " TS(
-                                                                                                     "b.window_end") ", 'fee', i.fee, 'late', i.late,"
-                                                                                                                     "                       'added_at', " TS("i.added_at") ", 'closed_at', " TS(
-                                                                                                                         "b.closed_at") ","
-                                                                                                                                        "                       'close_error', b.close_error, 'batch_count', b.count,"
-                                                                                                                                        "                       'batch_gross', b.gross, 'batch_fees', b.fees, 'batch_net', b.net,"
-                                                                                                                                        "                       'fee_transfer', b.fee_transfer::text,"
-                                                                                                                                        "                       'payout_transfer', b.payout_transfer::text)"
-                                                                                                                                        "                FROM settlement_items i JOIN settlement_batches b ON b.id = i.batch_id"
-                                                                                                                                        "                WHERE i.payment_id = $1))";
+    "                   'at', " CTL_SQL_TIME("p.created_at") ") ORDER BY p.created_at, p.stage)"
+    "            FROM processed p WHERE p.payment_id = $1),"
+    " 'risk', (SELECT json_build_object('decision', d.decision, 'score', d.score,"
+    "                 'rules', d.rules, 'ruleset_version', d.ruleset_version,"
+    "                 'decided_at', " CTL_SQL_TIME("d.decided_at") ")"
+    "          FROM risk_decisions d WHERE d.payment_id = $1),"
+    " 'transfer', (SELECT json_build_object('id', t.id::text, 'debit', t.debit_account,"
+    "                     'credit', t.credit_account, 'amount', t.amount,"
+    "                     'currency', t.currency, 'posted_at', " CTL_SQL_TIME("t.created_at") ","
+    "                     'entries', (SELECT json_agg(json_build_object('account', e.account_id,"
+    "                                 'amount', e.amount, 'balance_after', e.balance_after)"
+    "                                 ORDER BY e.id) FROM entries e WHERE e.transfer_id = t.id))"
+    "              FROM transfers t WHERE t.kind = 'payment' AND t.ref = $1),"
+    " 'events', (SELECT json_agg(json_build_object('event_id', o.event_id,"
+    "                   'type', o.routing_key, 'stage', o.stage,"
+    "                   'stored_at', " CTL_SQL_TIME("o.created_at") ","
+    "                   'confirmed', NOT EXISTS (SELECT 1 FROM outbox_pending q"
+    "                                            WHERE q.id = o.id)) ORDER BY o.id)"
+    "            FROM outbox o WHERE o.stage IN ('risk', 'payment', 'settlement')"
+    "              AND o.payment_id = $1),"
+    " 'settlement', (SELECT json_build_object('batch_id', b.id, 'status', b.status,"
+    "                       'window_start', " CTL_SQL_TIME("b.window_start") ","
+    "                       'window_end', " CTL_SQL_TIME("b.window_end") ","
+    "                       'fee', i.fee, 'late', i.late,"
+    "                       'added_at', " CTL_SQL_TIME("i.added_at") ","
+    "                       'closed_at', " CTL_SQL_TIME("b.closed_at") ","
+    "                       'close_error', b.close_error, 'batch_count', b.count,"
+    "                       'batch_gross', b.gross, 'batch_fees', b.fees, 'batch_net', b.net,"
+    "                       'fee_transfer', b.fee_transfer::text,"
+    "                       'payout_transfer', b.payout_transfer::text)"
+    "                FROM settlement_items i JOIN settlement_batches b ON b.id = i.batch_id"
+    "                WHERE i.payment_id = $1))";
+/* clang-format on */
 
 static const char *js(const json_t *o, const char *k)
 {
     const char *s = json_string_value(json_object_get(o, k));
     return s ? s : "-";
-}
-
-static const char *money(json_int_t v, const char *cur, char *buf, size_t n)
-{
-    if (money_format((int64_t)v, cur, buf, n) != LL_OK)
-        snprintf(buf, n, "%" PRId64, (int64_t)v);
-    return buf;
 }
 
 /* The stage's outcome: "completed", "declined", "batched:<id>", ... */
@@ -193,7 +95,8 @@ static void draw(const json_t *doc)
     printf("payment     %s  %s\n", js(doc, "payment_id"), status);
     if (req)
         printf("request     %s -> %s  %s %s\n", js(req, "payer"), js(req, "payee"),
-               money(json_integer_value(json_object_get(req, "amount")), cur, m1, sizeof m1), cur);
+               ctl_money(json_integer_value(json_object_get(req, "amount")), cur, m1, sizeof m1),
+               cur);
     if (risk) {
         char *rules = json_dumps(json_object_get(risk, "rules"), JSON_COMPACT);
         printf("risk        %s  score %lld  rules %s  ruleset %s  at %s\n", js(risk, "decision"),
@@ -204,29 +107,30 @@ static void draw(const json_t *doc)
     if (t) {
         printf("posting     transfer %s  %s -> %s  %s %s  at %s\n", js(t, "id"), js(t, "debit"),
                js(t, "credit"),
-               money(json_integer_value(json_object_get(t, "amount")), cur, m1, sizeof m1), cur,
+               ctl_money(json_integer_value(json_object_get(t, "amount")), cur, m1, sizeof m1), cur,
                js(t, "posted_at"));
         size_t i;
         json_t *e;
         json_array_foreach(json_object_get(t, "entries"), i, e)
         {
-            printf(
-                "              %-24s %14s  balance after %s\n", js(e, "account"),
-                money(json_integer_value(json_object_get(e, "amount")), cur, m1, sizeof m1),
-                money(json_integer_value(json_object_get(e, "balance_after")), cur, m2, sizeof m2));
+            printf("              %-24s %14s  balance after %s\n", js(e, "account"),
+                   ctl_money(json_integer_value(json_object_get(e, "amount")), cur, m1, sizeof m1),
+                   ctl_money(json_integer_value(json_object_get(e, "balance_after")), cur, m2,
+                             sizeof m2));
         }
     }
     if (st) {
         printf("settlement  batch %s  %s  window %s .. %s  fee %s%s\n", js(st, "batch_id"),
                js(st, "status"), js(st, "window_start"), js(st, "window_end"),
-               money(json_integer_value(json_object_get(st, "fee")), cur, m1, sizeof m1),
+               ctl_money(json_integer_value(json_object_get(st, "fee")), cur, m1, sizeof m1),
                json_is_true(json_object_get(st, "late")) ? "  (late)" : "");
         if (strcmp(js(st, "status"), "closed") == 0)
-            printf("            closed at %s: %lld payments, net %s paid out by transfer %s\n",
-                   js(st, "closed_at"),
-                   (long long)json_integer_value(json_object_get(st, "batch_count")),
-                   money(json_integer_value(json_object_get(st, "batch_net")), cur, m2, sizeof m2),
-                   js(st, "payout_transfer"));
+            printf(
+                "            closed at %s: %lld payments, net %s paid out by transfer %s\n",
+                js(st, "closed_at"),
+                (long long)json_integer_value(json_object_get(st, "batch_count")),
+                ctl_money(json_integer_value(json_object_get(st, "batch_net")), cur, m2, sizeof m2),
+                js(st, "payout_transfer"));
         else if (json_is_string(json_object_get(st, "close_error")))
             printf("            held: %s\n", js(st, "close_error"));
     }
@@ -247,16 +151,10 @@ int cmd_payment_show(ctl_t *c, int argc, char **argv)
     int ch;
     while ((ch = ctl_getopt(c, cmd, argc, argv, "", NULL)) != -1)
         return ch == 'h' ? 0 : 2;
-    if (optind >= argc)
-        return ctl_usage_error(cmd, "missing the PAYMENT_ID");
-    const char *id = argv[optind++];
-    if (optind < argc)
-        return ctl_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!ctl_valid_id(id))
-        return ctl_usage_error(cmd,
-                               "'%s' is not a valid payment id (1-64 chars of "
-                               "[A-Za-z0-9_.:-])",
-                               id);
+    const char *id;
+    int rc = ctl_id_arg(cmd, argc, argv, "payment id", &id);
+    if (rc)
+        return rc;
     db_t *db = ctl_db(c);
     if (!db)
         return 1;
@@ -299,31 +197,37 @@ static const char *const list_statuses[] = {"pending", "declined", "completed", 
 /* One page: decided payments in (decided_at, payment_id) order, after the
  * cursor payment when given; $1 account or NULL, $2 status or NULL, $3/$4
  * the period, $5 the cursor payment_id or NULL, $6 the page size + 1. */
-static const char *const list_sql = "SELECT d.payment_id, " TS(
-    "d.decided_at") ", d.payer, d.payee, d.amount, d.currency,"
-                    "       CASE WHEN d.decision = 'declined' THEN 'declined'"
-                    "            WHEN p.outcome IS NULL OR p.outcome = 'pending' THEN 'pending'"
-                    "            WHEN p.outcome = 'completed' THEN 'completed' ELSE 'failed' END "
-                    "AS status,"
-                    "       CASE WHEN d.decision = 'declined' THEN array_to_string(d.rules, ',')"
-                    "            WHEN p.outcome NOT IN ('completed', 'pending') THEN p.outcome END "
-                    "AS reason,"
-                    "       i.batch_id, b.status"
-                    " FROM risk_decisions d"
-                    " LEFT JOIN processed p ON p.payment_id = d.payment_id AND p.stage = 'payment'"
-                    " LEFT JOIN settlement_items i ON i.payment_id = d.payment_id"
-                    " LEFT JOIN settlement_batches b ON b.id = i.batch_id"
-                    " WHERE ($1::text IS NULL OR d.payer = $1 OR d.payee = $1)"
-                    "   AND d.decided_at >= $3::timestamptz AND d.decided_at < $4::timestamptz"
-                    "   AND ($5::text IS NULL OR (d.decided_at, d.payment_id) >"
-                    "        (SELECT c.decided_at, c.payment_id FROM risk_decisions c WHERE "
-                    "c.payment_id = $5))"
-                    "   AND ($2::text IS NULL OR $2 = CASE WHEN d.decision = 'declined' THEN "
-                    "'declined'"
-                    "            WHEN p.outcome IS NULL OR p.outcome = 'pending' THEN 'pending'"
-                    "            WHEN p.outcome = 'completed' THEN 'completed' ELSE 'failed' END"
-                    "        OR $2 = p.outcome)"
-                    " ORDER BY d.decided_at, d.payment_id LIMIT $6::int";
+/* clang-format off */
+static const char *const list_sql =
+    "SELECT x.payment_id, x.decided, x.payer, x.payee, x.amount, x.currency, x.status,"
+    "       x.reason, x.batch_id, x.batch_status"
+    " FROM (SELECT d.payment_id, d.decided_at, " CTL_SQL_TIME(
+        "d.decided_at") " AS decided,"
+                        "              d.payer, d.payee, d.amount, d.currency, p.outcome,"
+                        "              CASE WHEN d.decision = 'declined' THEN 'declined'"
+                        "                   WHEN p.outcome IS NULL OR p.outcome = 'pending' THEN "
+                        "'pending'"
+                        "                   WHEN p.outcome = 'completed' THEN 'completed' ELSE "
+                        "'failed' END AS status,"
+                        "              CASE WHEN d.decision = 'declined' THEN "
+                        "array_to_string(d.rules, ',')"
+                        "                   WHEN p.outcome NOT IN ('completed', 'pending') THEN "
+                        "p.outcome END AS reason,"
+                        "              i.batch_id, b.status AS batch_status"
+                        "       FROM risk_decisions d"
+                        "       LEFT JOIN processed p ON p.payment_id = d.payment_id AND p.stage = "
+                        "'payment'"
+                        "       LEFT JOIN settlement_items i ON i.payment_id = d.payment_id"
+                        "       LEFT JOIN settlement_batches b ON b.id = i.batch_id"
+                        "       WHERE ($1::text IS NULL OR d.payer = $1 OR d.payee = $1)"
+                        "         AND d.decided_at >= $3::timestamptz AND d.decided_at < "
+                        "$4::timestamptz"
+                        "         AND ($5::text IS NULL OR (d.decided_at, d.payment_id) >"
+                        "              (SELECT c.decided_at, c.payment_id FROM risk_decisions c"
+                        "               WHERE c.payment_id = $5))) x"
+                        " WHERE $2::text IS NULL OR x.status = $2 OR x.outcome = $2"
+                        " ORDER BY x.decided_at, x.payment_id LIMIT $6::int";
+/* clang-format on */
 
 int cmd_payment_list(ctl_t *c, int argc, char **argv)
 {
@@ -385,20 +289,15 @@ int cmd_payment_list(ctl_t *c, int argc, char **argv)
     db_t *db = ctl_db(c);
     if (!db)
         return 1;
-    if (db_exec(db, "SET TIME ZONE 'UTC'") != LL_OK)
-        return ctl_fail(NULL, "setting the session's time zone: %s", db_errstr(db));
+    int rc = ctl_period(cmd, db, from, to);
+    if (rc)
+        return rc;
     char lim[24];
     snprintf(lim, sizeof lim, "%ld", limit + 1); /* one more: is there a next page? */
     const char *params[] = {account, status, from, to, after, lim};
     PGresult *r;
-    if (db_query(db, &r, list_sql, 6, params) != LL_OK) {
-        if (strncmp(db_sqlstate(db), "22", 2) == 0)
-            return ctl_usage_error(cmd,
-                                   "--from '%s' or --to '%s' is not a time (e.g. 2026-12-01 or "
-                                   "2026-12-01T10:00:00Z; no zone: UTC)",
-                                   from, to);
+    if (db_query(db, &r, list_sql, 6, params) != LL_OK)
         return ctl_fail(NULL, "listing payments: %s", db_errstr(db));
-    }
     int n = PQntuples(r) > limit ? (int)limit : PQntuples(r);
     const char *next = PQntuples(r) > limit ? PQgetvalue(r, n - 1, 0) : NULL;
     if (c->json) {
@@ -426,7 +325,7 @@ int cmd_payment_list(ctl_t *c, int argc, char **argv)
             const char *cur = PQgetvalue(r, i, 5);
             printf("%-24s %-32s %-16s %-16s %10s %-3s %-10s %s%s%s\n", PQgetvalue(r, i, 1),
                    PQgetvalue(r, i, 0), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
-                   money(strtoll(PQgetvalue(r, i, 4), NULL, 10), cur, m, sizeof m), cur,
+                   ctl_money(strtoll(PQgetvalue(r, i, 4), NULL, 10), cur, m, sizeof m), cur,
                    PQgetvalue(r, i, 6), PQgetvalue(r, i, 7),
                    PQgetisnull(r, i, 8) ? "" : PQgetvalue(r, i, 8),
                    PQgetisnull(r, i, 8)                         ? ""

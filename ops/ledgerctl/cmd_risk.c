@@ -28,13 +28,10 @@ int cmd_risk_show(ctl_t *c, int argc, char **argv)
     int ch;
     while ((ch = ctl_getopt(c, cmd, argc, argv, "", NULL)) != -1)
         return ch == 'h' ? 0 : 2;
-    if (optind >= argc)
-        return ctl_usage_error(cmd, "missing the PAYMENT_ID");
-    const char *id = argv[optind++];
-    if (optind < argc)
-        return ctl_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!ctl_valid_id(id))
-        return ctl_usage_error(cmd, "'%s' is not a valid payment id", id);
+    const char *id;
+    int rc = ctl_id_arg(cmd, argc, argv, "payment id", &id);
+    if (rc)
+        return rc;
     db_t *db = ctl_db(c);
     if (!db)
         return 1;
@@ -42,9 +39,9 @@ int cmd_risk_show(ctl_t *c, int argc, char **argv)
     PGresult *r;
     if (db_query(db, &r,
                  "SELECT payment_id, payer, payee, amount, currency, decision, score, rules, "
-                 "ruleset_version, "
-                 "to_char(decided_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
-                 "FROM risk_decisions WHERE payment_id = $1",
+                 "ruleset_version, " CTL_SQL_TIME(
+                     "decided_at") " "
+                                   "FROM risk_decisions WHERE payment_id = $1",
                  1, params) != LL_OK)
         return ctl_fail("run `ledgerctl migrate` if the schema is missing",
                         "reading the decision: %s", db_errstr(db));

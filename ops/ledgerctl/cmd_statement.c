@@ -18,10 +18,8 @@
 #include <string.h>
 
 #include "ctl.h"
-#include "money.h"
 
-#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-
+/* clang-format off */
 static const char *const statement_sql =
     "WITH a AS (SELECT id, currency FROM accounts WHERE id = $1),"
     " w AS (SELECT e.id, t.created_at, t.kind, t.ref,"
@@ -31,22 +29,16 @@ static const char *const statement_sql =
     "       WHERE e.account_id = $1 AND t.created_at < $3::timestamptz),"
     " o AS (SELECT coalesce(sum(amount), 0)::bigint AS opening FROM w"
     "       WHERE created_at < $2::timestamptz)"
-    " SELECT a.currency, " TS("$2::timestamptz") ", " TS(
-        "$3::timestamptz") ", o.opening,"
-                           "        w.id, " TS(
+    " SELECT a.currency, " CTL_SQL_TIME("$2::timestamptz") ", " CTL_SQL_TIME(
+        "$3::timestamptz") ","
+                           "        o.opening, w.id, " CTL_SQL_TIME(
                                "w.created_at") ", w.kind, w.ref, w.other, w.amount,"
                                                "        (o.opening + sum(w.amount) OVER (ORDER BY "
                                                "w.created_at, w.id))::bigint"
                                                " FROM a CROSS JOIN o LEFT JOIN w ON w.created_at "
                                                ">= $2::timestamptz"
                                                " ORDER BY w.created_at, w.id";
-
-static const char *money(int64_t v, const char *cur, char *buf, size_t n)
-{
-    if (money_format(v, cur, buf, n) != LL_OK)
-        snprintf(buf, n, "%" PRId64, v);
-    return buf;
-}
+/* clang-format on */
 
 static int64_t i64(PGresult *r, int row, int col)
 {
@@ -73,44 +65,18 @@ int cmd_account_statement(ctl_t *c, int argc, char **argv)
         else
             return ch == 'h' ? 0 : 2;
     }
-    if (optind >= argc)
-        return ctl_usage_error(cmd, "missing the account ID");
-    const char *id = argv[optind++];
-    if (optind < argc)
-        return ctl_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!ctl_valid_id(id))
-        return ctl_usage_error(cmd, "'%s' is not a valid account id", id);
+    const char *id;
+    int rc = ctl_id_arg(cmd, argc, argv, "account id", &id);
+    if (rc)
+        return rc;
     if (csv && c->json)
         return ctl_usage_error(cmd, "--csv and --json exclude each other");
     db_t *db = ctl_db(c);
     if (!db)
         return 1;
-    /* the times, UTC unless they say otherwise, checked by PostgreSQL's own
-     * parser before anything else */
-    if (db_exec(db, "SET TIME ZONE 'UTC'") != LL_OK)
-        return ctl_fail(NULL, "setting the session's time zone: %s", db_errstr(db));
-    const char *flag[] = {"--from", "--to"}, *val[] = {from, to};
+    if ((rc = ctl_period(cmd, db, from, to)) != 0)
+        return rc;
     PGresult *r;
-    for (int k = 0; k < 2; k++) {
-        const char *tp[] = {val[k]};
-        if (db_query(db, &r, "SELECT $1::timestamptz", 1, tp) == LL_OK) {
-            PQclear(r);
-            continue;
-        }
-        if (strncmp(db_sqlstate(db), "22", 2) == 0)
-            return ctl_usage_error(cmd,
-                                   "%s '%s' is not a time (use e.g. 2026-12-01 or "
-                                   "2026-12-01T10:00:00Z; times without a zone are UTC)",
-                                   flag[k], val[k]);
-        return ctl_fail(NULL, "checking %s: %s", flag[k], db_errstr(db));
-    }
-    const char *tp[] = {from, to};
-    if (db_query(db, &r, "SELECT $1::timestamptz < $2::timestamptz", 2, tp) != LL_OK)
-        return ctl_fail(NULL, "checking the period: %s", db_errstr(db));
-    bool ordered = PQgetvalue(r, 0, 0)[0] == 't';
-    PQclear(r);
-    if (!ordered)
-        return ctl_usage_error(cmd, "--from '%s' is not before --to '%s'", from, to);
     const char *params[] = {id, from, to};
     if (db_query(db, &r, statement_sql, 3, params) != LL_OK)
         return ctl_fail(NULL, "reading the statement of '%s': %s", id, db_errstr(db));
@@ -164,16 +130,16 @@ int cmd_account_statement(ctl_t *c, int argc, char **argv)
         printf("%-24s %-8s %-36s %-20s %16s %16s\n", "at", "kind", "ref", "counterparty", "amount",
                "balance");
         printf("%-24s %-8s %-36s %-20s %16s %16s\n", "", "opening", "", "", "",
-               money(opening, cur, m1, sizeof m1));
+               ctl_money(opening, cur, m1, sizeof m1));
         for (int i = 0; i < n; i++)
             printf("%-24s %-8s %-36s %-20s %16s %16s\n", PQgetvalue(r, i, 5), PQgetvalue(r, i, 6),
                    PQgetvalue(r, i, 7), PQgetvalue(r, i, 8),
-                   money(i64(r, i, 9), cur, m1, sizeof m1),
-                   money(i64(r, i, 10), cur, m2, sizeof m2));
+                   ctl_money(i64(r, i, 9), cur, m1, sizeof m1),
+                   ctl_money(i64(r, i, 10), cur, m2, sizeof m2));
         printf("%-24s %-8s %-36s %-20s %16s %16s\n", "", "closing", "", "", "",
-               money(closing, cur, m1, sizeof m1));
-        printf("%d entries: debits %s, credits %s %s\n", n, money(debits, cur, m1, sizeof m1),
-               money(credits, cur, m2, sizeof m2), cur);
+               ctl_money(closing, cur, m1, sizeof m1));
+        printf("%d entries: debits %s, credits %s %s\n", n, ctl_money(debits, cur, m1, sizeof m1),
+               ctl_money(credits, cur, m2, sizeof m2), cur);
     }
     PQclear(r);
     return 0;

@@ -12,17 +12,14 @@
  * producers can read theirs (amqp.password_file).
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "ctl.h"
-#include "digest.h"
 #include "embed.h"
+#include "secret_file.h"
 #include "mgmt.h"
 
 #define PASSWORD_BYTES 24
@@ -47,21 +44,10 @@ static int user_password(const char *dir, const char *user, char *out, size_t n,
     if (errno != ENOENT)
         return ctl_fail("check the directory's permissions", "cannot read %s: %s", path,
                         strerror(errno));
-    unsigned char raw[PASSWORD_BYTES];
-    if (RAND_bytes(raw, sizeof raw) != 1)
-        return ctl_fail(NULL, "no random bytes from OpenSSL for %s", path);
-    digest_hex(raw, sizeof raw, out);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (fd < 0)
-        return ctl_fail(errno == ENOENT ? "create it first (mkdir -p, mode 0700)"
-                                        : "check the directory's permissions",
-                        "cannot create %s: %s", path, strerror(errno));
-    size_t len = strlen(out);
-    bool ok = write(fd, out, len) == (ssize_t)len && write(fd, "\n", 1) == 1;
-    if (close(fd) != 0 || !ok) {
-        unlink(path);
-        return ctl_fail("check the free space", "cannot write %s", path);
-    }
+    if (n < 2 * PASSWORD_BYTES + 1)
+        abort();
+    if (secret_file_new(path, "", PASSWORD_BYTES, NULL, out) != 0)
+        return 1;
     *made = true;
     return LL_OK;
 }

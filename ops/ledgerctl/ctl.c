@@ -1,6 +1,7 @@
 /*
  * ctl.c - shared plumbing of the ledgerctl commands: see ctl.h.
  */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "conn.h"
 #include "ctl.h"
+#include "money.h"
 #include "msg.h"
 
 int ctl_fail(const char *fix, const char *fmt, ...)
@@ -143,4 +145,52 @@ void ctl_json_print(json_t *j)
 bool ctl_valid_id(const char *s)
 {
     return msg_id_valid(s, strlen(s));
+}
+
+int ctl_id_arg(const ctl_cmd_t *cmd, int argc, char **argv, const char *what, const char **id)
+{
+    if (optind >= argc)
+        return ctl_usage_error(cmd, "missing the %s", what);
+    *id = argv[optind++];
+    if (optind < argc)
+        return ctl_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (!ctl_valid_id(*id))
+        return ctl_usage_error(cmd, "'%s' is not a valid %s (1-64 chars of [A-Za-z0-9_.:-])", *id,
+                               what);
+    return 0;
+}
+
+const char *ctl_money(int64_t amount, const char *currency, char *buf, size_t n)
+{
+    if (money_format(amount, currency, buf, n) != LL_OK)
+        snprintf(buf, n, "%" PRId64 " minor units", amount);
+    return buf;
+}
+
+int ctl_period(const ctl_cmd_t *cmd, db_t *db, const char *from, const char *to)
+{
+    if (db_exec(db, "SET TIME ZONE 'UTC'") != LL_OK)
+        return ctl_fail(NULL, "setting the session's time zone: %s", db_errstr(db));
+    const char *flag[] = {"--from", "--to"}, *val[] = {from, to};
+    PGresult *r;
+    for (int k = 0; k < 2; k++) {
+        const char *p[] = {val[k]};
+        if (db_query(db, &r, "SELECT $1::timestamptz", 1, p) == LL_OK) {
+            PQclear(r);
+            continue;
+        }
+        if (strncmp(db_sqlstate(db), "22", 2) == 0)
+            return ctl_usage_error(cmd,
+                                   "%s '%s' is not a time (use e.g. 2026-12-01 or "
+                                   "2026-12-01T10:00:00Z; times without a zone are UTC)",
+                                   flag[k], val[k]);
+        return ctl_fail(NULL, "checking %s: %s", flag[k], db_errstr(db));
+    }
+    if (db_query(db, &r, "SELECT $1::timestamptz < $2::timestamptz", 2, val) != LL_OK)
+        return ctl_fail(NULL, "checking the period: %s", db_errstr(db));
+    bool ordered = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (!ordered)
+        return ctl_usage_error(cmd, "--from '%s' is not before --to '%s'", from, to);
+    return 0;
 }

@@ -11,7 +11,8 @@
  *   - --help prints the command's usage on stdout and exits 0.
  *
  * Public API: ctl_t, ctl_cmd_t, ctl_fail, ctl_usage_error, ctl_db, ctl_mq, ctl_mq_new,
- * ctl_getopt, ctl_json_print, ctl_valid_id, ctl_verify_ledger, ctl_verify_count,
+ * ctl_getopt, ctl_json_print, ctl_valid_id, ctl_id_arg, CTL_SQL_TIME, ctl_money,
+ * ctl_period, ctl_verify_ledger, ctl_verify_count,
  * ctl_commands, ctl_find_cmd, the cmd_* entry points.
  */
 #ifndef LL_CTL_H
@@ -69,6 +70,24 @@ void ctl_json_print(json_t *j);
 
 /* An account id or payment id: 1-64 chars of [A-Za-z0-9_.:-]. */
 bool ctl_valid_id(const char *s);
+
+/* The one positional ID argument of a command (`what`: "payment id",
+ * "account id"): 0 with *id set, or 2 after printing the usage error. */
+int ctl_id_arg(const ctl_cmd_t *cmd, int argc, char **argv, const char *what, const char **id);
+
+/* The SQL text of timestamptz `col` as the contract writes times:
+ * YYYY-MM-DDTHH:MM:SS.mmmZ, UTC. */
+#define CTL_SQL_TIME(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+/* "12.34" for 1234 EUR into buf (or the minor units when the currency is
+ * unknown); returns buf. */
+const char *ctl_money(int64_t amount, const char *currency, char *buf, size_t n);
+
+/* The period [--from, --to) of a command: sets the session's time zone to
+ * UTC (times without a zone are UTC), has PostgreSQL parse each time and
+ * checks from < to. 0, or the exit status after printing the problem
+ * (2: a usage error naming the flag). */
+int ctl_period(const ctl_cmd_t *cmd, db_t *db, const char *from, const char *to);
 
 int cmd_migrate(ctl_t *c, int argc, char **argv);
 int cmd_dlq_list(ctl_t *c, int argc, char **argv);
