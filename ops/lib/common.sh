@@ -14,6 +14,9 @@
 #   ll_missing_deps               prints the packages of LL_DEPS not installed
 #   ll_install_deps               installs only the missing packages of LL_DEPS
 #   ll_build DIR TYPE [ARGS...]   cmake configure (TYPE = Debug|Release) + build
+#   ll_fresh_ledger CTL DB        an empty, migrated ledger DB on the exported
+#                                 stack, its topology declared; exports
+#                                 LEDGERLINE_POSTGRES_DBNAME=DB
 #
 # Every error names the problem and the command that fixes it.
 
@@ -187,4 +190,16 @@ ll_build() {
   cmake --build "$dir" -j"$(nproc)" ||
     ll_die "the build in $dir failed (see the compiler messages above)" \
       "fix the first error reported, then re-run"
+}
+
+ll_fresh_ledger() {
+  local ctl="$1" db="$2"
+  PGPASSWORD="$(cat "$LEDGERLINE_POSTGRES_PASSWORD_FILE")" psql -qAtX -h "$LEDGERLINE_POSTGRES_HOST" \
+    -p "$LEDGERLINE_POSTGRES_PORT" -U "$LEDGERLINE_POSTGRES_USER" -d postgres \
+    -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" \
+    -c "CREATE DATABASE $db" >/dev/null ||
+    ll_die "could not recreate database $db" "is the stack up? eval \"\$(ops/stack env)\" first"
+  export LEDGERLINE_POSTGRES_DBNAME="$db"
+  "$ctl" migrate >/dev/null || ll_die "ledgerctl migrate failed on $db" "see its message above"
+  "$ctl" topology apply >/dev/null || ll_die "ledgerctl topology apply failed" "see its message above"
 }
