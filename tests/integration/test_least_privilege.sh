@@ -100,10 +100,12 @@ expect_publish refused ledgerline-monitor payment.requested
 expect_publish refused ledgerline-monitor payment.approved
 
 # ---- 4. every worker kind under its own user -----------------------------------------------
+# (timeout --foreground: without it timeout signals its whole process group
+# too, the worker gets SIGTERM twice, and a second signal means "exit now")
 for kind in risk payment settlement; do
   log="$DIR/$kind.log"
   as "ledgerline-$kind" env LEDGERLINE_HTTP_PORT=0 LEDGERLINE_SIGNING_ALLOW_UNSIGNED=true \
-    timeout --preserve-status -s TERM 6 "$BIN/$kind-worker" >"$log" 2>&1
+    timeout --foreground --preserve-status -s TERM 6 "$BIN/$kind-worker" >"$log" 2>&1
   rc=$?
   if [[ $rc -eq 0 ]] && grep -q 'topology declared' "$log" && grep -q '"consuming' "$log" &&
     ! grep -q ACCESS_REFUSED "$log" &&
@@ -128,7 +130,7 @@ fi
 
 # ---- 6. unsigned approvals are loud unless on purpose ------------------------------------
 for kind in risk payment; do
-  as "ledgerline-$kind" env LEDGERLINE_HTTP_PORT=0 timeout --preserve-status -s TERM 2 \
+  as "ledgerline-$kind" env LEDGERLINE_HTTP_PORT=0 timeout --foreground --preserve-status -s TERM 2 \
     "$BIN/$kind-worker" >"$DIR/$kind-unsigned.log" 2>&1
   if grep '"level":"error"' "$DIR/$kind-unsigned.log" | grep -q 'APPROVALS ARE UNSIGNED.*ledgerctl keys generate'; then
     ok "a $kind-worker without approval keys logs an error naming the fix"

@@ -651,7 +651,7 @@ START_TEST(status_watch_redraws_until_sigint)
 {
     char *out;
     int rc = llt_run(&out,
-                     "LEDGERLINE_POSTGRES_DBNAME=%s timeout --preserve-status -s INT 4 "
+                     "LEDGERLINE_POSTGRES_DBNAME=%s timeout --foreground --preserve-status -s INT 4 "
                      "%s status --watch --interval 0.5",
                      ledger, LEDGERCTL_BIN);
     size_t n = 0;
