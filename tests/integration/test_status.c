@@ -650,10 +650,11 @@ END_TEST
 START_TEST(status_watch_redraws_until_sigint)
 {
     char *out;
-    int rc = llt_run(&out,
-                     "LEDGERLINE_POSTGRES_DBNAME=%s timeout --foreground --preserve-status -s INT 4 "
-                     "%s status --watch --interval 0.5",
-                     ledger, LEDGERCTL_BIN);
+    int rc =
+        llt_run(&out,
+                "LEDGERLINE_POSTGRES_DBNAME=%s timeout --foreground --preserve-status -s INT 4 "
+                "%s status --watch --interval 0.5",
+                ledger, LEDGERCTL_BIN);
     size_t n = 0;
     for (const char *p = strstr(out, "ledgerline status"); p;
          p = strstr(p + 1, "ledgerline status"))
