@@ -43,11 +43,11 @@ void item_set_state(item_t *it, item_state_t to)
         ok = false;
         break;
     default:
-        log_panic("item %s: unknown state %d", it->payment_id, (int)it->state);
+        log_panic("item %s: unknown state %d", it->key, (int)it->state);
     }
     if (!ok)
-        log_panic("item %s: illegal state change %s -> %s", it->payment_id,
-                  item_state_name(it->state), item_state_name(to));
+        log_panic("item %s: illegal state change %s -> %s", it->key, item_state_name(it->state),
+                  item_state_name(to));
     it->state = to;
 }
 

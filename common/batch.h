@@ -49,8 +49,10 @@ typedef struct item {
     mq_delivery_t d; /* owned */
     item_state_t state;
     item_verdict_t verdict;
-    void *msg;                        /* the stage's decoded message, released by the stage */
-    char payment_id[MSG_ID_MAX + 1];  /* "" when unreadable */
+    void *msg;                /* the stage's decoded message, released by the stage */
+    char key[MSG_ID_MAX + 1]; /* its idempotency key (payment_id, refund_id): "" unreadable */
+    const char *key_field;    /* the key's field name, "payment_id" when NULL (static) */
+    char payment_id[MSG_ID_MAX + 1];  /* the payment it is about, "" when unreadable */
     char hash[65];                    /* idempotency payload hash */
     char *canonical;                  /* canonical request fields (owned) */
     msg_reject_t why;                 /* when rejected */

@@ -74,7 +74,7 @@ size_t idem_claim(kv_t *kv, const char *scope, const char *instance, item_t *ite
     for (size_t i = 0; i < n; i++) {
         if (items[i].state != ITEM_DECODED)
             continue;
-        keys[m] = idem_key(scope, items[i].payment_id);
+        keys[m] = idem_key(scope, items[i].key);
         vals[m] = idem_value('P', (const char *const[]){items[i].hash, instance}, 2);
         idx[m++] = i;
     }
@@ -97,7 +97,7 @@ size_t idem_claim(kv_t *kv, const char *scope, const char *instance, item_t *ite
             item_set_event(it, ev_id, ll_xstrdup(rk), ll_xstrdup(body));
             item_set_state(it, ITEM_COMMITTED);
             answered++;
-            log_debugx((&(log_ctx_t){.payment_id = it->payment_id}),
+            log_debugx((&(log_ctx_t){.payment_id = it->key}),
                        "duplicate answered from Redis: replaying event %s", ev_id);
             continue;
         }
@@ -107,7 +107,7 @@ size_t idem_claim(kv_t *kv, const char *scope, const char *instance, item_t *ite
                 it->defer = true;
                 item_set_state(it, ITEM_COMMITTED);
                 answered++;
-                log_infox((&(log_ctx_t){.payment_id = it->payment_id}),
+                log_infox((&(log_ctx_t){.payment_id = it->key}),
                           "in flight in %s: deferred to the retry tier", owner + 1);
             }
         }
@@ -134,7 +134,7 @@ void idem_done(kv_t *kv, const char *scope, item_t *items, size_t n, int64_t don
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         item_t *it = &items[i];
-        if (it->state != ITEM_PUBLISHED || it->payment_id[0] == '\0' || !it->ev_body ||
+        if (it->state != ITEM_PUBLISHED || it->key[0] == '\0' || !it->ev_body ||
             (it->verdict != VERDICT_NEW && it->verdict != VERDICT_DUPLICATE))
             continue;
         char *v =
@@ -143,7 +143,7 @@ void idem_done(kv_t *kv, const char *scope, item_t *items, size_t n, int64_t don
             free(v);
             continue;
         }
-        keys[m] = idem_key(scope, it->payment_id);
+        keys[m] = idem_key(scope, it->key);
         vals[m++] = v;
     }
     /* one round trip for the batch; down: the next duplicates go to

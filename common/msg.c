@@ -54,12 +54,23 @@ static const msg_field_t msg_f_failed[] = {{"type", true},
                                            MSG_REQUEST_FIELDS,
                                            {"reason", true}};
 static const msg_field_t msg_f_batch_closed[] = {
-    {"type", true},  {"event_id", true}, {"occurred_at", true},  {"batch_id", true},
-    {"payee", true}, {"currency", true}, {"window_start", true}, {"window_end", true},
-    {"count", true}, {"gross", true},    {"fees", true},         {"net", true}};
+    {"type", true},         {"event_id", true},   {"occurred_at", true},  {"batch_id", true},
+    {"payee", true},        {"currency", true},   {"window_start", true}, {"window_end", true},
+    {"count", true},        {"gross", true},      {"fees", true},         {"refunds", true},
+    {"refund_count", true}, {"carried_in", true}, {"carried_out", true},  {"net", true}};
 static const msg_field_t msg_f_rejected[] = {
     {"type", true},   {"event_id", true}, {"occurred_at", true}, {"reason", true},
-    {"detail", true}, {"queue", true},    {"payment_id", false}};
+    {"detail", true}, {"queue", true},    {"payment_id", false}, {"refund_id", false}};
+static const msg_field_t msg_f_refund_requested[] = {
+    {"refund_id", true}, {"payment_id", true}, {"amount", true}, {"reason", false}};
+static const msg_field_t msg_f_refund_completed[] = {
+    {"type", true},       {"event_id", true},    {"occurred_at", true},    {"refund_id", true},
+    {"payment_id", true}, {"payer", true},       {"payee", true},          {"amount", true},
+    {"currency", true},   {"transfer_id", true}, {"refunded_total", true}, {"remaining", true},
+    {"batch_id", true}};
+static const msg_field_t msg_f_refund_failed[] = {
+    {"type", true},       {"event_id", true}, {"occurred_at", true}, {"refund_id", true},
+    {"payment_id", true}, {"amount", true},   {"reason", true}};
 
 #define MSG_N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -75,6 +86,9 @@ static const struct {
     {MSG_TYPE_FAILED, msg_f_failed, MSG_N(msg_f_failed)},
     {MSG_TYPE_BATCH_CLOSED, msg_f_batch_closed, MSG_N(msg_f_batch_closed)},
     {MSG_TYPE_REJECTED, msg_f_rejected, MSG_N(msg_f_rejected)},
+    {MSG_TYPE_REFUND_REQUESTED, msg_f_refund_requested, MSG_N(msg_f_refund_requested)},
+    {MSG_TYPE_REFUND_COMPLETED, msg_f_refund_completed, MSG_N(msg_f_refund_completed)},
+    {MSG_TYPE_REFUND_FAILED, msg_f_refund_failed, MSG_N(msg_f_refund_failed)},
 };
 
 const msg_field_t *msg_fields(const char *type, size_t *n)
@@ -225,6 +239,70 @@ char *msg_payment_canonical(const msg_payment_t *p)
         text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(o);
     return text;
+}
+
+char *msg_refund_canonical(const msg_refund_t *r)
+{
+    char *text = NULL;
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    int bad = json_object_set_new(o, "refund_id", json_string(r->refund_id)) |
+              json_object_set_new(o, "payment_id", json_string(r->payment_id)) |
+              json_object_set_new(o, "amount", json_integer(r->amount));
+    if (r->has_reason)
+        bad |= json_object_set_new(o, "reason", json_string(r->reason));
+    if (!bad)
+        text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    return text;
+}
+
+static int msg_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int msg_canonical_diff(const char *a, const char *b, char *out, size_t n)
+{
+    out[0] = '\0';
+    json_t *x = a ? json_loads(a, 0, NULL) : NULL, *y = b ? json_loads(b, 0, NULL) : NULL;
+    int rc = LL_EINVAL;
+    if (!json_is_object(x) || !json_is_object(y))
+        goto out;
+    size_t cap = json_object_size(x) + json_object_size(y), k = 0;
+    const char **names = calloc(cap ? cap : 1, sizeof *names);
+    if (!names) {
+        rc = LL_ENOMEM;
+        goto out;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(x, key, v)
+    {
+        if (!json_equal(v, json_object_get(y, key)))
+            names[k++] = key;
+    }
+    json_object_foreach(y, key, v)
+    {
+        if (!json_object_get(x, key))
+            names[k++] = key;
+    }
+    qsort(names, k, sizeof *names, msg_cmp_str);
+    rc = LL_OK;
+    size_t used = 0;
+    for (size_t i = 0; i < k && rc == LL_OK; i++) {
+        int w = snprintf(out + used, n - used, "%s%s", i ? "," : "", names[i]);
+        if (w < 0 || (size_t)w >= n - used)
+            rc = LL_ERANGE;
+        else
+            used += (size_t)w;
+    }
+    free(names);
+out:
+    json_decref(x);
+    json_decref(y);
+    return rc;
 }
 
 int msg_payment_hash(const msg_payment_t *p, char out[65])
@@ -384,4 +462,22 @@ const char *msg_failure_reason_at(size_t i)
 {
     return i < sizeof msg_failure_reasons / sizeof *msg_failure_reasons ? msg_failure_reasons[i]
                                                                         : NULL;
+}
+
+static const char *const msg_refund_failure_reasons[] = {
+    "payment_not_completed", "refund_exceeds_payment", "insufficient_funds",
+    "account_frozen",        "balance_overflow",
+};
+
+bool msg_refund_failure_reason_valid(const char *reason)
+{
+    for (size_t i = 0; reason && i < MSG_N(msg_refund_failure_reasons); i++)
+        if (strcmp(reason, msg_refund_failure_reasons[i]) == 0)
+            return true;
+    return false;
+}
+
+const char *msg_refund_failure_reason_at(size_t i)
+{
+    return i < MSG_N(msg_refund_failure_reasons) ? msg_refund_failure_reasons[i] : NULL;
 }

@@ -7,7 +7,8 @@
  *
  * Public API: the MSG_* constants, msg_reason_t, msg_reason_str(),
  * msg_reject_t, msg_payment_t, msg_payment_clear(), msg_payment_canonical(),
- * msg_payment_hash(), msg_payment_diff(), msg_body_hash(), msg_event_id(),
+ * msg_payment_hash(), msg_payment_diff(), msg_refund_t, msg_refund_canonical(),
+ * msg_canonical_diff(), msg_refund_failure_reason_valid/_at(), msg_body_hash(), msg_event_id(),
  * msg_rejected_key(), msg_format_time(), msg_parse_time(), msg_field_t,
  * msg_fields(), msg_failure_reason_valid(), msg_failure_reason_at(),
  * msg_id_valid(), msg_text_clean().
@@ -36,13 +37,16 @@
 #define MSG_ID_CHARSET      "A-Za-z0-9_.:-" /* the id character class */
 
 /* Routing keys (= `type` of the events, AMQP `type` of the request). */
-#define MSG_TYPE_REQUESTED    "payment.requested"
-#define MSG_TYPE_APPROVED     "payment.approved"
-#define MSG_TYPE_DECLINED     "payment.declined"
-#define MSG_TYPE_COMPLETED    "payment.completed"
-#define MSG_TYPE_FAILED       "payment.failed"
-#define MSG_TYPE_BATCH_CLOSED "settlement.batch.closed"
-#define MSG_TYPE_REJECTED     "message.rejected"
+#define MSG_TYPE_REQUESTED        "payment.requested"
+#define MSG_TYPE_APPROVED         "payment.approved"
+#define MSG_TYPE_DECLINED         "payment.declined"
+#define MSG_TYPE_COMPLETED        "payment.completed"
+#define MSG_TYPE_FAILED           "payment.failed"
+#define MSG_TYPE_BATCH_CLOSED     "settlement.batch.closed"
+#define MSG_TYPE_REJECTED         "message.rejected"
+#define MSG_TYPE_REFUND_REQUESTED "refund.requested"
+#define MSG_TYPE_REFUND_COMPLETED "refund.completed"
+#define MSG_TYPE_REFUND_FAILED    "refund.failed"
 
 /* The reason of payment.declined. */
 #define MSG_DECLINE_REASON "risk_declined"
@@ -79,6 +83,28 @@ typedef struct {
     bool has_description;
     json_t *metadata; /* owned; object of strings; NULL when absent */
 } msg_payment_t;
+
+/* The fields of refund.requested (docs/contract.md#refund-requested): the
+ * refund_id is its idempotency key; amount is in the payment's currency. */
+typedef struct {
+    char refund_id[MSG_ID_MAX + 1];
+    char payment_id[MSG_ID_MAX + 1];
+    int64_t amount; /* minor units, MSG_AMOUNT_MIN..MSG_AMOUNT_MAX */
+    char reason[MSG_DESCRIPTION_MAX + 1];
+    bool has_reason;
+} msg_refund_t;
+
+/* The fields of r as canonical JSON (keys sorted, compact), a valid
+ * refund.requested body; caller frees; NULL on OOM. */
+char *msg_refund_canonical(const msg_refund_t *r);
+
+/*
+ * Names of the top-level members that differ between two JSON objects
+ * (canonical request bodies), comma-separated in bytewise order; a member
+ * present in one only differs. LL_OK, LL_EINVAL when either is not a JSON
+ * object, LL_ERANGE when `out` (n > 0 bytes) is too small (truncated).
+ */
+LL_MUSTCHECK int msg_canonical_diff(const char *a, const char *b, char *out, size_t n);
 
 /* Frees what `p` owns (metadata) and zeroes it. Safe on a zeroed struct,
  * twice, and on NULL. */
@@ -154,7 +180,7 @@ typedef struct {
     bool required;
 } msg_field_t;
 
-/* The top-level fields of the body of routing key `type` (the seven of
+/* The top-level fields of the body of routing key `type` (the ten of
  * docs/contract.md), in the order the decoder checks them; *n gets the
  * count. NULL for an unknown type. Static. */
 const msg_field_t *msg_fields(const char *type, size_t *n);
@@ -165,6 +191,13 @@ const msg_field_t *msg_fields(const char *type, size_t *n);
 bool msg_failure_reason_valid(const char *reason);
 /* The failed reasons, for iteration; NULL past the end. Static. */
 const char *msg_failure_reason_at(size_t i);
+
+/* True iff `reason` is a refund.failed reason of the contract
+ * (payment_not_completed, refund_exceeds_payment, insufficient_funds,
+ * account_frozen, balance_overflow); msg_refund_failure_reason_at()
+ * iterates them (NULL past the end). */
+bool msg_refund_failure_reason_valid(const char *reason);
+const char *msg_refund_failure_reason_at(size_t i);
 
 /* Is s (len bytes) an id: 1-64 chars of [A-Za-z0-9_.:-]? For payment ids,
  * account ids, rule names; ledgerctl validates its arguments with it. */

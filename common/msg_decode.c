@@ -1,7 +1,7 @@
 /*
  * msg_decode.c - the decoding half of the message codec: strict validation
- * of payment.requested, payment.approved and payment.completed bodies into
- * their structs, and payment_id peeking. What it shares with the encoders
+ * of payment.requested, payment.approved, payment.completed and
+ * refund.requested bodies into their structs, and id peeking. What it shares with the encoders
  * (reasons, field tables, ids, time) is in msg.c.
  *
  * Public API: see msg_decode.h.
@@ -495,18 +495,59 @@ int msg_completed_decode(const void *body, size_t len, msg_completed_t *out, msg
     return rc;
 }
 
-/* ---- payment_id peeking ------------------------------------------------- */
+void msg_refund_clear(msg_refund_t *r)
+{
+    if (r)
+        memset(r, 0, sizeof *r);
+}
+
+int msg_refund_decode(const void *body, size_t len, msg_refund_t *out, msg_reject_t *why)
+{
+    memset(out, 0, sizeof *out);
+    json_t *root;
+    int rc = msg_parse(body, len, &root, why);
+    if (rc != LL_OK)
+        return rc;
+    size_t nf;
+    const msg_field_t *f = msg_fields(MSG_TYPE_REFUND_REQUESTED, &nf);
+    json_t *v = NULL;
+    if ((rc = msg_check_unknown(root, "", f, nf, why)) == LL_OK &&
+        (rc = msg_check_id(root, "refund_id", "refund_id", out->refund_id, why)) == LL_OK &&
+        (rc = msg_check_id(root, "payment_id", "payment_id", out->payment_id, why)) == LL_OK &&
+        (rc = msg_check_int(root, "amount", "amount", MSG_AMOUNT_MIN, MSG_AMOUNT_MAX, &out->amount,
+                            why)) == LL_OK &&
+        (rc = msg_get(root, "reason", "reason", false, &v, why)) == LL_OK && v) {
+        size_t rlen = json_string_length(v);
+        if ((rc = msg_want_string(v, "reason", why)) == LL_OK && rlen > MSG_DESCRIPTION_MAX)
+            rc =
+                msg_reject(why, MSG_REASON_SCHEMA_VIOLATION, "reason",
+                           "must be at most %d bytes of UTF-8, got %zu", MSG_DESCRIPTION_MAX, rlen);
+        if (rc == LL_OK) {
+            memcpy(out->reason, json_string_value(v), rlen + 1);
+            out->has_reason = true;
+        }
+    }
+    json_decref(root);
+    if (rc != LL_OK)
+        msg_refund_clear(out);
+    return rc;
+}
+
+/* ---- id peeking --------------------------------------------------------- */
 
 static bool msg_is_ws(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-/* Lexical scan for "payment_id" : "<id>"; every occurrence must agree. */
-static int msg_peek_scan(const char *s, size_t len, char out[MSG_ID_MAX + 1])
+/* Lexical scan for "<field>" : "<id>"; every occurrence must agree. */
+static int msg_peek_scan(const char *s, size_t len, const char *field, char out[MSG_ID_MAX + 1])
 {
-    static const char key[] = "\"payment_id\"";
-    const size_t klen = sizeof key - 1;
+    char key[MSG_ID_MAX + 3];
+    int kw = snprintf(key, sizeof key, "\"%s\"", field);
+    if (kw < 0 || (size_t)kw >= sizeof key)
+        return LL_ENOTFOUND;
+    const size_t klen = (size_t)kw;
     bool found = false;
     const char *p = s, *end = s + len;
     while (p < end) {
@@ -542,13 +583,18 @@ static int msg_peek_scan(const char *s, size_t len, char out[MSG_ID_MAX + 1])
 
 int msg_peek_payment_id(const void *body, size_t len, char out[MSG_ID_MAX + 1])
 {
+    return msg_peek_id(body, len, "payment_id", out);
+}
+
+int msg_peek_id(const void *body, size_t len, const char *field, char out[MSG_ID_MAX + 1])
+{
     out[0] = '\0';
     if (!body)
         return LL_ENOTFOUND;
     if (len <= MSG_BODY_MAX) {
         json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);
         if (root) {
-            json_t *v = json_object_get(root, "payment_id"); /* NULL if not an object */
+            json_t *v = json_object_get(root, field); /* NULL if not an object */
             int rc = LL_ENOTFOUND;
             if (json_is_string(v) && msg_id_valid(json_string_value(v), json_string_length(v))) {
                 memcpy(out, json_string_value(v), json_string_length(v) + 1);
@@ -559,7 +605,7 @@ int msg_peek_payment_id(const void *body, size_t len, char out[MSG_ID_MAX + 1])
         }
     }
     char tmp[MSG_ID_MAX + 1];
-    int rc = msg_peek_scan(body, len < MSG_BODY_MAX ? len : MSG_BODY_MAX, tmp);
+    int rc = msg_peek_scan(body, len < MSG_BODY_MAX ? len : MSG_BODY_MAX, field, tmp);
     if (rc == LL_OK)
         memcpy(out, tmp, sizeof tmp);
     return rc;
@@ -567,10 +613,27 @@ int msg_peek_payment_id(const void *body, size_t len, char out[MSG_ID_MAX + 1])
 
 /* ---- the decoders as values --------------------------------------------- */
 
+static char *requested_canonical(const void *msg)
+{
+    return msg_payment_canonical(msg);
+}
+static char *approved_canonical(const void *msg)
+{
+    return msg_payment_canonical(&((const msg_approved_t *)msg)->payment);
+}
+static char *completed_canonical(const void *msg)
+{
+    return msg_payment_canonical(&((const msg_completed_t *)msg)->payment);
+}
+static char *refund_requested_canonical(const void *msg)
+{
+    return msg_refund_canonical(msg);
+}
+
 /* The typed decode and clear functions of struct T behind the untyped
  * signatures of msg_decoder_t (a call through a cast function pointer
  * would be undefined). */
-#define MSG_DECODER(name, rk, T, offset, decode_fn, clear_fn)                                      \
+#define MSG_DECODER(name, rk, keyf, T, key_off, pid_off, pay_off, decode_fn, clear_fn)             \
     static int name##_decode(const void *body, size_t len, void *out, msg_reject_t *why)           \
     {                                                                                              \
         return decode_fn(body, len, (T *)out, why);                                                \
@@ -579,10 +642,21 @@ int msg_peek_payment_id(const void *body, size_t len, char out[MSG_ID_MAX + 1])
     {                                                                                              \
         clear_fn((T *)msg);                                                                        \
     }                                                                                              \
-    const msg_decoder_t msg_decoder_##name = {rk, sizeof(T), offset, name##_decode, name##_clear}
+    const msg_decoder_t msg_decoder_##name = {                                                     \
+        rk,      keyf,          sizeof(T),    key_off,         pid_off,                            \
+        pay_off, name##_decode, name##_clear, name##_canonical}
 
-MSG_DECODER(requested, MSG_TYPE_REQUESTED, msg_payment_t, 0, msg_payment_decode, msg_payment_clear);
-MSG_DECODER(approved, MSG_TYPE_APPROVED, msg_approved_t, offsetof(msg_approved_t, payment),
+MSG_DECODER(requested, MSG_TYPE_REQUESTED, "payment_id", msg_payment_t,
+            offsetof(msg_payment_t, payment_id), offsetof(msg_payment_t, payment_id), 0,
+            msg_payment_decode, msg_payment_clear);
+MSG_DECODER(approved, MSG_TYPE_APPROVED, "payment_id", msg_approved_t,
+            offsetof(msg_approved_t, payment.payment_id),
+            offsetof(msg_approved_t, payment.payment_id), offsetof(msg_approved_t, payment),
             msg_approved_decode, msg_approved_clear);
-MSG_DECODER(completed, MSG_TYPE_COMPLETED, msg_completed_t, offsetof(msg_completed_t, payment),
+MSG_DECODER(completed, MSG_TYPE_COMPLETED, "payment_id", msg_completed_t,
+            offsetof(msg_completed_t, payment.payment_id),
+            offsetof(msg_completed_t, payment.payment_id), offsetof(msg_completed_t, payment),
             msg_completed_decode, msg_completed_clear);
+MSG_DECODER(refund_requested, MSG_TYPE_REFUND_REQUESTED, "refund_id", msg_refund_t,
+            offsetof(msg_refund_t, refund_id), offsetof(msg_refund_t, payment_id), MSG_NO_PAYMENT,
+            msg_refund_decode, msg_refund_clear);

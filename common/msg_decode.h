@@ -27,8 +27,10 @@
  *
  * Public API: msg_payment_decode(), msg_approved_t, msg_approved_decode(),
  * msg_approved_clear(), msg_completed_t, msg_completed_decode(),
- * msg_completed_clear(), msg_peek_payment_id(), msg_decoder_t,
- * msg_decoder_requested, msg_decoder_approved, msg_decoder_completed.
+ * msg_completed_clear(), msg_refund_decode(), msg_refund_clear(),
+ * msg_peek_payment_id(), msg_peek_id(), msg_decoder_t, MSG_NO_PAYMENT,
+ * msg_decoder_requested, msg_decoder_approved, msg_decoder_completed,
+ * msg_decoder_refund_requested.
  */
 #ifndef LL_MSG_DECODE_H
 #define LL_MSG_DECODE_H
@@ -76,6 +78,18 @@ LL_MUSTCHECK int msg_completed_decode(const void *body, size_t len, msg_complete
                                       msg_reject_t *why);
 void msg_completed_clear(msg_completed_t *c);
 
+/* refund.requested (as the refund stage consumes it): LL_OK with *out
+ * filled (nothing to release: msg_refund_clear() only zeroes it), or
+ * LL_EREJECT with *why. */
+LL_MUSTCHECK int msg_refund_decode(const void *body, size_t len, msg_refund_t *out,
+                                   msg_reject_t *why);
+void msg_refund_clear(msg_refund_t *r);
+
+/* Like msg_peek_payment_id() for the top-level string `field` (an id
+ * field: "refund_id", ...). */
+LL_MUSTCHECK int msg_peek_id(const void *body, size_t len, const char *field,
+                             char out[MSG_ID_MAX + 1]);
+
 /*
  * Best effort: the payment_id of a body that failed validation, for
  * message.rejected's "payment_id when readable". Tries a JSON parse of the
@@ -87,18 +101,26 @@ void msg_completed_clear(msg_completed_t *c);
 LL_MUSTCHECK int msg_peek_payment_id(const void *body, size_t len, char out[MSG_ID_MAX + 1]);
 
 /* One consumed message type, for code that handles them alike (the stage
- * skeleton, stage.h): the decoded struct's size, where its request fields
- * are, and its decode (as msg_*_decode) and clear functions. */
+ * skeleton, stage.h): the decoded struct's size, its idempotency key and
+ * the payment it is about, where its request fields are (payment
+ * messages), its decode (as msg_*_decode) and clear functions, and its
+ * canonical form (what the idempotency hash is of). */
+#define MSG_NO_PAYMENT ((size_t)-1)
 typedef struct msg_decoder {
-    const char *type; /* its routing key */
+    const char *type;      /* its routing key */
+    const char *key_field; /* its idempotency key: "payment_id", "refund_id" */
     size_t size;
-    size_t payment_offset; /* of its msg_payment_t */
+    size_t key_offset;        /* of the key, a char[MSG_ID_MAX + 1] */
+    size_t payment_id_offset; /* of the payment_id it is about, likewise */
+    size_t payment_offset;    /* of its msg_payment_t; MSG_NO_PAYMENT when none */
     int (*decode)(const void *body, size_t len, void *out, msg_reject_t *why);
     void (*clear)(void *msg);
+    char *(*canonical)(const void *msg); /* caller frees; NULL on OOM */
 } msg_decoder_t;
 
-extern const msg_decoder_t msg_decoder_requested; /* msg_payment_t */
-extern const msg_decoder_t msg_decoder_approved;  /* msg_approved_t */
-extern const msg_decoder_t msg_decoder_completed; /* msg_completed_t */
+extern const msg_decoder_t msg_decoder_requested;        /* msg_payment_t */
+extern const msg_decoder_t msg_decoder_approved;         /* msg_approved_t */
+extern const msg_decoder_t msg_decoder_completed;        /* msg_completed_t */
+extern const msg_decoder_t msg_decoder_refund_requested; /* msg_refund_t */
 
 #endif

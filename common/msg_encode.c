@@ -163,14 +163,64 @@ char *msg_encode_batch_closed(const msg_batch_closed_t *bc, int64_t occurred_ms)
         msg_set(&b, "count", json_integer(bc->count));
         msg_set(&b, "gross", json_integer(bc->gross));
         msg_set(&b, "fees", json_integer(bc->fees));
+        msg_set(&b, "refunds", json_integer(bc->refunds));
+        msg_set(&b, "refund_count", json_integer(bc->refund_count));
+        msg_set(&b, "carried_in", json_integer(bc->carried_in));
+        msg_set(&b, "carried_out", json_integer(bc->carried_out));
         msg_set(&b, "net", json_integer(bc->net));
     }
     return msg_finish(&b);
 }
 
+/* The envelope and the refund's request fields (reason stays with the
+ * request: the events' `reason` is refund.failed's). */
+static msg_builder_t msg_begin_refund(const char *type, const msg_refund_t *r, int64_t occurred_ms)
+{
+    if (!r || !msg_id_valid(r->refund_id, strlen(r->refund_id)) ||
+        !msg_id_valid(r->payment_id, strlen(r->payment_id)))
+        return (msg_builder_t){NULL, true};
+    msg_builder_t b = msg_begin(type, r->refund_id, NULL, occurred_ms);
+    if (!b.bad) {
+        msg_set(&b, "refund_id", json_string(r->refund_id));
+        msg_set(&b, "payment_id", json_string(r->payment_id));
+        msg_set(&b, "amount", json_integer(r->amount));
+    }
+    return b;
+}
+
+char *msg_encode_refund_completed(const msg_refund_t *r, const msg_refund_done_t *d,
+                                  int64_t occurred_ms)
+{
+    if (!d || !msg_id_valid(d->transfer_id, strlen(d->transfer_id)) ||
+        !msg_id_valid(d->batch_id, strlen(d->batch_id)) || d->refunded_total < 1 ||
+        d->remaining < 0)
+        return NULL;
+    msg_builder_t b = msg_begin_refund(MSG_TYPE_REFUND_COMPLETED, r, occurred_ms);
+    if (!b.bad) {
+        msg_set(&b, "payer", json_string(d->payer));
+        msg_set(&b, "payee", json_string(d->payee));
+        msg_set(&b, "currency", json_string(d->currency));
+        msg_set(&b, "transfer_id", json_string(d->transfer_id));
+        msg_set(&b, "refunded_total", json_integer(d->refunded_total));
+        msg_set(&b, "remaining", json_integer(d->remaining));
+        msg_set(&b, "batch_id", json_string(d->batch_id));
+    }
+    return msg_finish(&b);
+}
+
+char *msg_encode_refund_failed(const msg_refund_t *r, const char *reason, int64_t occurred_ms)
+{
+    if (!msg_refund_failure_reason_valid(reason))
+        return NULL;
+    msg_builder_t b = msg_begin_refund(MSG_TYPE_REFUND_FAILED, r, occurred_ms);
+    if (!b.bad)
+        msg_set(&b, "reason", json_string(reason));
+    return msg_finish(&b);
+}
+
 char *msg_encode_rejected(const char *queue, const msg_reject_t *why,
-                          const char *payment_id_or_null, const char *event_key,
-                          int64_t occurred_ms)
+                          const char *payment_id_or_null, const char *refund_id_or_null,
+                          const char *event_key, int64_t occurred_ms)
 {
     if (!queue || !msg_id_valid(queue, strlen(queue)) || !why || !event_key ||
         (unsigned)why->reason >= MSG_REASON_COUNT)
@@ -186,6 +236,8 @@ char *msg_encode_rejected(const char *queue, const msg_reject_t *why,
         msg_set(&b, "reason", json_string(msg_reason_str(why->reason)));
         msg_set(&b, "detail", json_string(detail));
         msg_set(&b, "queue", json_string(queue));
+        if (refund_id_or_null && msg_id_valid(refund_id_or_null, strlen(refund_id_or_null)))
+            msg_set(&b, "refund_id", json_string(refund_id_or_null));
     }
     return msg_finish(&b);
 }

@@ -10,7 +10,8 @@
  *
  * Public API: msg_encode_approved(), msg_encode_declined(),
  * msg_encode_completed(), msg_encode_failed(), msg_batch_closed_t,
- * msg_encode_batch_closed(), msg_encode_rejected().
+ * msg_encode_batch_closed(), msg_refund_done_t, msg_encode_refund_completed(),
+ * msg_encode_refund_failed(), msg_encode_rejected().
  */
 #ifndef LL_MSG_ENCODE_H
 #define LL_MSG_ENCODE_H
@@ -46,17 +47,38 @@ typedef struct {
     int64_t count; /* payments in the batch */
     int64_t gross; /* minor units */
     int64_t fees;
-    int64_t net; /* gross - fees */
+    int64_t refunds;      /* the refunds netted by the batch */
+    int64_t refund_count; /* how many */
+    int64_t carried_in;   /* a shortfall carried from the payee's previous batch */
+    int64_t carried_out;  /* this batch's shortfall, carried into the next */
+    int64_t net;          /* paid out: gross - fees - refunds - carried_in, or 0 */
 } msg_batch_closed_t;
 
 char *msg_encode_batch_closed(const msg_batch_closed_t *b, int64_t occurred_ms);
 
+/* refund.completed: the request `r` and what the refund stage did; event_id
+ * key is r->refund_id. */
+typedef struct {
+    char payer[MSG_ID_MAX + 1]; /* of the payment: the refund's credit side */
+    char payee[MSG_ID_MAX + 1]; /* of the payment: the refund's debit side */
+    char currency[4];
+    char transfer_id[MSG_ID_MAX + 1];
+    int64_t refunded_total;        /* of the payment, this refund included */
+    int64_t remaining;             /* what may still be refunded */
+    char batch_id[MSG_ID_MAX + 1]; /* the settlement batch that nets it */
+} msg_refund_done_t;
+
+char *msg_encode_refund_completed(const msg_refund_t *r, const msg_refund_done_t *d,
+                                  int64_t occurred_ms);
+/* refund.failed; reason: one of msg_refund_failure_reason_at(). */
+char *msg_encode_refund_failed(const msg_refund_t *r, const char *reason, int64_t occurred_ms);
+
 /* message.rejected: reason and detail from `why`; `queue` the consuming
  * queue (must be an id, NULL otherwise); payment_id only when
- * payment_id_or_null is a valid id; event_key as built by
- * msg_rejected_key(). */
+ * payment_id_or_null is a valid id; refund_id likewise (a rejected
+ * refund.requested); event_key as built by msg_rejected_key(). */
 char *msg_encode_rejected(const char *queue, const msg_reject_t *why,
-                          const char *payment_id_or_null, const char *event_key,
-                          int64_t occurred_ms);
+                          const char *payment_id_or_null, const char *refund_id_or_null,
+                          const char *event_key, int64_t occurred_ms);
 
 #endif

@@ -32,7 +32,7 @@ static bool new_events(item_t *items, size_t n, char *cols[4])
     for (size_t i = 0; i < n; i++) {
         if (!wanted(&items[i], VERDICT_NEW))
             continue;
-        const char *v[4] = {items[i].payment_id, items[i].ev_id, items[i].ev_rk, items[i].ev_body};
+        const char *v[4] = {items[i].key, items[i].ev_id, items[i].ev_rk, items[i].ev_body};
         for (int c = 0; c < 4; c++) {
             if (k)
                 sbuf_addc(&b[c], OUTBOX_SEP);
@@ -59,7 +59,7 @@ static char *duplicate_ids(item_t *items, size_t n)
     size_t len = 3, k = 0;
     for (size_t i = 0; i < n; i++)
         if (wanted(&items[i], VERDICT_DUPLICATE))
-            len += strlen(items[i].payment_id) + 3, k++;
+            len += strlen(items[i].key) + 3, k++;
     if (k == 0)
         return NULL;
     char *arr = ll_xmalloc(len);
@@ -67,8 +67,7 @@ static char *duplicate_ids(item_t *items, size_t n)
     arr[w++] = '{';
     for (size_t i = 0; i < n; i++)
         if (wanted(&items[i], VERDICT_DUPLICATE))
-            w += (size_t)snprintf(arr + w, len - w, "%s\"%s\"", w > 1 ? "," : "",
-                                  items[i].payment_id);
+            w += (size_t)snprintf(arr + w, len - w, "%s\"%s\"", w > 1 ? "," : "", items[i].key);
     snprintf(arr + w, len - w, "}");
     return arr;
 }
@@ -121,7 +120,7 @@ int outbox_write(db_t *db, const char *stage, item_t *items, size_t n)
             if (!wanted(&items[i], VERDICT_DUPLICATE))
                 continue;
             int row = 0;
-            while (row < PQntuples(r) && strcmp(PQgetvalue(r, row, 0), items[i].payment_id))
+            while (row < PQntuples(r) && strcmp(PQgetvalue(r, row, 0), items[i].key))
                 row++;
             if (row == PQntuples(r)) {
                 /* processed before but its event is not stored: cannot replay */

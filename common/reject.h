@@ -11,12 +11,12 @@
 #include "batch.h"
 
 /* Marks `it` rejected: verdict REJECT, parked, and its message.rejected
- * event (reason, detail, queue, payment_id when readable) encoded now. */
+ * event (reason, detail, queue, payment_id when readable, refund_id when
+ * the item's key is one) encoded now; the event id is of it->key. */
 void item_reject(item_t *it, const char *queue, const msg_reject_t *why);
 /* Rejects `it` as an idempotency conflict with the payload first processed
- * under its payment_id (canonical JSON, `prior`), naming the fields that
- * differ from `now`. */
-void item_reject_conflict(item_t *it, const char *queue, const char *prior,
-                          const msg_payment_t *now);
+ * under its key (canonical JSON, `prior`), naming the fields that differ
+ * from it->canonical. */
+void item_reject_conflict(item_t *it, const char *queue, const char *prior);
 
 #endif

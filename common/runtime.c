@@ -471,8 +471,7 @@ static int rt_commit(rt_t *rt, item_t *items, size_t n)
             it++;
         it->attempts++;
         log_warnx(
-            (&(log_ctx_t){
-                .queue = rt->st->queue, .payment_id = it->payment_id, .err = db_errstr(rt->db)}),
+            (&(log_ctx_t){.queue = rt->st->queue, .payment_id = it->key, .err = db_errstr(rt->db)}),
             "processing failed (attempt %d of %lld)", it->attempts, rt->cfg.worker.max_attempts);
         if (it->attempts >= rt->cfg.worker.max_attempts) {
             msg_reject_t why = {.reason = MSG_REASON_PROCESSING_FAILED};

@@ -25,21 +25,25 @@ bool stage_col_is(const stage_row_t *r, const char *name, const char *value)
 
 const msg_payment_t *stage_payment(const stage_t *st, const item_t *it)
 {
+    if (st->consumes->payment_offset == MSG_NO_PAYMENT)
+        log_panic("stage %s: %s carries no payment", st->name, st->consumes->type);
     return (const msg_payment_t *)((const char *)it->msg + st->consumes->payment_offset);
 }
 
-/* An item whose signature or body the stage refused: its payment_id when
- * the body shows one. */
-static int undecodable(item_t *it, int rc)
+/* An item whose signature or body the stage refused: its key and payment
+ * when the body shows them. */
+static int undecodable(const msg_decoder_t *dec, item_t *it, int rc)
 {
     if (rc == LL_ENOMEM)
         log_panic("out of memory decoding a message");
+    if (msg_peek_id(it->d.body, it->d.len, dec->key_field, it->key) != LL_OK)
+        it->key[0] = '\0';
     if (msg_peek_payment_id(it->d.body, it->d.len, it->payment_id) != LL_OK)
         it->payment_id[0] = '\0';
     return LL_EREJECT;
 }
 
-static int check_signature(const sign_keyring_t *keys, item_t *it)
+static int check_signature(const msg_decoder_t *dec, const sign_keyring_t *keys, item_t *it)
 {
     char sig[SIGN_MAX + 16];
     const char *h = mq_delivery_header(&it->d, SIGN_HEADER, sig, sizeof sig);
@@ -47,27 +51,29 @@ static int check_signature(const sign_keyring_t *keys, item_t *it)
     if (sign_verify(keys, h, it->d.body, it->d.len, it->why.detail, sizeof it->why.detail) == LL_OK)
         return LL_OK;
     it->why.reason = MSG_REASON_BAD_SIGNATURE;
-    return undecodable(it, LL_EREJECT);
+    return undecodable(dec, it, LL_EREJECT);
 }
 
 int stage_decode(const stage_t *st, const sign_keyring_t *verify, item_t *it)
 {
-    if (verify && check_signature(verify, it) != LL_OK)
-        return LL_EREJECT;
     const msg_decoder_t *dec = st->consumes;
+    it->key_field = dec->key_field;
+    if (verify && check_signature(dec, verify, it) != LL_OK)
+        return LL_EREJECT;
     void *msg = ll_xcalloc(1, dec->size);
     int rc = dec->decode(it->d.body, it->d.len, msg, &it->why);
     if (rc != LL_OK) {
         free(msg);
-        return undecodable(it, rc);
+        return undecodable(dec, it, rc);
     }
     it->msg = msg;
-    const msg_payment_t *p = stage_payment(st, it);
-    snprintf(it->payment_id, sizeof it->payment_id, "%s", p->payment_id);
-    /* the hash is msg_payment_hash()'s: of this canonical text */
-    it->canonical = msg_payment_canonical(p);
+    snprintf(it->key, sizeof it->key, "%s", (const char *)msg + dec->key_offset);
+    snprintf(it->payment_id, sizeof it->payment_id, "%s",
+             (const char *)msg + dec->payment_id_offset);
+    /* for a payment, the hash is msg_payment_hash()'s: of this canonical text */
+    it->canonical = dec->canonical(msg);
     if (!it->canonical)
-        log_panic("out of memory hashing payment %s", it->payment_id);
+        log_panic("out of memory hashing %s %s", dec->key_field, it->key);
     msg_body_hash(it->canonical, strlen(it->canonical), it->hash);
     return LL_OK;
 }
@@ -92,22 +98,26 @@ char *stage_batch_json(const stage_t *st, item_t *items, size_t n, size_t *count
         item_t *it = &items[i];
         if (it->state != ITEM_BATCHED)
             continue;
-        const msg_payment_t *p = stage_payment(st, it);
         sbuf_addc(&b, *count ? ',' : '[');
-        sbuf_adds(&b, "{\"payment_id\":");
-        sbuf_json_str(&b, p->payment_id);
+        sbuf_adds(&b, "{\"key\":");
+        sbuf_json_str(&b, it->key);
         sbuf_adds(&b, ",\"hash\":\"");
         sbuf_adds(&b, it->hash);
         sbuf_adds(&b, "\",\"payload\":");
         sbuf_json_str(&b, it->canonical);
-        sbuf_adds(&b, ",\"payer\":");
-        sbuf_json_str(&b, p->payer);
-        sbuf_adds(&b, ",\"payee\":");
-        sbuf_json_str(&b, p->payee);
-        sbuf_adds(&b, ",\"amount\":");
-        sbuf_i64(&b, p->amount);
-        sbuf_adds(&b, ",\"currency\":");
-        sbuf_json_str(&b, p->currency);
+        if (st->consumes->payment_offset != MSG_NO_PAYMENT) {
+            const msg_payment_t *p = stage_payment(st, it);
+            sbuf_adds(&b, ",\"payment_id\":");
+            sbuf_json_str(&b, p->payment_id);
+            sbuf_adds(&b, ",\"payer\":");
+            sbuf_json_str(&b, p->payer);
+            sbuf_adds(&b, ",\"payee\":");
+            sbuf_json_str(&b, p->payee);
+            sbuf_adds(&b, ",\"amount\":");
+            sbuf_i64(&b, p->amount);
+            sbuf_adds(&b, ",\"currency\":");
+            sbuf_json_str(&b, p->currency);
+        }
         if (st->element)
             st->element(&b, it);
         sbuf_addc(&b, '}');
@@ -121,7 +131,7 @@ char *stage_batch_json(const stage_t *st, item_t *items, size_t n, size_t *count
 static void decide(const stage_t *st, item_t *it, const stage_row_t *r)
 {
     if (stage_col_is(r, "verdict", "conflict")) {
-        item_reject_conflict(it, st->queue, stage_col(r, "prior_payload"), stage_payment(st, it));
+        item_reject_conflict(it, st->queue, stage_col(r, "prior_payload"));
         return;
     }
     if (st->replays && stage_col_is(r, "verdict", "duplicate")) {

@@ -7,8 +7,9 @@
  * The skeleton, per batch (the runtime calls it; docs/contract.md has the
  * messages, docs/ledger.md the SQL):
  *   decode   signature check with the stage's verify keyring (when it has
- *            one), then the stage's decoder; sets the item's msg,
- *            payment_id, canonical request and payload hash, or rejects;
+ *            one), then the stage's decoder; sets the item's msg, key
+ *            (payment_id, refund_id), payment_id, canonical request and
+ *            payload hash, or rejects;
  *   apply    one call of the stage's batch function: $1 is the JSON array
  *            of the BATCHED items (stage_batch_json), $2.. the stage's own
  *            parameters; it returns one row per element in their order,
@@ -100,13 +101,14 @@ typedef struct stage {
 int stage_decode(const stage_t *st, const sign_keyring_t *verify, item_t *it);
 /* Frees it->msg (NULL-safe). */
 void stage_release(const stage_t *st, item_t *it);
-/* The request fields of a decoded item. */
+/* The request fields of a decoded item (a stage consuming payment
+ * messages; panics for one that does not). */
 const msg_payment_t *stage_payment(const stage_t *st, const item_t *it);
 
 /* The JSON array of the BATCHED items of items[0..n): per element
- * {payment_id, hash, payload (the canonical request), payer, payee,
- * amount, currency} and the stage's element() fields. *count: how many.
- * Caller frees. */
+ * {key, hash, payload (the canonical request)}, for payment messages
+ * {payment_id, payer, payee, amount, currency}, and the stage's element()
+ * fields. *count: how many. Caller frees. */
 char *stage_batch_json(const stage_t *st, item_t *items, size_t n, size_t *count);
 
 /* Inside the batch transaction: runs the stage's batch function once over

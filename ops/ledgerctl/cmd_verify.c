@@ -36,9 +36,15 @@ static const invariant_t invariants[] = {
      "LEFT JOIN (SELECT account_id, sum(amount) AS s FROM entries GROUP BY account_id) e "
      "ON e.account_id = a.id WHERE a.balance <> coalesce(e.s, 0) ORDER BY a.id",
      0},
-    {"overdraft_respected", "no customer or merchant account is below -overdraft_limit",
-     "SELECT format('account %s: balance %s is below -%s', id, balance, overdraft_limit) "
-     "FROM accounts WHERE kind <> 'system' AND balance < -overdraft_limit ORDER BY id",
+    {"overdraft_respected",
+     "no customer or merchant account is below -overdraft_limit, except a payee by the "
+     "shortfall carried into its open settlement batches",
+     "SELECT format('account %s: balance %s is below -%s - %s carried', a.id, a.balance, "
+     "a.overdraft_limit, coalesce(c.s, 0)) FROM accounts a "
+     "LEFT JOIN (SELECT payee, sum(carried_in) AS s FROM settlement_batches "
+     "WHERE status = 'open' GROUP BY payee) c ON c.payee = a.id "
+     "WHERE a.kind <> 'system' AND a.balance::numeric < -a.overdraft_limit - coalesce(c.s, 0) "
+     "ORDER BY a.id",
      0},
     {"one_transfer_per_payment", "every payment_id has at most one payment transfer",
      "SELECT format('payment %s: %s payment transfers (ids %s)', ref, count(*), "
@@ -109,22 +115,68 @@ static const invariant_t invariants[] = {
      "ORDER BY 1",
      0},
     {"batch_postings_match",
-     "each batch's count and gross are its items'; a closed batch has net = gross - fees, "
-     "fees = min(item fees, gross), and its fee and payout transfers carry exactly that",
-     "SELECT format('batch %s (%s): count %s gross %s fees %s net %s; items %s/%s fees %s; "
-     "fee transfer %s payout transfer %s', b.id, b.status, b.count, b.gross, b.fees, b.net, "
-     "coalesce(i.n, 0), coalesce(i.g, 0), coalesce(i.f, 0), coalesce(ft.amount, 0), "
-     "coalesce(pt.amount, 0)) "
+     "each batch's count and gross are its items', its refunds its completed refunds; a "
+     "closed batch has fees = min(item fees, gross), net - carried_out = gross - fees - "
+     "refunds - carried_in with net >= 0, carried_out >= 0 and one of them 0, and its fee "
+     "and payout transfers carry exactly fees and net",
+     "SELECT format('batch %s (%s): count %s gross %s fees %s refunds %s/%s carried in %s out "
+     "%s net %s; items %s/%s fees %s; refunds %s/%s; fee transfer %s payout transfer %s', "
+     "b.id, b.status, b.count, b.gross, b.fees, b.refund_count, b.refunds, b.carried_in, "
+     "b.carried_out, b.net, coalesce(i.n, 0), coalesce(i.g, 0), coalesce(i.f, 0), "
+     "coalesce(r.n, 0), coalesce(r.s, 0), coalesce(ft.amount, 0), coalesce(pt.amount, 0)) "
      "FROM settlement_batches b "
      "LEFT JOIN (SELECT batch_id, count(*) n, sum(amount) g, sum(fee) f FROM settlement_items "
      "GROUP BY batch_id) i ON i.batch_id = b.id "
+     "LEFT JOIN (SELECT batch_id, count(*) n, sum(amount) s FROM refunds "
+     "WHERE batch_id IS NOT NULL GROUP BY batch_id) r ON r.batch_id = b.id "
      "LEFT JOIN transfers ft ON ft.kind = 'fee' AND ft.ref = b.id "
      "LEFT JOIN transfers pt ON pt.kind = 'payout' AND pt.ref = b.id "
      "WHERE b.count <> coalesce(i.n, 0) OR b.gross <> coalesce(i.g, 0) "
-     "OR b.fees_raw <> coalesce(i.f, 0) "
-     "OR (b.status = 'closed' AND (b.net <> b.gross - b.fees OR b.fees <> least(b.fees_raw, "
-     "b.gross) OR coalesce(ft.amount, 0) <> b.fees OR coalesce(pt.amount, 0) <> b.net)) "
+     "OR b.fees_raw <> coalesce(i.f, 0) OR b.refund_count <> coalesce(r.n, 0) "
+     "OR b.refunds <> coalesce(r.s, 0) "
+     "OR (b.status = 'closed' AND (b.carried_out IS NULL OR b.net < 0 "
+     "OR (b.net > 0 AND b.carried_out > 0) "
+     "OR b.net::numeric - b.carried_out <> b.gross::numeric - b.fees - b.refunds - b.carried_in "
+     "OR b.fees <> least(b.fees_raw, b.gross) OR coalesce(ft.amount, 0) <> b.fees "
+     "OR coalesce(pt.amount, 0) <> b.net)) "
      "OR (b.status = 'open' AND (ft.id IS NOT NULL OR pt.id IS NOT NULL)) ORDER BY 1",
+     0},
+    {"carry_conserved",
+     "per payee and currency, the shortfalls closed batches carried out were all carried into "
+     "a batch",
+     "SELECT format('payee %s %s: %s carried out, %s carried in', payee, currency, o, i) FROM "
+     "(SELECT payee, currency, sum(coalesce(carried_out, 0)) o, sum(carried_in) i "
+     "FROM settlement_batches GROUP BY payee, currency) x WHERE o <> i ORDER BY 1",
+     0},
+    {"refunds_within_payment",
+     "a payment's completed refunds add up to at most its amount, and each is a refund "
+     "transfer of its amount from the payment's payee to its payer, in a batch of that payee",
+     "SELECT format('payment %s: refunds %s exceed its amount %s', r.payment_id, sum(r.amount), "
+     "min(t.amount)) FROM refunds r JOIN transfers t ON t.kind = 'payment' "
+     "AND t.ref = r.payment_id WHERE r.outcome = 'completed' GROUP BY r.payment_id "
+     "HAVING sum(r.amount) > min(t.amount) "
+     "UNION ALL SELECT format('refund %s: completed without a payment transfer of %s', "
+     "r.refund_id, r.payment_id) FROM refunds r WHERE r.outcome = 'completed' AND NOT EXISTS "
+     "(SELECT 1 FROM transfers t WHERE t.kind = 'payment' AND t.ref = r.payment_id) "
+     "UNION ALL SELECT format('refund %s: transfer %s is %s %s -> %s, the payment %s is %s -> "
+     "%s, batch %s of %s', r.refund_id, x.id, x.amount, x.debit_account, x.credit_account, "
+     "t.ref, t.debit_account, t.credit_account, b.id, b.payee) FROM refunds r "
+     "JOIN transfers t ON t.kind = 'payment' AND t.ref = r.payment_id "
+     "LEFT JOIN transfers x ON x.id = r.transfer_id "
+     "LEFT JOIN settlement_batches b ON b.id = r.batch_id WHERE r.outcome = 'completed' "
+     "AND (x.id IS NULL OR x.kind <> 'refund' OR x.ref <> r.refund_id OR x.amount <> r.amount "
+     "OR x.debit_account <> t.credit_account OR x.credit_account <> t.debit_account "
+     "OR b.payee IS DISTINCT FROM t.credit_account OR b.currency <> t.currency) ORDER BY 1",
+     0},
+    {"refund_processed_once",
+     "every refund transfer has exactly one processed refund request and one refunds row",
+     "SELECT format('refund transfer %s (%s): %s processed rows, %s refunds rows', x.id, x.ref, "
+     "(SELECT count(*) FROM processed p WHERE p.stage = 'refund' AND p.payment_id = x.ref), "
+     "(SELECT count(*) FROM refunds r WHERE r.refund_id = x.ref AND r.transfer_id = x.id)) "
+     "FROM transfers x WHERE x.kind = 'refund' AND ((SELECT count(*) FROM processed p "
+     "WHERE p.stage = 'refund' AND p.payment_id = x.ref AND p.outcome = 'completed') <> 1 "
+     "OR (SELECT count(*) FROM refunds r WHERE r.refund_id = x.ref AND r.transfer_id = x.id) "
+     "<> 1) ORDER BY x.id",
      0},
 };
 

@@ -194,7 +194,7 @@ static void drop_keys(void)
 static void item_decoded(item_t *it, const char *payment_id, const char *hash, bool redelivered)
 {
     memset(it, 0, sizeof *it);
-    snprintf(it->payment_id, sizeof it->payment_id, "%s", payment_id);
+    snprintf(it->key, sizeof it->key, "%s", payment_id);
     snprintf(it->hash, sizeof it->hash, "%s", hash);
     it->d.redelivered = redelivered;
     item_set_state(it, ITEM_DECODED);
@@ -686,7 +686,7 @@ START_TEST(idem_scope_isolates_ledgers_and_stages)
         snprintf(want, sizeof want, "P|%s|%s", hash, OURS);
         for (int i = 0; i < 2; i++) {
             char k[256];
-            full_key(k, sizeof k, others[s], items[i].payment_id);
+            full_key(k, sizeof k, others[s], items[i].key);
             assert_value(c, k, want);
             assert_ttl_near(c, k, INFLIGHT_MS);
         }
@@ -858,7 +858,7 @@ START_TEST(idem_done_records_published_outcomes)
         event_id_of(evs[i], r->label);
         snprintf(bodies[i], sizeof bodies[i], "{\"payment_id\":\"%s\",\"n\":\"%zu|x|\"}", pid, i);
         memset(&items[i], 0, sizeof items[i]);
-        snprintf(items[i].payment_id, sizeof items[i].payment_id, "%s", r->no_pid ? "" : pid);
+        snprintf(items[i].key, sizeof items[i].key, "%s", r->no_pid ? "" : pid);
         snprintf(items[i].hash, sizeof items[i].hash, "%s", hashes[i]);
         advance(&items[i], r->state);
         items[i].verdict = r->verdict;
@@ -867,7 +867,7 @@ START_TEST(idem_done_records_published_outcomes)
             item_set_event(&items[i], evs[i], strdup("payment.accepted"), strdup(bodies[i]));
         /* our claim, as idem_claim left it */
         char key[256];
-        full_key(key, sizeof key, scope, items[i].payment_id);
+        full_key(key, sizeof key, scope, items[i].key);
         snprintf(claims[i], sizeof claims[i], "P|%s|%s", hashes[i], OURS);
         if (!r->no_pid)
             raw_set(c, key, claims[i], STORED_MS);
@@ -877,7 +877,7 @@ START_TEST(idem_done_records_published_outcomes)
     for (size_t i = 0; i < DONE_ROWS; i++) {
         const done_row_t *r = &done_rows[i];
         char key[256];
-        full_key(key, sizeof key, scope, items[i].payment_id);
+        full_key(key, sizeof key, scope, items[i].key);
         if (r->no_pid) {
             assert_value(c, key, NULL); /* "idem:<scope>:" never written */
         } else if (r->written) {
@@ -1015,7 +1015,7 @@ START_TEST(idem_claim_counts_answered_and_deferred)
             raw_set(c, key, stored[i], STORED_MS);
         if (r->rejected) {
             memset(&items[i], 0, sizeof items[i]);
-            snprintf(items[i].payment_id, sizeof items[i].payment_id, "%s", r->payment_id);
+            snprintf(items[i].key, sizeof items[i].key, "%s", r->payment_id);
             snprintf(items[i].hash, sizeof items[i].hash, "%s", hashes[i]);
             items[i].verdict = VERDICT_REJECT;
             items[i].park = true;

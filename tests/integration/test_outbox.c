@@ -81,7 +81,7 @@ static void item_make(item_t *it, item_state_t state, const char *pid, item_verd
     memset(it, 0, sizeof *it);
     it->state = state;
     it->verdict = v;
-    snprintf(it->payment_id, sizeof it->payment_id, "%s", pid);
+    snprintf(it->key, sizeof it->key, "%s", pid);
     if (body) {
         char id[MSG_EVENT_ID_LEN + 1];
         msg_event_id(rk, pid, id);
@@ -239,7 +239,7 @@ START_TEST(outbox_write_new_items_get_one_row_each_exactly_as_their_event)
                             1, p);
         ck_assert_int_eq(PQntuples(r), 1);
         ck_assert_str_eq(PQgetvalue(r, 0, 0), "payment");
-        ck_assert_str_eq(PQgetvalue(r, 0, 1), it[i].payment_id);
+        ck_assert_str_eq(PQgetvalue(r, 0, 1), it[i].key);
         ck_assert_str_eq(PQgetvalue(r, 0, 2), it[i].ev_id);
         ck_assert_str_eq(PQgetvalue(r, 0, 3), OUTBOX_EXCHANGE);
         ck_assert_str_eq(PQgetvalue(r, 0, 4), it[i].ev_rk);
@@ -291,7 +291,7 @@ START_TEST(outbox_write_duplicate_gets_event_and_outbox_id_of_the_stored_row)
                             "WHERE id = $1 AND stage = 'payment'",
                             1, p);
         ck_assert_int_eq(PQntuples(r), 1);
-        ck_assert_str_eq(PQgetvalue(r, 0, 0), dup[i].payment_id);
+        ck_assert_str_eq(PQgetvalue(r, 0, 0), dup[i].key);
         ck_assert_int_eq(dup[i].outbox_id, first[i].outbox_id);
         ck_assert_str_eq(dup[i].ev_id, PQgetvalue(r, 0, 1));
         ck_assert_ptr_nonnull(dup[i].ev_rk);

@@ -21,7 +21,7 @@ START_TEST(a_rejected_item_carries_its_event_and_is_parked)
     static char body[] = "{\"payment_id\":\"p-9\",\"amount\":1.5}";
     it.d.body = body;
     it.d.len = strlen(body);
-    snprintf(it.payment_id, sizeof it.payment_id, "p-9");
+    snprintf(it.key, sizeof it.key, "p-9");
     msg_reject_t why = {.reason = MSG_REASON_SCHEMA_VIOLATION};
     snprintf(why.field, sizeof why.field, "amount");
     snprintf(why.detail, sizeof why.detail, "amount: must be a JSON integer");
@@ -56,12 +56,15 @@ START_TEST(a_conflict_names_the_fields_that_differ)
     msg_payment_t now;
     msg_reject_t ignore;
     ck_assert_int_eq(msg_payment_decode(now_body, strlen(now_body), &now, &ignore), LL_OK);
+    char *canonical = msg_payment_canonical(&now);
+    ck_assert_ptr_nonnull(canonical);
     item_t it;
     memset(&it, 0, sizeof it);
     it.d.body = now_body;
     it.d.len = strlen(now_body);
-    snprintf(it.payment_id, sizeof it.payment_id, "p-1");
-    item_reject_conflict(&it, "risk", first, &now);
+    snprintf(it.key, sizeof it.key, "p-1");
+    it.canonical = canonical; /* item_clear frees it */
+    item_reject_conflict(&it, "risk", first);
     ck_assert_int_eq(it.verdict, VERDICT_REJECT);
     ck_assert(it.park);
     ck_assert_int_eq(it.why.reason, MSG_REASON_IDEMPOTENCY_CONFLICT);

@@ -41,8 +41,9 @@
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static const char *const types[] = {
-    MSG_TYPE_REQUESTED, MSG_TYPE_APPROVED,     MSG_TYPE_DECLINED, MSG_TYPE_COMPLETED,
-    MSG_TYPE_FAILED,    MSG_TYPE_BATCH_CLOSED, MSG_TYPE_REJECTED,
+    MSG_TYPE_REQUESTED,        MSG_TYPE_APPROVED,      MSG_TYPE_DECLINED, MSG_TYPE_COMPLETED,
+    MSG_TYPE_FAILED,           MSG_TYPE_BATCH_CLOSED,  MSG_TYPE_REJECTED, MSG_TYPE_REFUND_REQUESTED,
+    MSG_TYPE_REFUND_COMPLETED, MSG_TYPE_REFUND_FAILED,
 };
 
 static json_t *load_schema(const char *type)
@@ -244,7 +245,7 @@ START_TEST(test_fields_match)
     }
     ck_assert_uint_eq(json_array_size(req), nreq);
     /* events: `type` is the routing key */
-    if (strcmp(type, MSG_TYPE_REQUESTED) != 0)
+    if (strcmp(type, MSG_TYPE_REQUESTED) != 0 && strcmp(type, MSG_TYPE_REFUND_REQUESTED) != 0)
         ck_assert_str_eq(json_string_value(json_object_get(prop(s, "type"), "const")), type);
     json_decref(s);
 }
@@ -364,6 +365,22 @@ START_TEST(test_reason_enums)
         ck_assert_str_eq(json_string_value(json_array_get(en, i)), msg_failure_reason_at(i));
     json_decref(s);
 
+    s = load_schema(MSG_TYPE_REFUND_FAILED);
+    en = json_object_get(prop(s, "reason"), "enum");
+    n = 0;
+    while (msg_refund_failure_reason_at(n))
+        n++;
+    ck_assert_uint_eq(json_array_size(en), n);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_str_eq(json_string_value(json_array_get(en, i)), msg_refund_failure_reason_at(i));
+    json_decref(s);
+
+    s = load_schema(MSG_TYPE_REFUND_REQUESTED);
+    ck_assert_int_eq(int_kw(prop(s, "reason"), "maxLength"), MSG_DESCRIPTION_MAX);
+    ck_assert_int_eq(int_kw(prop(s, "reason"), "x-maxBytes"), MSG_DESCRIPTION_MAX);
+    ck_assert_int_eq(int_kw(s, "x-maxBodyBytes"), MSG_BODY_MAX);
+    json_decref(s);
+
     s = load_schema(MSG_TYPE_DECLINED);
     en = json_object_get(prop(s, "reason"), "enum");
     ck_assert_uint_eq(json_array_size(en), 1);
@@ -424,14 +441,22 @@ START_TEST(test_encoders_match_schemas)
     check_event(MSG_TYPE_COMPLETED, msg_encode_completed(&p, "t-1", t, t), true);
     for (size_t i = 0; msg_failure_reason_at(i); i++)
         check_event(MSG_TYPE_FAILED, msg_encode_failed(&p, msg_failure_reason_at(i), t), true);
-    msg_batch_closed_t b = {"b-1", "acc_B", "EUR", t, t + 1000, 2, 500, 20, 480};
+    msg_batch_closed_t b = {"b-1", "acc_B", "EUR", t, t + 1000, 2, 500, 20, 100, 1, 30, 0, 350};
     check_event(MSG_TYPE_BATCH_CLOSED, msg_encode_batch_closed(&b, t), true);
+    msg_refund_t rf = {"r-1", "p-1", 40, "customer asked", true};
+    msg_refund_done_t done = {"acc_A", "acc_B", "EUR", "t-2", 40, 60, "b-1"};
+    check_event(MSG_TYPE_REFUND_COMPLETED, msg_encode_refund_completed(&rf, &done, t), true);
+    for (size_t i = 0; msg_refund_failure_reason_at(i); i++)
+        check_event(MSG_TYPE_REFUND_FAILED,
+                    msg_encode_refund_failed(&rf, msg_refund_failure_reason_at(i), t), true);
+    ck_assert_ptr_null(msg_encode_refund_failed(&rf, "payment_declined", t));
     for (int r = 0; r < MSG_REASON_COUNT; r++) {
         msg_reject_t rj = {(msg_reason_t)r, "amount", ""};
         memset(rj.detail, 'x', sizeof rj.detail - 1); /* longest detail */
-        check_event(MSG_TYPE_REJECTED, msg_encode_rejected("risk", &rj, "p-1", "risk\np-1", t),
-                    true);
-        check_event(MSG_TYPE_REJECTED, msg_encode_rejected("risk", &rj, NULL, "risk\nh", t), false);
+        check_event(MSG_TYPE_REJECTED,
+                    msg_encode_rejected("refunds", &rj, "p-1", "r-1", "refunds\nr-1", t), true);
+        check_event(MSG_TYPE_REJECTED, msg_encode_rejected("risk", &rj, NULL, NULL, "risk\nh", t),
+                    false);
     }
     msg_payment_clear(&p);
     /* without the optional fields */
@@ -521,6 +546,52 @@ START_TEST(test_verdicts)
     bool ok = validate(s, o, w, sizeof w);
     ck_assert_msg(ok == verdicts[_i].schema_ok, "%s: schema says %d (%s)", verdicts[_i].label, ok,
                   w);
+    json_decref(o);
+    json_decref(s);
+}
+END_TEST
+
+/* refund.requested, the refund stage's input: decoder and schema agree. */
+#define RF(extra) "{\"refund_id\":\"r-1\",\"payment_id\":\"p-1\"" extra "}"
+
+static const struct {
+    const char *label;
+    const char *body;
+    bool decoder_ok;
+    bool schema_ok;
+} refund_verdicts[] = {
+    {"valid", RF(",\"amount\":1"), true, true},
+    {"valid with reason", RF(",\"amount\":100000000000000,\"reason\":\"damaged\""), true, true},
+    {"amount missing", RF(""), false, false},
+    {"amount 0", RF(",\"amount\":0"), false, false},
+    {"amount 10^14+1", RF(",\"amount\":100000000000001"), false, false},
+    {"amount string", RF(",\"amount\":\"5\""), false, false},
+    {"reason a number", RF(",\"amount\":1,\"reason\":5"), false, false},
+    {"currency (not a refund field)", RF(",\"amount\":1,\"currency\":\"EUR\""), false, false},
+    {"refund_id missing", "{\"payment_id\":\"p-1\",\"amount\":1}", false, false},
+    {"refund_id bad charset", "{\"refund_id\":\"r 1\",\"payment_id\":\"p-1\",\"amount\":1}", false,
+     false},
+    {"amount 1.0 (code only: JSON Schema's integer includes 1.0)", RF(",\"amount\":1.0"), false,
+     true},
+};
+
+START_TEST(test_refund_verdicts)
+{
+    json_t *s = load_schema(MSG_TYPE_REFUND_REQUESTED);
+    const char *b = refund_verdicts[_i].body;
+    msg_refund_t r;
+    msg_reject_t why;
+    int rc = msg_refund_decode(b, strlen(b), &r, &why);
+    ck_assert_msg((rc == LL_OK) == refund_verdicts[_i].decoder_ok, "%s: decoder %s (%s)",
+                  refund_verdicts[_i].label, ll_errname(rc), rc ? why.detail : "");
+    if (rc != LL_OK)
+        ck_assert_int_eq(why.reason, MSG_REASON_SCHEMA_VIOLATION);
+    json_t *o = json_loads(b, JSON_REJECT_DUPLICATES, NULL);
+    ck_assert_ptr_nonnull(o);
+    char w[256] = "";
+    bool ok = validate(s, o, w, sizeof w);
+    ck_assert_msg(ok == refund_verdicts[_i].schema_ok, "%s: schema says %d (%s)",
+                  refund_verdicts[_i].label, ok, w);
     json_decref(o);
     json_decref(s);
 }
@@ -642,6 +713,7 @@ static Suite *schema_suite(void)
     tcase_add_test(tc, test_reason_enums);
     tcase_add_test(tc, test_encoders_match_schemas);
     tcase_add_loop_test(tc, test_verdicts, 0, N(verdicts));
+    tcase_add_loop_test(tc, test_refund_verdicts, 0, N(refund_verdicts));
     tcase_add_loop_test(tc, test_event_verdicts, 0, N(event_verdicts));
     suite_add_tcase(s, tc);
     return s;

@@ -64,7 +64,7 @@ START_TEST(decoding_sets_the_id_the_canonical_request_and_its_hash)
     item_t it;
     item_of(&it, body);
     ck_assert_int_eq(stage_decode(&completed_stage, NULL, &it), LL_OK);
-    ck_assert_str_eq(it.payment_id, "p-1");
+    ck_assert_str_eq(it.key, "p-1");
     const msg_payment_t *p = stage_payment(&completed_stage, &it);
     ck_assert_str_eq(p->payer, "alice");
     ck_assert_int_eq(p->amount, 250);
@@ -85,7 +85,7 @@ START_TEST(a_refused_body_is_a_rejection_naming_its_payment_id)
     item_t it;
     item_of(&it, body);
     ck_assert_int_eq(stage_decode(&requested_stage, NULL, &it), LL_EREJECT);
-    ck_assert_str_eq(it.payment_id, "p-2");
+    ck_assert_str_eq(it.key, "p-2");
     ck_assert_int_eq(it.why.reason, MSG_REASON_SCHEMA_VIOLATION);
     ck_assert_ptr_null(it.msg);
     item_done(&requested_stage, &it);
@@ -110,7 +110,7 @@ START_TEST(an_unsigned_body_is_refused_when_the_stage_verifies)
     item_of(&it, body);
     ck_assert_int_eq(stage_decode(&requested_stage, k, &it), LL_EREJECT);
     ck_assert_int_eq(it.why.reason, MSG_REASON_BAD_SIGNATURE);
-    ck_assert_str_eq(it.payment_id, "p-3");
+    ck_assert_str_eq(it.key, "p-3");
     item_done(&requested_stage, &it);
     item_of(&it, body); /* without a keyring the same body is fine */
     ck_assert_int_eq(stage_decode(&requested_stage, NULL, &it), LL_OK);

@@ -29,9 +29,9 @@ static void decide(item_t *it, const stage_row_t *r)
         body = msg_encode_failed(&a->payment, outcome, now);
     }
     if (!body)
-        log_panic("cannot encode %s for %s (outcome %s)", type, it->payment_id, outcome);
+        log_panic("cannot encode %s for %s (outcome %s)", type, it->key, outcome);
     char ev_id[MSG_EVENT_ID_LEN + 1];
-    msg_event_id(type, it->payment_id, ev_id);
+    msg_event_id(type, it->key, ev_id);
     it->verdict = VERDICT_NEW;
     item_set_event(it, ev_id, ll_xstrdup(type), body);
 }

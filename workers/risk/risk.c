@@ -178,13 +178,13 @@ static void decide(item_t *it, const stage_row_t *r)
         body = msg_encode_declined(p, rules, nrules, now);
     }
     if (!body)
-        log_panic("cannot encode %s for %s", type, it->payment_id);
+        log_panic("cannot encode %s for %s", type, it->key);
     char ev_id[MSG_EVENT_ID_LEN + 1];
-    msg_event_id(type, it->payment_id, ev_id);
+    msg_event_id(type, it->key, ev_id);
     it->verdict = VERDICT_NEW;
     item_set_event(it, ev_id, ll_xstrdup(type), body);
-    log_debugx((&(log_ctx_t){.queue = "risk", .payment_id = it->payment_id}), "%s (score %d)",
-               decision, score);
+    log_debugx((&(log_ctx_t){.queue = "risk", .payment_id = it->key}), "%s (score %d)", decision,
+               score);
 }
 
 const stage_t risk_stage = {

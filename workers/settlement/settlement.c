@@ -124,7 +124,7 @@ static void decide(item_t *it, const stage_row_t *r)
     }
     it->verdict = VERDICT_NEW;
     if (stage_col_is(r, "late", "t"))
-        log_infox((&(log_ctx_t){.queue = "settlement", .payment_id = it->payment_id}),
+        log_infox((&(log_ctx_t){.queue = "settlement", .payment_id = it->key}),
                   "late: its window is closed, added to %s", stage_col(r, "batch_id"));
 }
 
@@ -175,7 +175,8 @@ static int close_work(db_t *db, tick_txn_t *tx, void *arg)
                       "SELECT id, payee, currency, "
                       "(extract(epoch FROM window_start) * 1000)::bigint AS window_start_ms, "
                       "(extract(epoch FROM window_end) * 1000)::bigint AS window_end_ms, "
-                      "count, gross, fees, net FROM settlement_close($1, $2::bigint, $3)",
+                      "count, gross, fees, refunds, refund_count, carried_in, carried_out, net "
+                      "FROM settlement_close($1, $2::bigint, $3)",
                       3, p);
     if (rc != LL_OK) {
         snprintf(c->why, sizeof c->why, "%s", db_errstr(db));
@@ -202,6 +203,10 @@ static int close_work(db_t *db, tick_txn_t *tx, void *arg)
     b->count = strtoll(stage_col(&row, "count"), NULL, 10);
     b->gross = strtoll(stage_col(&row, "gross"), NULL, 10);
     b->fees = strtoll(stage_col(&row, "fees"), NULL, 10);
+    b->refunds = strtoll(stage_col(&row, "refunds"), NULL, 10);
+    b->refund_count = strtoll(stage_col(&row, "refund_count"), NULL, 10);
+    b->carried_in = strtoll(stage_col(&row, "carried_in"), NULL, 10);
+    b->carried_out = strtoll(stage_col(&row, "carried_out"), NULL, 10);
     b->net = strtoll(stage_col(&row, "net"), NULL, 10);
     PQclear(r);
     char *body = msg_encode_batch_closed(b, clock_now_ms());
@@ -243,9 +248,11 @@ static int close_one(tick_env_t *env, const char *id, long long fence, const cha
                             .has_count = true,
                             .duration_ms = (double)(clock_mono_us() - t0) / 1000.0,
                             .has_duration = true}),
-              "closed settlement batch %s: %lld payment(s), gross %lld, fees %lld, net %lld",
+              "closed settlement batch %s: %lld payment(s), gross %lld, fees %lld, refunds %lld, "
+              "carried in %lld, net %lld, carried out %lld",
               c.b.batch_id, (long long)c.b.count, (long long)c.b.gross, (long long)c.b.fees,
-              (long long)c.b.net);
+              (long long)c.b.refunds, (long long)c.b.carried_in, (long long)c.b.net,
+              (long long)c.b.carried_out);
     return 1;
 }
 

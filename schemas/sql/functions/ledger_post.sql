@@ -7,7 +7,9 @@
 -- id. A payment may not touch a system account (sys:funding has no funds
 -- check, so paying from it would create money): 'unknown_account'. Funds
 -- are checked on a non-system debit account only: new balance >=
--- -overdraft_limit. Balances are signed 64-bit: a posting that would take
+-- -overdraft_limit; except for a settlement fee (kind 'fee'), which the
+-- payee owes whatever its refunds left: below zero, the shortfall is
+-- carried into its next batch (settlement_close). Balances are signed 64-bit: a posting that would take
 -- either balance past the bigint range is 'balance_overflow' (checked in
 -- numeric, after the funds check), never an arithmetic error. Entries are signed (debit negative, credit positive)
 -- and carry the balance after them, so per currency all balances sum to 0.
@@ -55,7 +57,8 @@ BEGIN
         status := 'currency_mismatch';
         RETURN;
     END IF;
-    IF d.kind <> 'system' AND d.balance::numeric - p_amount < -d.overdraft_limit THEN
+    IF d.kind <> 'system' AND p_kind <> 'fee'
+       AND d.balance::numeric - p_amount < -d.overdraft_limit THEN
         status := 'insufficient_funds';
         RETURN;
     END IF;
