@@ -4,7 +4,8 @@
  * request as the risk stage recorded it, each stage's outcome, the risk
  * decision and its rules, the posting (transfer and the balances after
  * its entries), every event stored for it with its event_id and whether
- * the broker confirmed it, and the settlement batch with its payout.
+ * the broker confirmed it, the settlement batch with its payout, and its
+ * refunds (each with its outcome, transfer, netting batch and events).
  *
  * The statement builds the JSON document (`--json` prints it as is); the
  * text view is drawn from that document, so both always agree.
@@ -29,7 +30,8 @@ static const char *const show_sql =
     "             WHERE p.payment_id = $1 AND p.stage = 'risk'),"
     " 'stages', (SELECT json_agg(json_build_object('stage', p.stage, 'outcome', p.outcome,"
     "                   'at', " CTL_SQL_TIME("p.created_at") ") ORDER BY p.created_at, p.stage)"
-    "            FROM processed p WHERE p.payment_id = $1),"
+    "            FROM processed p WHERE p.payment_id = $1"
+    "              AND p.stage IN ('risk', 'payment', 'settlement')),"
     " 'risk', (SELECT json_build_object('decision', d.decision, 'score', d.score,"
     "                 'rules', d.rules, 'ruleset_version', d.ruleset_version,"
     "                 'decided_at', " CTL_SQL_TIME("d.decided_at") ")"
@@ -59,7 +61,22 @@ static const char *const show_sql =
     "                       'fee_transfer', b.fee_transfer::text,"
     "                       'payout_transfer', b.payout_transfer::text)"
     "                FROM settlement_items i JOIN settlement_batches b ON b.id = i.batch_id"
-    "                WHERE i.payment_id = $1))";
+    "                WHERE i.payment_id = $1),"
+    " 'refunds', (SELECT json_agg(json_build_object('refund_id', r.refund_id,"
+    "                    'amount', r.amount, 'outcome', r.outcome, 'reason', r.reason,"
+    "                    'transfer_id', r.transfer_id::text, 'batch_id', r.batch_id,"
+    "                    'decided_at', " CTL_SQL_TIME("r.created_at") ","
+    "                    'events', (SELECT json_agg(json_build_object('event_id', o.event_id,"
+    "                                'type', o.routing_key,"
+    "                                'stored_at', " CTL_SQL_TIME("o.created_at") ","
+    "                                'confirmed', NOT EXISTS (SELECT 1 FROM outbox_pending q"
+    "                                                         WHERE q.id = o.id)) ORDER BY o.id)"
+    "                               FROM outbox o WHERE o.stage = 'refund'"
+    "                                 AND o.payment_id = r.refund_id))"
+    "                    ORDER BY r.created_at, r.refund_id)"
+    "             FROM refunds r WHERE r.payment_id = $1),"
+    " 'refunded', (SELECT coalesce(sum(r.amount), 0) FROM refunds r"
+    "              WHERE r.payment_id = $1 AND r.outcome = 'completed'))";
 /* clang-format on */
 
 static const char *js(const json_t *o, const char *k)
@@ -135,13 +152,39 @@ static void draw(const json_t *doc)
             printf("            held: %s\n", js(st, "close_error"));
     }
     size_t i;
-    json_t *ev;
+    json_t *ev, *r;
+    json_array_foreach(json_object_get(doc, "refunds"), i, r)
+    {
+        printf("%-11s %s  %s %s  %s", i ? "" : "refunds", js(r, "refund_id"),
+               ctl_money(json_integer_value(json_object_get(r, "amount")), cur, m1, sizeof m1), cur,
+               js(r, "outcome"));
+        if (json_is_string(json_object_get(r, "transfer_id")))
+            printf("  transfer %s  netted in batch %s", js(r, "transfer_id"), js(r, "batch_id"));
+        printf("  at %s\n", js(r, "decided_at"));
+    }
+    if (json_array_size(json_object_get(doc, "refunds")))
+        printf("            refunded %s of %s %s\n",
+               ctl_money(json_integer_value(json_object_get(doc, "refunded")), cur, m1, sizeof m1),
+               t ? ctl_money(json_integer_value(json_object_get(t, "amount")), cur, m2, sizeof m2)
+                 : "-",
+               cur);
     json_array_foreach(json_object_get(doc, "events"), i, ev)
     {
         printf("%-11s %s  %-20s %s  %s\n", i ? "" : "events", js(ev, "stored_at"), js(ev, "type"),
                js(ev, "event_id"),
                json_is_true(json_object_get(ev, "confirmed")) ? "confirmed by the broker"
                                                               : "NOT YET CONFIRMED");
+    }
+    json_array_foreach(json_object_get(doc, "refunds"), i, r)
+    {
+        size_t k;
+        json_array_foreach(json_object_get(r, "events"), k, ev)
+        {
+            printf("%-11s %s  %-20s %s  %s\n", "", js(ev, "stored_at"), js(ev, "type"),
+                   js(ev, "event_id"),
+                   json_is_true(json_object_get(ev, "confirmed")) ? "confirmed by the broker"
+                                                                  : "NOT YET CONFIRMED");
+        }
     }
 }
 

@@ -39,14 +39,14 @@ static void on_declared(void *ud, const char *what, const char *name)
  * {name, pattern, apply-to, priority, definition}. */
 static json_t *wanted_policies(const settings_t *s)
 {
-    return json_pack("[{s:s, s:s, s:s, s:i, s:{s:I, s:s}}, {s:s, s:s, s:s, s:i, s:{s:I, s:s}}]",
-                     "name", "ledgerline-dead", "pattern", "^(risk|payments|settlement)\\.dead$",
-                     "apply-to", "queues", "priority", TOPOLOGY_POLICY_PRIORITY, "definition",
-                     "max-length", (json_int_t)s->amqp.dead_max_length, "overflow",
-                     settings_overflow_names[s->amqp.dead_overflow], "name", "ledgerline-audit",
-                     "pattern", "^events\\.audit$", "apply-to", "queues", "priority",
-                     TOPOLOGY_POLICY_PRIORITY, "definition", "max-length",
-                     (json_int_t)s->amqp.audit_max_length, "overflow", "drop-head");
+    return json_pack(
+        "[{s:s, s:s, s:s, s:i, s:{s:I, s:s}}, {s:s, s:s, s:s, s:i, s:{s:I, s:s}}]", "name",
+        "ledgerline-dead", "pattern", "^(risk|payments|settlement|refunds)\\.dead$", "apply-to",
+        "queues", "priority", TOPOLOGY_POLICY_PRIORITY, "definition", "max-length",
+        (json_int_t)s->amqp.dead_max_length, "overflow",
+        settings_overflow_names[s->amqp.dead_overflow], "name", "ledgerline-audit", "pattern",
+        "^events\\.audit$", "apply-to", "queues", "priority", TOPOLOGY_POLICY_PRIORITY,
+        "definition", "max-length", (json_int_t)s->amqp.audit_max_length, "overflow", "drop-head");
 }
 
 /* PUTs each policy of `want`, then reads it back and checks the broker

@@ -38,11 +38,11 @@ static const invariant_t invariants[] = {
      0},
     {"overdraft_respected",
      "no customer or merchant account is below -overdraft_limit, except a payee by the "
-     "shortfall carried into its open settlement batches",
+     "shortfall it carries into its next settlement",
      "SELECT format('account %s: balance %s is below -%s - %s carried', a.id, a.balance, "
      "a.overdraft_limit, coalesce(c.s, 0)) FROM accounts a "
-     "LEFT JOIN (SELECT payee, sum(carried_in) AS s FROM settlement_batches "
-     "WHERE status = 'open' GROUP BY payee) c ON c.payee = a.id "
+     "LEFT JOIN (SELECT payee, sum(amount) AS s FROM settlement_carry GROUP BY payee) c "
+     "ON c.payee = a.id "
      "WHERE a.kind <> 'system' AND a.balance::numeric < -a.overdraft_limit - coalesce(c.s, 0) "
      "ORDER BY a.id",
      0},
@@ -139,14 +139,22 @@ static const invariant_t invariants[] = {
      "OR b.net::numeric - b.carried_out <> b.gross::numeric - b.fees - b.refunds - b.carried_in "
      "OR b.fees <> least(b.fees_raw, b.gross) OR coalesce(ft.amount, 0) <> b.fees "
      "OR coalesce(pt.amount, 0) <> b.net)) "
-     "OR (b.status = 'open' AND (ft.id IS NOT NULL OR pt.id IS NOT NULL)) ORDER BY 1",
+     "OR (b.status = 'open' AND (ft.id IS NOT NULL OR pt.id IS NOT NULL OR b.carried_in <> 0)) "
+     "ORDER BY 1",
      0},
     {"carry_conserved",
-     "per payee and currency, the shortfalls closed batches carried out were all carried into "
-     "a batch",
-     "SELECT format('payee %s %s: %s carried out, %s carried in', payee, currency, o, i) FROM "
+     "per payee and currency, every shortfall a closed batch carried out was taken by a later "
+     "close or is still owed (settlement_carry)",
+     "SELECT format('payee %s %s: %s carried out, %s carried in, %s owed', x.payee, x.currency, "
+     "x.o, x.i, coalesce(c.amount, 0)) FROM "
      "(SELECT payee, currency, sum(coalesce(carried_out, 0)) o, sum(carried_in) i "
-     "FROM settlement_batches GROUP BY payee, currency) x WHERE o <> i ORDER BY 1",
+     "FROM settlement_batches GROUP BY payee, currency) x "
+     "LEFT JOIN settlement_carry c ON c.payee = x.payee AND c.currency = x.currency "
+     "WHERE x.o <> x.i + coalesce(c.amount, 0) "
+     "UNION ALL SELECT format('payee %s %s: owes %s with no closed batch to carry it', "
+     "c.payee, c.currency, c.amount) FROM settlement_carry c WHERE NOT EXISTS (SELECT 1 "
+     "FROM settlement_batches b WHERE b.payee = c.payee AND b.currency = c.currency "
+     "AND b.carried_out > 0) ORDER BY 1",
      0},
     {"refunds_within_payment",
      "a payment's completed refunds add up to at most its amount, and each is a refund "

@@ -32,10 +32,11 @@ static const ctl_cmd_t commands[] = {
      "usage: ledgerctl users apply --secrets-dir DIR [--json]\n"
      "  Creates or updates, through the management API (amqp.management_url; the\n"
      "  user needs the administrator tag), the users of schemas/users.json on\n"
-     "  amqp.vhost: ledgerline-producer (may only publish payment.requested to\n"
-     "  ledgerline.commands), ledgerline-risk, ledgerline-payment and\n"
-     "  ledgerline-settlement (each may publish only its own events, consume only\n"
-     "  its queue), ledgerline-monitor (management API read-only, no AMQP rights).\n"
+     "  amqp.vhost: ledgerline-producer (may only publish payment.requested and\n"
+     "  refund.requested to ledgerline.commands), ledgerline-risk,\n"
+     "  ledgerline-payment, ledgerline-settlement and ledgerline-refund (each may\n"
+     "  publish only its own events, consume only its queue), ledgerline-monitor\n"
+     "  (management API read-only, no AMQP rights).\n"
      "  Each password is DIR/<user>.password: kept if the file exists, else\n"
      "  generated (mode 0600). Give each worker kind its user and file\n"
      "  (amqp.user, amqp.password_file). See docs/contract.md#users-and-permissions.\n"},
@@ -202,8 +203,21 @@ static const ctl_cmd_t commands[] = {
      "  stage's outcome, the risk decision (score, rules, rule set), the posting\n"
      "  (transfer, and each account's balance after it), every event stored for\n"
      "  it with its event_id and whether the broker confirmed it, and the\n"
-     "  settlement batch (window, fee, late, closed, payout transfer). A request\n"
-     "  rejected as bad input was never processed: `ledgerctl dlq list` has it.\n"},
+     "  settlement batch (window, fee, late, closed, payout transfer), and its\n"
+     "  refunds (outcome, transfer, the batch that nets each, their events). A\n"
+     "  request rejected as bad input was never processed: `ledgerctl dlq list`\n"
+     "  has it.\n"},
+    {"refund request", cmd_refund_request, "ask for a full or partial refund of a payment",
+     "usage: ledgerctl refund request PAYMENT_ID --amount N [--refund-id ID]\n"
+     "                               [--reason TEXT] [--key-file F] [--json]\n"
+     "  Publishes one refund.requested to ledgerline.commands (publisher confirm);\n"
+     "  refund-worker decides it: refund.completed (a transfer from the payee back\n"
+     "  to the payer, netted by the payee's settlement batch) or refund.failed\n"
+     "  with its reason. N in minor units of the payment's currency. Without\n"
+     "  --refund-id the id is rf-<hash of payment, amount, reason>: the same\n"
+     "  command twice is one refund (give --refund-id for a second, identical\n"
+     "  one). --key-file signs the body like `publish --key-file`. The outcome:\n"
+     "  `ledgerctl payment show PAYMENT_ID`.\n"},
     {"payment list", cmd_payment_list, "payments by account, status and time, a page at a time",
      "usage: ledgerctl payment list [--account ID] [--status S] [--from TIME] [--to TIME]\n"
      "                              [--limit N] [--after PAYMENT_ID] [--json]\n"

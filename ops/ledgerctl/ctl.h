@@ -110,6 +110,7 @@ int cmd_bench(ctl_t *c, int argc, char **argv);
 int cmd_status(ctl_t *c, int argc, char **argv);
 int cmd_risk_show(ctl_t *c, int argc, char **argv);
 int cmd_payment_show(ctl_t *c, int argc, char **argv);
+int cmd_refund_request(ctl_t *c, int argc, char **argv);
 int cmd_payment_list(ctl_t *c, int argc, char **argv);
 int cmd_settlement_list(ctl_t *c, int argc, char **argv);
 int cmd_settlement_show(ctl_t *c, int argc, char **argv);

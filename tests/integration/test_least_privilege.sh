@@ -2,17 +2,19 @@
 # tests/integration/test_least_privilege.sh - the RabbitMQ users of
 # `ledgerctl users apply` (schemas/users.json) hold only what their role
 # needs, proved against the test stack's broker:
-#   1. users apply creates the five users with mode-0600 password files,
+#   1. users apply creates the six users with mode-0600 password files,
 #      and a second run keeps the passwords (idempotent);
-#   2. the producer user may publish payment.requested to
-#      ledgerline.commands, and is refused (ACCESS_REFUSED) when it
+#   2. the producer user may publish payment.requested and
+#      refund.requested to ledgerline.commands, and is refused (ACCESS_REFUSED) when it
 #      publishes to ledgerline.events: a producer cannot forge an approval;
 #   3. each worker user may publish its own events only: the risk user may
-#      publish payment.approved, the payment and settlement users may not,
-#      and no worker user may publish payment.requested;
+#      publish payment.approved, the payment, settlement and refund users
+#      may not, and no worker user may publish payment.requested or
+#      refund.requested;
 #   4. every worker kind runs under its own user: it connects, declares the
 #      topology, consumes its queue and publishes its outcomes (the risk and
-#      payment workers decide the requests and approvals published above)
+#      payment workers decide the requests and approvals published above,
+#      the refund-worker the refund request: refund.failed, no payment)
 #      with nothing refused;
 #   5. the monitoring user can read `ledgerctl status` and publish nothing;
 #   6. a risk or payment worker started without approval keys logs an error
@@ -56,7 +58,7 @@ publish() { # USER TYPE ID: ledgerctl publish one payment as USER
 }
 
 # ---- 1. the users ---------------------------------------------------------------------
-USERS=(ledgerline-producer ledgerline-risk ledgerline-payment ledgerline-settlement ledgerline-monitor)
+USERS=(ledgerline-producer ledgerline-risk ledgerline-payment ledgerline-settlement ledgerline-refund ledgerline-monitor)
 if "$CTL" users apply --secrets-dir "$DIR" >"$DIR/apply.out" 2>&1; then ok "users apply exits 0"; else not_ok "users apply: $(cat "$DIR/apply.out")"; fi
 for u in "${USERS[@]}"; do
   if [[ -s "$DIR/$u.password" && "$(stat -c %a "$DIR/$u.password")" == 600 ]]; then
@@ -98,11 +100,26 @@ expect_publish refused ledgerline-settlement payment.approved
 expect_publish refused ledgerline-risk payment.requested
 expect_publish refused ledgerline-monitor payment.requested
 expect_publish refused ledgerline-monitor payment.approved
+expect_publish refused ledgerline-refund payment.approved
+
+expect_refund() { # WANT(ok|refused) USER: ledgerctl refund request as USER
+  local want="$1" u="$2"
+  if as "$u" "$CTL" refund request "lp-$$-pay" --amount 1 --refund-id "lp-$$-$u" >"$DIR/ref.out" 2>&1; then
+    if [[ $want == ok ]]; then ok "$u may publish refund.requested"; else not_ok "$u published refund.requested"; fi
+  elif [[ $want == refused ]] && grep -q "ACCESS_REFUSED" "$DIR/ref.out" && grep -q "users-and-permissions" "$DIR/ref.out"; then
+    ok "$u may not publish refund.requested (ACCESS_REFUSED)"
+  else
+    not_ok "$u publishing refund.requested: want $want, got: $(cat "$DIR/ref.out")"
+  fi
+}
+expect_refund ok ledgerline-producer
+expect_refund refused ledgerline-refund
+expect_refund refused ledgerline-risk
 
 # ---- 4. every worker kind under its own user -----------------------------------------------
 # (timeout --foreground: without it timeout signals its whole process group
 # too, the worker gets SIGTERM twice, and a second signal means "exit now")
-for kind in risk payment settlement; do
+for kind in risk payment settlement refund; do
   log="$DIR/$kind.log"
   as "ledgerline-$kind" env LEDGERLINE_HTTP_PORT=0 LEDGERLINE_SIGNING_ALLOW_UNSIGNED=true \
     timeout --foreground --preserve-status -s TERM 6 "$BIN/$kind-worker" >"$log" 2>&1
@@ -149,6 +166,8 @@ ERL_EPMD_PORT="$LEDGERLINE_STACK_EPMD_PORT" rabbitmqctl -q -n "$LEDGERLINE_STACK
   purge_queue risk >/dev/null 2>&1
 ERL_EPMD_PORT="$LEDGERLINE_STACK_EPMD_PORT" rabbitmqctl -q -n "$LEDGERLINE_STACK_RABBITMQ_NODE" \
   purge_queue payments >/dev/null 2>&1
+ERL_EPMD_PORT="$LEDGERLINE_STACK_EPMD_PORT" rabbitmqctl -q -n "$LEDGERLINE_STACK_RABBITMQ_NODE" \
+  purge_queue refunds >/dev/null 2>&1
 
 [[ $FAILS -eq 0 ]] || { echo "$FAILS check(s) failed"; exit 1; }
 echo "all checks passed"

@@ -572,16 +572,32 @@ START_TEST(refunds_beyond_a_batch_gross_carry_the_shortfall_forward)
     LLW_ASSERT(llw_count(db, "SELECT count(*) FROM transfers WHERE kind = 'payout' AND ref = '%s'",
                          b1) == 0,
                "a batch with a negative net must pay nothing out");
-    char *n = llw_text(db,
-                       "SELECT id FROM settlement_batches WHERE payee = '%s' AND status = 'open' "
-                       "AND carried_in = 5010",
-                       shop);
-    LLW_ASSERT(n, "the shortfall 5010 should be carried into the payee's next (open) batch");
-    snprintf(next, sizeof next, "%s", n);
-    free(n);
+    LLW_ASSERT(llw_count(db,
+                         "SELECT amount FROM settlement_carry WHERE payee = '%s' AND "
+                         "currency = 'EUR'",
+                         shop) == 5010,
+               "the shortfall 5010 should be owed to the payee's next close (settlement_carry)");
+    LLW_ASSERT(llw_count(db,
+                         "SELECT count(*) FROM settlement_batches WHERE payee = '%s' AND "
+                         "status = 'open'",
+                         shop) == 0,
+               "a carry alone must not open a batch");
     LLW_ASSERT(llw_balance(db, shop) == -5010,
                "the payee owes exactly the carried shortfall: balance %" PRId64,
                llw_balance(db, shop));
+    llw_assert_verify(ledger);
+    /* the next sale pays the debt back first: 20000 - 200 (fee) - 5010 */
+    int64_t w2 = past_window(1);
+    msg_payment_t p2 = pay("p2", shop, 20000);
+    publish_completed(&p2, w2 * 1000);
+    llw_confirm(m);
+    add_all(4);
+    close_due(4);
+    batch_id(next, sizeof next, shop, w2);
+    check_batch(next, "closed|20000|200|0|5010|14790|0");
+    LLW_ASSERT(llw_count(db, "SELECT count(*) FROM settlement_carry WHERE payee = '%s'", shop) == 0,
+               "the carry is taken whole by the next close");
+    LLW_ASSERT(llw_balance(db, shop) == 0, "payee back at 0: %" PRId64, llw_balance(db, shop));
     (void)b0;
     llw_assert_verify(ledger);
 }

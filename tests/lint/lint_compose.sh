@@ -9,8 +9,8 @@
 #        restart "no"; every depends_on waits for service_healthy or
 #        service_completed_successfully, and service_healthy only on a
 #        service with a healthcheck;
-#      - each worker (risk 9471, payment 9472, settlement 9473) can be
-#        scaled: no container_name, no published port; its healthcheck GETs
+#      - each worker (risk 9471, payment 9472, settlement 9473, refund 9474)
+#        can be scaled: no container_name, no published port; its healthcheck GETs
 #        /readyz on its kind's port with a tool the image installs;
 #        LEDGERLINE_HTTP_ADDRESS=0.0.0.0; it waits for `migrate` to complete;
 #        cpu/memory limits; stop_grace_period above
@@ -36,7 +36,8 @@
 #      of the build context and every source the Dockerfile copies in
 #      (Docker's matching: patterns in order, the last match wins, a match
 #      on a directory covers what is below it);
-#   4. the Dockerfile's image runs as a numeric non-root USER.
+#   4. the Dockerfile's image runs as a numeric non-root USER, and builds
+#      and holds every worker compose runs.
 # The checker is also run over broken copies of compose.yaml, .dockerignore
 # and the Dockerfile and must reject each one, so this test can fail. Needs
 # docker-compose and python3 with the yaml module (Debian's docker-compose
@@ -100,7 +101,8 @@ services = cfg.get("services") or {}
 problems = []
 bad = problems.append
 
-WORKERS = {"risk-worker": 9471, "payment-worker": 9472, "settlement-worker": 9473}
+WORKERS = {"risk-worker": 9471, "payment-worker": 9472, "settlement-worker": 9473,
+           "refund-worker": 9474}
 SERVERS = ("rabbitmq", "redis", "postgres")
 RESERVED = {5672, 15672, 15692, 25672, 4369, 6379, 5432, 9090, 3000}
 READY = ("service_healthy", "service_completed_successfully")
@@ -163,6 +165,14 @@ user = users[-1] if users else "root"
 if not re.fullmatch(r"[0-9]+(:[0-9]+)?", user) or user.split(":")[0] == "0":
     bad("Dockerfile: the image runs as USER %s (want a numeric non-root uid, e.g. 10001:10001)" % user)
 installed = " ".join(l for l in final if "apt-get" in l and "install" in l).split()
+# every worker is built (cmake --build --target ...) and copied into the image
+built = " ".join(l for st in stages[:-1] for l in st if "cmake" in l and "--target" in l).split()
+shipped = " ".join(l for l in final if l.split()[0].upper() == "COPY" and "--from" in l).split()
+for name in WORKERS:
+    if name not in built:
+        bad("Dockerfile: %s is not built (cmake --build ... --target %s)" % (name, name))
+    if not any(w.rstrip("/").endswith("/" + name) for w in shipped):
+        bad("Dockerfile: the image has no %s (COPY --from=build /build/bin/%s ...)" % (name, name))
 
 # one-shot services: others wait for them to complete
 one_shot = set()
@@ -400,7 +410,7 @@ else
   not_ok "docker-compose -f compose.yaml config -q: $out"
 fi
 if why="$(check_compose "$COMPOSE" "$DOCKERIGNORE" "$DOCKERFILE")"; then
-  ok "compose.yaml: healthchecks everywhere, workers scalable and probed on /readyz, migrate first, settings and secrets agree, ports on 127.0.0.1 off the usual ones; .dockerignore and the Dockerfile's user"
+  ok "compose.yaml: healthchecks everywhere, workers scalable and probed on /readyz, migrate first, settings and secrets agree, ports on 127.0.0.1 off the usual ones; .dockerignore, the Dockerfile's user and its workers"
 else
   while IFS= read -r line; do not_ok "$line"; done <<<"$why"
 fi
@@ -477,6 +487,14 @@ mutant "sources left out of the build context" .dockerignore "excludes schemas/"
   '$a **/*.yaml'
 mutant "image runs as root" Dockerfile "runs as USER root" \
   's/^USER .*/USER root/'
+mutant "refund-worker service removed" compose.yaml "service refund-worker is missing" \
+  '/^  refund-worker:/,/^$/d'
+mutant "refund-worker as the broker's admin" compose.yaml "not its least-privilege user ledgerline-refund" \
+  's/LEDGERLINE_AMQP_USER: ledgerline-refund$/LEDGERLINE_AMQP_USER: ledgerline/'
+mutant "refund-worker probed on another port" compose.yaml "does not GET /readyz on port 9474" \
+  's|http://127.0.0.1:9474/readyz|http://127.0.0.1:9473/readyz|'
+mutant "refund-worker not in the image" Dockerfile "the image has no refund-worker" \
+  's| /build/bin/refund-worker /usr/local/bin/| /usr/local/bin/|'
 
 if [[ $FAILS -ne 0 ]]; then
   echo "FAIL: $FAILS check(s) failed"

@@ -8,7 +8,7 @@
 #      kind a Deployment (no replicas field: KEDA owns the count) whose
 #      startup and liveness probes GET /healthz and readiness probe GETs
 #      /readyz on the kind's port (risk 9471, payment 9472, settlement 9473,
-#      docs/operations.md), with requests and limits, a grace period above
+#      refund 9474, docs/operations.md), with requests and limits, a grace period above
 #      worker.shutdown_timeout_ms + 5 s, non-root, read-only root, no
 #      capabilities, prometheus.io annotations on that port; a
 #      PodDisruptionBudget selecting its pods; a KEDA ScaledObject on its
@@ -18,7 +18,8 @@
 #      user (ledgerline-<kind>, not the admin password) and risk and payment
 #      have an approval key file; the migrate Job runs `ledgerctl migrate`
 #      and `ledgerctl topology apply` with LEDGERLINE_AMQP_MANAGEMENT_URL,
-#      then `ledgerctl users apply` and `ledgerctl keys generate`;
+#      then `ledgerctl users apply` and `ledgerctl keys generate`, and mounts
+#      the password of every worker's user (users apply needs each one);
 #   3. every LEDGERLINE_* variable is a setting of common/settings.c (a
 #      worker refuses to start on an unknown one), every *_FILE names a file
 #      of a mounted Secret, and secret.example.yaml holds those Secrets with
@@ -94,7 +95,8 @@ read -r -d '' JQ_CHECKS <<'EOF'
 def kinds: [
   {kind: "risk", port: 9471, queue: "risk"},
   {kind: "payment", port: 9472, queue: "payments"},
-  {kind: "settlement", port: 9473, queue: "settlement"}];
+  {kind: "settlement", port: 9473, queue: "settlement"},
+  {kind: "refund", port: 9474, queue: "refunds"}];
 def objs_of($k): [$objs[] | select(.kind == $k)];
 def named($k; $n): [$objs[] | select(.kind == $k and .metadata.name == $n)] | first;
 def portnum($c; $p):
@@ -132,6 +134,29 @@ def nonroot($what; $ps; $c):
   (if $c.securityContext.readOnlyRootFilesystem != true then "\($what): root file system not read-only" else empty end),
   (if $c.securityContext.allowPrivilegeEscalation != false then "\($what): allowPrivilegeEscalation is not false" else empty end),
   (if ([$c.securityContext.capabilities.drop[]?] | index("ALL")) == null then "\($what): capabilities do not drop ALL" else empty end);
+
+# `ledgerctl users apply --secrets-dir DIR` of container $c reads
+# DIR/<user>.password of every user and cannot write one into a read-only
+# Secret: DIR must be a mounted Secret volume holding one for each worker's
+# user
+def users_dir_files($what; $ps; $c):
+  ((($c.command // []) + ($c.args // []) | join(" "))
+   | [capture("users apply --secrets-dir[ =](?<d>[^ ]+)")] | first | .d // null) as $dir
+  | if $dir == null then empty else
+    ($dir | rtrimstr("/")) as $dir
+    | ([$c.volumeMounts[]? | (.mountPath | rtrimstr("/")) as $mp
+        | select($dir == $mp or ($dir | startswith($mp + "/")))
+        | {name, mp: $mp, sub: ($dir | ltrimstr($mp) | ltrimstr("/"))}]
+       | sort_by(.mp | length) | last) as $m
+    | if $m == null then "\($what): nothing is mounted at \($dir), where `ledgerctl users apply` reads the passwords"
+      else
+        [$ps.volumes[]? | select(.name == $m.name) | .secret.items[]?.path] as $paths
+        | kinds[] | "ledgerline-\(.kind)" as $u
+        | ((if $m.sub == "" then "" else $m.sub + "/" end) + $u + ".password") as $want
+        | select($paths | index($want) | not)
+        | "\($what): `ledgerctl users apply` finds no \($u).password in \($dir) (mount the Secret's \($u)-password there)"
+      end
+    end;
 
 def check_worker($w):
   "\($w.kind)-worker" as $name | named("Deployment"; $name) as $d
@@ -209,7 +234,8 @@ def check_job:
       ((($f.c.command // []) + ($f.c.args // []) | join(" ")) as $cmd
        | ("ledgerctl users apply", "ledgerctl keys generate")
        | select(. as $s | $cmd | contains($s) | not)
-       | "\($what): does not run `\(.)` (secure by default: users and approval key)")
+       | "\($what): does not run `\(.)` (secure by default: users and approval key)"),
+      users_dir_files($what; $f.ps; $f.c)
     end;
 
 [ (kinds[] | check_worker(.)),
@@ -274,7 +300,7 @@ check_k8s() {
 }
 
 if why="$(check_k8s "$K8S")"; then
-  ok "ops/k8s builds with ${KUBECTLS[*]} ($("$KUBECTL" version --client 2>/dev/null | head -n 1)); a Deployment, PodDisruptionBudget and ScaledObject (rabbitmq, http, QueueLength) per worker; probes on 9471/9472/9473; grace > drain + 5 s; non-root; migrate Job; settings and secrets agree"
+  ok "ops/k8s builds with ${KUBECTLS[*]} ($("$KUBECTL" version --client 2>/dev/null | head -n 1)); a Deployment, PodDisruptionBudget and ScaledObject (rabbitmq, http, QueueLength) per worker; probes on 9471/9472/9473/9474; grace > drain + 5 s; non-root; migrate Job; settings and secrets agree"
 else
   while IFS= read -r line; do not_ok "ops/k8s: $line"; done <<<"$why"
 fi
@@ -330,6 +356,14 @@ mutant "secret file not mounted" migrate-job.yaml "nothing is mounted at /run/se
   's|mountPath: /run/secrets/ledgerline|mountPath: /run/secrets/other|'
 mutant "invalid YAML" keda-auth.yaml "kustomize failed" \
   's/^spec:/spec: [/'
+mutant "refund-worker left out of the base" kustomization.yaml "no Deployment refund-worker" \
+  '/^  - refund-worker.yaml$/d'
+mutant "refund-worker as the broker's admin" refund-worker.yaml "not its least-privilege user ledgerline-refund" \
+  's/value: ledgerline-refund$/value: ledgerline/'
+mutant "KEDA on the wrong queue for refunds" refund-worker.yaml "queueName is not refunds" \
+  's/queueName: refunds/queueName: refund/'
+mutant "migrate without the refund user's password" migrate-job.yaml "finds no ledgerline-refund.password" \
+  '/key: ledgerline-refund-password/,+1d'
 
 if [[ $FAILS -ne 0 ]]; then
   echo "FAIL: $FAILS check(s) failed"

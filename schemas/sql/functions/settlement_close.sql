@@ -2,29 +2,31 @@
 -- of fencing token `token`: posts the fee transfer (payee -> sys:fees:CUR,
 -- the batch's fees capped at its gross, kept whatever was refunded) and
 -- the payout (payee -> sys:payout:CUR, the net = gross - fees - refunds -
--- carried_in), and marks the batch closed. A net below zero is never paid:
--- the payout is 0 and the shortfall is carried into the payee's next batch
--- (settlement_next_batch; carried_out here, carried_in there). The fee
+-- carried_in), and marks the batch closed. carried_in is what the payee's
+-- earlier closes could not pay (settlement_carry, taken whole here). A net
+-- below zero is never paid: the payout is 0 and the shortfall goes back to
+-- settlement_carry (carried_out) for the payee's next close. The fee
 -- transfer may take the payee below zero (ledger_post): that negative
--- balance is exactly the shortfall carried. Returns the closed
+-- balance is what it carries. Returns the closed
 -- batch, or no row when it was closed already. A transfer the ledger
 -- refuses (payee frozen, short of funds) raises: the caller rolls back and
 -- holds the batch (settlement_hold). The caller stores the
 -- settlement.batch.closed event in the same transaction.
 --
 -- Locks (docs/ledger.md#locks): rule 1 (fence_advance), rule 2 (the
--- payee's settlement lock), rule 4 (the batch; with a shortfall, then the
--- payee's next batch), rule 5 (payee and both system accounts, id order).
+-- payee's settlement lock, which also guards the payee's settlement_carry
+-- row), rule 4 (the batch), rule 5 (payee and both system accounts, id
+-- order).
 CREATE OR REPLACE FUNCTION settlement_close(p_batch text, p_token bigint, p_closer text)
 RETURNS SETOF settlement_batches
 LANGUAGE plpgsql AS $$
 DECLARE
     b settlement_batches%ROWTYPE;
     v_fees bigint;
+    v_in bigint;
     v_net numeric;
     v_payout bigint;
     v_carry bigint;
-    nb settlement_batches%ROWTYPE;
     r record;
     fee_t bigint;
     payout_t bigint;
@@ -40,13 +42,14 @@ BEGIN
         RETURN;
     END IF;
     v_fees := least(b.fees_raw, b.gross);
-    v_net := b.gross::numeric - v_fees - b.refunds - b.carried_in;
+    DELETE FROM settlement_carry c WHERE c.payee = b.payee AND c.currency = b.currency
+    RETURNING c.amount INTO v_in;
+    v_in := coalesce(v_in, 0);
+    v_net := b.gross::numeric - v_fees - b.refunds - v_in;
     v_payout := greatest(v_net, 0);
     v_carry := greatest(-v_net, 0); -- raises past the bigint range: the batch is held
     IF v_carry > 0 THEN
-        nb := settlement_next_batch(b.payee, b.currency, b.id, greatest(b.window_end, now()),
-                                    extract(epoch FROM b.window_end - b.window_start)::bigint);
-        UPDATE settlement_batches s SET carried_in = s.carried_in + v_carry WHERE s.id = nb.id;
+        INSERT INTO settlement_carry (payee, currency, amount) VALUES (b.payee, b.currency, v_carry);
     END IF;
     INSERT INTO accounts (id, currency, kind) VALUES ('sys:fees:' || b.currency, b.currency, 'system'),
                                                    ('sys:payout:' || b.currency, b.currency, 'system')
@@ -71,7 +74,7 @@ BEGIN
         payout_t := r.transfer_id;
     END IF;
     UPDATE settlement_batches
-    SET status = 'closed', fees = v_fees, net = v_payout, carried_out = v_carry,
+    SET status = 'closed', fees = v_fees, net = v_payout, carried_in = v_in, carried_out = v_carry,
         fee_transfer = fee_t,
         payout_transfer = payout_t, closed_at = clock_timestamp(), closed_by = p_closer,
         fence = p_token

@@ -1,7 +1,7 @@
 -- settlement_next_batch(payee, currency, except, at, window_s) -> batch:
 -- the payee's next batch to close in that currency, which a refund of an
--- already paid-out payment, or a closed batch's shortfall, is deducted
--- from: its oldest open batch other than `except`; when it has none, the
+-- already paid-out payment is deducted from: its oldest open batch other
+-- than `except`; when it has none, the
 -- batch of the window holding `at` (window_s long, aligned to the epoch
 -- like every window), created if missing, or the next window whose batch
 -- is still open. Returned locked.

@@ -13,7 +13,9 @@
 -- else the payee's next batch to close; the batch's `refunds` is their
 -- sum. A batch pays out net = gross - fees - refunds - carried_in when
 -- that is positive; a shortfall is never paid out negative: it is carried
--- into the payee's next batch (`carried_out` here, `carried_in` there).
+-- (`carried_out`) into `settlement_carry`, which the payee's next batch to
+-- close takes whole (its `carried_in`). No batch is made for a carry
+-- alone, so a payee in debt does not leave a trail of empty batches.
 
 ALTER TABLE transfers DROP CONSTRAINT transfers_kind_check,
     ADD CONSTRAINT transfers_kind_check
@@ -22,8 +24,20 @@ ALTER TABLE transfers DROP CONSTRAINT transfers_kind_check,
 ALTER TABLE settlement_batches
     ADD COLUMN refunds      bigint NOT NULL DEFAULT 0 CHECK (refunds >= 0),
     ADD COLUMN refund_count integer NOT NULL DEFAULT 0,
-    ADD COLUMN carried_in   bigint NOT NULL DEFAULT 0 CHECK (carried_in >= 0),
-    ADD COLUMN carried_out  bigint CHECK (carried_out >= 0); -- set at close
+    ADD COLUMN carried_in   bigint NOT NULL DEFAULT 0 CHECK (carried_in >= 0), -- set at close
+    ADD COLUMN carried_out  bigint CHECK (carried_out >= 0);                   -- set at close
+
+-- a batch closed before refunds existed carried nothing
+UPDATE settlement_batches SET carried_out = 0 WHERE status = 'closed' AND carried_out IS NULL;
+
+-- what a payee owes its next payout: the shortfalls of its closed batches
+-- not yet taken by a later close (at most one row per payee and currency)
+CREATE TABLE settlement_carry (
+    payee    text NOT NULL REFERENCES accounts (id),
+    currency char(3) NOT NULL,
+    amount   bigint NOT NULL CHECK (amount > 0),
+    PRIMARY KEY (payee, currency)
+);
 
 CREATE TABLE refunds (
     refund_id   text PRIMARY KEY,

@@ -1,0 +1,168 @@
+/*
+ * cmd_refund.c - `ledgerctl refund request PAYMENT_ID --amount N`: one
+ * refund.requested to ledgerline.commands, with a publisher confirm, for
+ * producers and operators (docs/contract.md#refund-requested).
+ *
+ * The body goes through the refund stage's own decoder first, so a bad
+ * value is reported here with its field instead of parked in refunds.dead.
+ * Without --refund-id the id is derived from the request (payment,
+ * amount, reason): the same command run twice (a retry) is one refund;
+ * a second refund of the same amount needs its own --refund-id.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "ctl.h"
+#include "digest.h"
+#include "log.h"
+#include "money.h"
+#include "msg.h"
+#include "msg_decode.h"
+#include "sign.h"
+
+/* "rf-" and 28 hex digits of the SHA-256 of the request's fields. */
+static void derive_id(const char *payment_id, int64_t amount, const char *reason,
+                      char out[MSG_ID_MAX + 1])
+{
+    json_t *j = json_pack("{s:s, s:I, s:s*}", "payment_id", payment_id, "amount",
+                          (json_int_t)amount, "reason", reason);
+    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    if (!text)
+        log_panic("out of memory deriving a refund id");
+    char hex[DIGEST_HEX_LEN + 1];
+    digest_sha256_hex(text, strlen(text), hex);
+    snprintf(out, MSG_ID_MAX + 1, "rf-%.28s", hex);
+    free(text);
+    json_decref(j);
+}
+
+/* The fix for a failed publish: a refused permission is the user's, not
+ * the broker's health. */
+static const char *publish_fix(mq_t *m)
+{
+    if (strstr(mq_errstr(m), "ACCESS_REFUSED"))
+        return "this amqp.user may not publish refund.requested to ledgerline.commands: "
+               "producers may (docs/contract.md#users-and-permissions)";
+    return "check the broker, then run the same command again (a retry is the same refund)";
+}
+
+static int publish(ctl_t *c, const char *body, const msg_refund_t *r, sign_keyring_t *keys)
+{
+    mq_t *m = ctl_mq(c);
+    if (!m)
+        return 1;
+    mq_props_t props = {.message_id = r->refund_id,
+                        .type = MSG_TYPE_REFUND_REQUESTED,
+                        .timestamp_s = clock_now_ms() / 1000};
+    char sig[SIGN_MAX];
+    mq_header_t h[1];
+    if (keys) {
+        sign_body(keys, body, strlen(body), sig);
+        h[0] = (mq_header_t){SIGN_HEADER, sig, 0};
+        props.headers = h;
+        props.nheaders = 1;
+    }
+    int rc = mq_publish(m, "ledgerline.commands", MSG_TYPE_REFUND_REQUESTED, body, strlen(body),
+                        &props, true);
+    if (rc != LL_OK)
+        return ctl_fail(publish_fix(m), "publish failed: %s", mq_errstr(m));
+    size_t failed = 0;
+    rc = mq_confirm_wait(m, (int)c->cfg.amqp.confirm_timeout_ms, &failed);
+    if (rc == LL_ENOTFOUND)
+        return ctl_fail("declare the topology first: ledgerctl topology apply",
+                        "no queue took the refund request: %s", mq_errstr(m));
+    if (rc != LL_OK)
+        return ctl_fail(publish_fix(m), "the refund request was not confirmed: %s", mq_errstr(m));
+    return 0;
+}
+
+int cmd_refund_request(ctl_t *c, int argc, char **argv)
+{
+    const ctl_cmd_t *cmd = ctl_find_cmd("refund request");
+    static const struct option opts[] = {{"amount", required_argument, NULL, 'm'},
+                                         {"refund-id", required_argument, NULL, 'i'},
+                                         {"reason", required_argument, NULL, 'r'},
+                                         {"key-file", required_argument, NULL, 'K'},
+                                         {NULL, 0, NULL, 0}};
+    const char *id = NULL, *reason = NULL, *key_file = NULL;
+    int64_t amount = 0;
+    bool have_amount = false;
+    int ch;
+    while ((ch = ctl_getopt(c, cmd, argc, argv, "", opts)) != -1) {
+        switch (ch) {
+        case 'm':
+            if (money_parse_minor(optarg, &amount) != LL_OK)
+                return ctl_usage_error(cmd, "--amount '%s' is not an integer (minor units)",
+                                       optarg);
+            have_amount = true;
+            break;
+        case 'i':
+            id = optarg;
+            break;
+        case 'r':
+            reason = optarg;
+            break;
+        case 'K':
+            key_file = optarg;
+            break;
+        default:
+            return ch == 'h' ? 0 : 2;
+        }
+    }
+    const char *payment_id;
+    int rc = ctl_id_arg(cmd, argc, argv, "payment id", &payment_id);
+    if (rc)
+        return rc;
+    if (!have_amount)
+        return ctl_usage_error(cmd, "--amount is required: the minor units to refund (1234 = "
+                                    "12.34 EUR)");
+    char gen[MSG_ID_MAX + 1];
+    if (!id) {
+        json_t *probe = reason ? json_string(reason) : NULL;
+        if (reason && !probe)
+            return ctl_usage_error(cmd, "--reason is not valid UTF-8 text");
+        json_decref(probe);
+        derive_id(payment_id, amount, reason, gen);
+        id = gen;
+    }
+    json_t *j = json_pack("{s:s, s:s, s:I, s:s*}", "refund_id", id, "payment_id", payment_id,
+                          "amount", (json_int_t)amount, "reason", reason);
+    char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!body)
+        return ctl_usage_error(cmd, "--refund-id and --reason must be valid UTF-8 text");
+    msg_refund_t r;
+    msg_reject_t why;
+    if (msg_refund_decode(body, strlen(body), &r, &why) != LL_OK) {
+        free(body);
+        return ctl_fail("correct the value; `ledgerctl refund request --help` shows the options",
+                        "the refund would be rejected (%s): %s", msg_reason_str(why.reason),
+                        why.detail);
+    }
+    sign_keyring_t *keys = NULL;
+    if (key_file) {
+        char err[512];
+        if (sign_load(key_file, &keys, err, sizeof err) != LL_OK) {
+            free(body);
+            return ctl_fail("give a file of \"KEY_ID SECRET\" lines (secret >= 32 bytes)", "%s",
+                            err);
+        }
+    }
+    rc = publish(c, body, &r, keys);
+    sign_free(keys);
+    free(body);
+    if (rc)
+        return rc;
+    if (c->json)
+        ctl_json_print(json_pack("{s:s, s:s, s:I}", "refund_id", r.refund_id, "payment_id",
+                                 r.payment_id, "amount", (json_int_t)r.amount));
+    else
+        printf("published refund.requested %s of payment %s (confirmed)%s\n", r.refund_id,
+               r.payment_id,
+               id == gen ? "; its id comes from the request: the same command again is the same "
+                           "refund (--refund-id for another)"
+                         : "");
+    return 0;
+}
