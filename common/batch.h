@@ -49,9 +49,13 @@ typedef struct item {
     mq_delivery_t d; /* owned */
     item_state_t state;
     item_verdict_t verdict;
-    void *msg;                /* the stage's decoded message, released by the stage */
-    char key[MSG_ID_MAX + 1]; /* its idempotency key (payment_id, refund_id): "" unreadable */
-    const char *key_field;    /* the key's field name, "payment_id" when NULL (static) */
+    void *msg; /* the stage's decoded message, released by the stage */
+    /* its idempotency key: the payment_id, refund_id, or for a stage of
+     * several types "<type prefix><id>" ("deposit:d-1"); "" when unreadable */
+    char key[MSG_ID_MAX + 16];
+    size_t key_skip;                  /* length of that prefix */
+    const char *key_field;            /* the key's field name, "payment_id" when NULL (static) */
+    const struct msg_decoder *dec;    /* the decoder of its type (static), NULL until decoded */
     char payment_id[MSG_ID_MAX + 1];  /* the payment it is about, "" when unreadable */
     char hash[65];                    /* idempotency payload hash */
     char *canonical;                  /* canonical request fields (owned) */

@@ -59,8 +59,9 @@ static const msg_field_t msg_f_batch_closed[] = {
     {"count", true},        {"gross", true},      {"fees", true},         {"refunds", true},
     {"refund_count", true}, {"carried_in", true}, {"carried_out", true},  {"net", true}};
 static const msg_field_t msg_f_rejected[] = {
-    {"type", true},   {"event_id", true}, {"occurred_at", true}, {"reason", true},
-    {"detail", true}, {"queue", true},    {"payment_id", false}, {"refund_id", false}};
+    {"type", true},        {"event_id", true},      {"occurred_at", true}, {"reason", true},
+    {"detail", true},      {"queue", true},         {"payment_id", false}, {"refund_id", false},
+    {"deposit_id", false}, {"withdrawal_id", false}};
 static const msg_field_t msg_f_refund_requested[] = {
     {"refund_id", true}, {"payment_id", true}, {"amount", true}, {"reason", false}};
 static const msg_field_t msg_f_refund_completed[] = {
@@ -68,6 +69,34 @@ static const msg_field_t msg_f_refund_completed[] = {
     {"payment_id", true}, {"payer", true},       {"payee", true},          {"amount", true},
     {"currency", true},   {"transfer_id", true}, {"refunded_total", true}, {"remaining", true},
     {"batch_id", true}};
+static const msg_field_t msg_f_deposit_received[] = {
+    {"deposit_id", true}, {"account", true}, {"amount", true},
+    {"currency", true},   {"rail", true},    {"rail_reference", true}};
+static const msg_field_t msg_f_deposit_completed[] = {
+    {"type", true},           {"event_id", true},   {"occurred_at", true}, {"deposit_id", true},
+    {"account", true},        {"amount", true},     {"currency", true},    {"rail", true},
+    {"rail_reference", true}, {"transfer_id", true}};
+static const msg_field_t msg_f_deposit_failed[] = {
+    {"type", true},           {"event_id", true}, {"occurred_at", true}, {"deposit_id", true},
+    {"account", true},        {"amount", true},   {"currency", true},    {"rail", true},
+    {"rail_reference", true}, {"reason", true}};
+static const msg_field_t msg_f_withdrawal_requested[] = {
+    {"withdrawal_id", true}, {"account", true}, {"amount", true},
+    {"currency", true},      {"rail", true},    {"destination", false}};
+static const msg_field_t msg_f_withdrawal_completed[] = {
+    {"type", true},          {"event_id", true}, {"occurred_at", true},
+    {"withdrawal_id", true}, {"account", true},  {"amount", true},
+    {"currency", true},      {"rail", true},     {"transfer_id", true}};
+static const msg_field_t msg_f_withdrawal_failed[] = {
+    {"type", true},    {"event_id", true}, {"occurred_at", true}, {"withdrawal_id", true},
+    {"account", true}, {"amount", true},   {"currency", true},    {"rail", true},
+    {"reason", true},  {"rules", true}};
+static const msg_field_t msg_f_withdrawal_returned[] = {
+    {"withdrawal_id", true}, {"rail_reference", true}, {"reason", false}};
+static const msg_field_t msg_f_withdrawal_reversed[] = {
+    {"type", true},          {"event_id", true},       {"occurred_at", true},
+    {"withdrawal_id", true}, {"account", true},        {"amount", true},
+    {"currency", true},      {"rail_reference", true}, {"transfer_id", true}};
 static const msg_field_t msg_f_refund_failed[] = {
     {"type", true},       {"event_id", true}, {"occurred_at", true}, {"refund_id", true},
     {"payment_id", true}, {"amount", true},   {"reason", true}};
@@ -89,6 +118,14 @@ static const struct {
     {MSG_TYPE_REFUND_REQUESTED, msg_f_refund_requested, MSG_N(msg_f_refund_requested)},
     {MSG_TYPE_REFUND_COMPLETED, msg_f_refund_completed, MSG_N(msg_f_refund_completed)},
     {MSG_TYPE_REFUND_FAILED, msg_f_refund_failed, MSG_N(msg_f_refund_failed)},
+    {MSG_TYPE_DEPOSIT_RECEIVED, msg_f_deposit_received, MSG_N(msg_f_deposit_received)},
+    {MSG_TYPE_DEPOSIT_COMPLETED, msg_f_deposit_completed, MSG_N(msg_f_deposit_completed)},
+    {MSG_TYPE_DEPOSIT_FAILED, msg_f_deposit_failed, MSG_N(msg_f_deposit_failed)},
+    {MSG_TYPE_WITHDRAWAL_REQUESTED, msg_f_withdrawal_requested, MSG_N(msg_f_withdrawal_requested)},
+    {MSG_TYPE_WITHDRAWAL_COMPLETED, msg_f_withdrawal_completed, MSG_N(msg_f_withdrawal_completed)},
+    {MSG_TYPE_WITHDRAWAL_FAILED, msg_f_withdrawal_failed, MSG_N(msg_f_withdrawal_failed)},
+    {MSG_TYPE_WITHDRAWAL_RETURNED, msg_f_withdrawal_returned, MSG_N(msg_f_withdrawal_returned)},
+    {MSG_TYPE_WITHDRAWAL_REVERSED, msg_f_withdrawal_reversed, MSG_N(msg_f_withdrawal_reversed)},
 };
 
 const msg_field_t *msg_fields(const char *type, size_t *n)
@@ -256,6 +293,55 @@ char *msg_refund_canonical(const msg_refund_t *r)
         text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(o);
     return text;
+}
+
+/* Dumps o sorted and compact, then frees it; NULL if `bad` or on OOM. */
+static char *msg_canonical_finish(json_t *o, int bad)
+{
+    char *text = bad ? NULL : json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    return text;
+}
+
+char *msg_deposit_canonical(const msg_deposit_t *d)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    int bad = json_object_set_new(o, "deposit_id", json_string(d->deposit_id)) |
+              json_object_set_new(o, "account", json_string(d->account)) |
+              json_object_set_new(o, "amount", json_integer(d->amount)) |
+              json_object_set_new(o, "currency", json_string(d->currency)) |
+              json_object_set_new(o, "rail", json_string(d->rail)) |
+              json_object_set_new(o, "rail_reference", json_string(d->rail_reference));
+    return msg_canonical_finish(o, bad);
+}
+
+char *msg_withdrawal_canonical(const msg_withdrawal_t *w)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    int bad = json_object_set_new(o, "withdrawal_id", json_string(w->withdrawal_id)) |
+              json_object_set_new(o, "account", json_string(w->account)) |
+              json_object_set_new(o, "amount", json_integer(w->amount)) |
+              json_object_set_new(o, "currency", json_string(w->currency)) |
+              json_object_set_new(o, "rail", json_string(w->rail));
+    if (w->has_destination)
+        bad |= json_object_set_new(o, "destination", json_string(w->destination));
+    return msg_canonical_finish(o, bad);
+}
+
+char *msg_return_canonical(const msg_return_t *r)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    int bad = json_object_set_new(o, "withdrawal_id", json_string(r->withdrawal_id)) |
+              json_object_set_new(o, "rail_reference", json_string(r->rail_reference));
+    if (r->has_reason)
+        bad |= json_object_set_new(o, "reason", json_string(r->reason));
+    return msg_canonical_finish(o, bad);
 }
 
 static int msg_cmp_str(const void *a, const void *b)
@@ -480,4 +566,42 @@ bool msg_refund_failure_reason_valid(const char *reason)
 const char *msg_refund_failure_reason_at(size_t i)
 {
     return i < MSG_N(msg_refund_failure_reasons) ? msg_refund_failure_reasons[i] : NULL;
+}
+
+static const char *const msg_deposit_failure_reasons[] = {
+    "unknown_account",
+    "account_frozen",
+    "currency_mismatch",
+    "balance_overflow",
+};
+
+bool msg_deposit_failure_reason_valid(const char *reason)
+{
+    for (size_t i = 0; reason && i < MSG_N(msg_deposit_failure_reasons); i++)
+        if (strcmp(reason, msg_deposit_failure_reasons[i]) == 0)
+            return true;
+    return false;
+}
+
+const char *msg_deposit_failure_reason_at(size_t i)
+{
+    return i < MSG_N(msg_deposit_failure_reasons) ? msg_deposit_failure_reasons[i] : NULL;
+}
+
+static const char *const msg_withdrawal_failure_reasons[] = {
+    "risk_declined",  "insufficient_funds", "unknown_account",
+    "account_frozen", "currency_mismatch",  "balance_overflow",
+};
+
+bool msg_withdrawal_failure_reason_valid(const char *reason)
+{
+    for (size_t i = 0; reason && i < MSG_N(msg_withdrawal_failure_reasons); i++)
+        if (strcmp(reason, msg_withdrawal_failure_reasons[i]) == 0)
+            return true;
+    return false;
+}
+
+const char *msg_withdrawal_failure_reason_at(size_t i)
+{
+    return i < MSG_N(msg_withdrawal_failure_reasons) ? msg_withdrawal_failure_reasons[i] : NULL;
 }

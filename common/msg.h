@@ -37,16 +37,24 @@
 #define MSG_ID_CHARSET      "A-Za-z0-9_.:-" /* the id character class */
 
 /* Routing keys (= `type` of the events, AMQP `type` of the request). */
-#define MSG_TYPE_REQUESTED        "payment.requested"
-#define MSG_TYPE_APPROVED         "payment.approved"
-#define MSG_TYPE_DECLINED         "payment.declined"
-#define MSG_TYPE_COMPLETED        "payment.completed"
-#define MSG_TYPE_FAILED           "payment.failed"
-#define MSG_TYPE_BATCH_CLOSED     "settlement.batch.closed"
-#define MSG_TYPE_REJECTED         "message.rejected"
-#define MSG_TYPE_REFUND_REQUESTED "refund.requested"
-#define MSG_TYPE_REFUND_COMPLETED "refund.completed"
-#define MSG_TYPE_REFUND_FAILED    "refund.failed"
+#define MSG_TYPE_REQUESTED            "payment.requested"
+#define MSG_TYPE_APPROVED             "payment.approved"
+#define MSG_TYPE_DECLINED             "payment.declined"
+#define MSG_TYPE_COMPLETED            "payment.completed"
+#define MSG_TYPE_FAILED               "payment.failed"
+#define MSG_TYPE_BATCH_CLOSED         "settlement.batch.closed"
+#define MSG_TYPE_REJECTED             "message.rejected"
+#define MSG_TYPE_REFUND_REQUESTED     "refund.requested"
+#define MSG_TYPE_REFUND_COMPLETED     "refund.completed"
+#define MSG_TYPE_REFUND_FAILED        "refund.failed"
+#define MSG_TYPE_DEPOSIT_RECEIVED     "deposit.received"
+#define MSG_TYPE_DEPOSIT_COMPLETED    "deposit.completed"
+#define MSG_TYPE_DEPOSIT_FAILED       "deposit.failed"
+#define MSG_TYPE_WITHDRAWAL_REQUESTED "withdrawal.requested"
+#define MSG_TYPE_WITHDRAWAL_COMPLETED "withdrawal.completed"
+#define MSG_TYPE_WITHDRAWAL_FAILED    "withdrawal.failed"
+#define MSG_TYPE_WITHDRAWAL_RETURNED  "withdrawal.returned"
+#define MSG_TYPE_WITHDRAWAL_REVERSED  "withdrawal.reversed"
 
 /* The reason of payment.declined. */
 #define MSG_DECLINE_REASON "risk_declined"
@@ -97,6 +105,42 @@ typedef struct {
 /* The fields of r as canonical JSON (keys sorted, compact), a valid
  * refund.requested body; caller frees; NULL on OOM. */
 char *msg_refund_canonical(const msg_refund_t *r);
+
+/* deposit.received, from an external rail (docs/contract.md#deposits):
+ * deposit_id is its idempotency key. */
+typedef struct {
+    char deposit_id[MSG_ID_MAX + 1];
+    char account[MSG_ID_MAX + 1];
+    int64_t amount;
+    char currency[4];
+    char rail[MSG_ID_MAX + 1];           /* which rail: "sepa", "card", ... */
+    char rail_reference[MSG_ID_MAX + 1]; /* the rail's own id of the transfer */
+} msg_deposit_t;
+
+/* withdrawal.requested: withdrawal_id is its idempotency key. */
+typedef struct {
+    char withdrawal_id[MSG_ID_MAX + 1];
+    char account[MSG_ID_MAX + 1];
+    int64_t amount;
+    char currency[4];
+    char rail[MSG_ID_MAX + 1];
+    char destination[MSG_DESCRIPTION_MAX + 1]; /* for people: where it goes */
+    bool has_destination;
+} msg_withdrawal_t;
+
+/* withdrawal.returned: the rail reports a completed withdrawal failed; its
+ * withdrawal_id is the key (a withdrawal comes back at most once). */
+typedef struct {
+    char withdrawal_id[MSG_ID_MAX + 1];
+    char rail_reference[MSG_ID_MAX + 1];
+    char reason[MSG_DESCRIPTION_MAX + 1];
+    bool has_reason;
+} msg_return_t;
+
+/* Canonical JSON of each, as msg_refund_canonical(). */
+char *msg_deposit_canonical(const msg_deposit_t *d);
+char *msg_withdrawal_canonical(const msg_withdrawal_t *w);
+char *msg_return_canonical(const msg_return_t *r);
 
 /*
  * Names of the top-level members that differ between two JSON objects
@@ -180,7 +224,7 @@ typedef struct {
     bool required;
 } msg_field_t;
 
-/* The top-level fields of the body of routing key `type` (the ten of
+/* The top-level fields of the body of routing key `type` (the eighteen of
  * docs/contract.md), in the order the decoder checks them; *n gets the
  * count. NULL for an unknown type. Static. */
 const msg_field_t *msg_fields(const char *type, size_t *n);
@@ -198,6 +242,15 @@ const char *msg_failure_reason_at(size_t i);
  * iterates them (NULL past the end). */
 bool msg_refund_failure_reason_valid(const char *reason);
 const char *msg_refund_failure_reason_at(size_t i);
+
+/* deposit.failed reasons (unknown_account, account_frozen,
+ * currency_mismatch, balance_overflow) and withdrawal.failed reasons
+ * (risk_declined, insufficient_funds, unknown_account, account_frozen,
+ * currency_mismatch, balance_overflow), likewise. */
+bool msg_deposit_failure_reason_valid(const char *reason);
+const char *msg_deposit_failure_reason_at(size_t i);
+bool msg_withdrawal_failure_reason_valid(const char *reason);
+const char *msg_withdrawal_failure_reason_at(size_t i);
 
 /* Is s (len bytes) an id: 1-64 chars of [A-Za-z0-9_.:-]? For payment ids,
  * account ids, rule names; ledgerctl validates its arguments with it. */

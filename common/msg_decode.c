@@ -204,6 +204,49 @@ static int msg_check_metadata(json_t *root, msg_payment_t *out, msg_reject_t *wh
     return LL_OK;
 }
 
+/* A required ISO 4217 currency code. */
+static int msg_check_currency(json_t *root, char out[4], msg_reject_t *why)
+{
+    json_t *v;
+    int rc;
+    if ((rc = msg_get(root, "currency", "currency", true, &v, why)) != LL_OK ||
+        (rc = msg_want_string(v, "currency", why)) != LL_OK)
+        return rc;
+    const char *cur = json_string_value(v);
+    size_t clen = json_string_length(v);
+    bool shape = clen == 3;
+    for (size_t i = 0; shape && i < 3; i++)
+        shape = cur[i] >= 'A' && cur[i] <= 'Z';
+    if (!shape)
+        return msg_reject(why, MSG_REASON_SCHEMA_VIOLATION, "currency",
+                          "must be 3 upper-case letters (ISO 4217)");
+    if (!money_currency_valid(cur))
+        return msg_reject(why, MSG_REASON_SCHEMA_VIOLATION, "currency",
+                          "\"%s\" is not an active ISO 4217 currency code", cur);
+    memcpy(out, cur, 4);
+    return LL_OK;
+}
+
+/* An optional text of at most MSG_DESCRIPTION_MAX bytes (description,
+ * reason, destination): *has says whether it was there. */
+static int msg_check_text(json_t *root, const char *name, char out[MSG_DESCRIPTION_MAX + 1],
+                          bool *has, msg_reject_t *why)
+{
+    json_t *v;
+    int rc = msg_get(root, name, name, false, &v, why);
+    if (rc != LL_OK || !v)
+        return rc;
+    if ((rc = msg_want_string(v, name, why)) != LL_OK)
+        return rc;
+    size_t len = json_string_length(v);
+    if (len > MSG_DESCRIPTION_MAX)
+        return msg_reject(why, MSG_REASON_SCHEMA_VIOLATION, name,
+                          "must be at most %d bytes of UTF-8, got %zu", MSG_DESCRIPTION_MAX, len);
+    memcpy(out, json_string_value(v), len + 1);
+    *has = true;
+    return LL_OK;
+}
+
 /* The request fields, in msg_fields(MSG_TYPE_REQUESTED) order, then payer
  * != payee. */
 static int msg_check_request(json_t *root, msg_payment_t *out, msg_reject_t *why)
@@ -219,36 +262,10 @@ static int msg_check_request(json_t *root, msg_payment_t *out, msg_reject_t *why
     if (rc != LL_OK)
         return rc;
 
-    json_t *v;
-    if ((rc = msg_get(root, "currency", "currency", true, &v, why)) != LL_OK ||
-        (rc = msg_want_string(v, "currency", why)) != LL_OK)
+    if ((rc = msg_check_currency(root, out->currency, why)) != LL_OK ||
+        (rc = msg_check_text(root, "description", out->description, &out->has_description, why)) !=
+            LL_OK)
         return rc;
-    const char *cur = json_string_value(v);
-    size_t clen = json_string_length(v);
-    bool shape = clen == 3;
-    for (size_t i = 0; shape && i < 3; i++)
-        shape = cur[i] >= 'A' && cur[i] <= 'Z';
-    if (!shape)
-        return msg_reject(why, MSG_REASON_SCHEMA_VIOLATION, "currency",
-                          "must be 3 upper-case letters (ISO 4217)");
-    if (!money_currency_valid(cur))
-        return msg_reject(why, MSG_REASON_SCHEMA_VIOLATION, "currency",
-                          "\"%s\" is not an active ISO 4217 currency code", cur);
-    memcpy(out->currency, cur, 4);
-
-    if ((rc = msg_get(root, "description", "description", false, &v, why)) != LL_OK)
-        return rc;
-    if (v) {
-        if ((rc = msg_want_string(v, "description", why)) != LL_OK)
-            return rc;
-        size_t dlen = json_string_length(v);
-        if (dlen > MSG_DESCRIPTION_MAX)
-            return msg_reject(why, MSG_REASON_SCHEMA_VIOLATION, "description",
-                              "must be at most %d bytes of UTF-8, got %zu", MSG_DESCRIPTION_MAX,
-                              dlen);
-        memcpy(out->description, json_string_value(v), dlen + 1);
-        out->has_description = true;
-    }
     return msg_check_metadata(root, out, why);
 }
 
@@ -510,26 +527,111 @@ int msg_refund_decode(const void *body, size_t len, msg_refund_t *out, msg_rejec
         return rc;
     size_t nf;
     const msg_field_t *f = msg_fields(MSG_TYPE_REFUND_REQUESTED, &nf);
-    json_t *v = NULL;
     if ((rc = msg_check_unknown(root, "", f, nf, why)) == LL_OK &&
         (rc = msg_check_id(root, "refund_id", "refund_id", out->refund_id, why)) == LL_OK &&
         (rc = msg_check_id(root, "payment_id", "payment_id", out->payment_id, why)) == LL_OK &&
         (rc = msg_check_int(root, "amount", "amount", MSG_AMOUNT_MIN, MSG_AMOUNT_MAX, &out->amount,
-                            why)) == LL_OK &&
-        (rc = msg_get(root, "reason", "reason", false, &v, why)) == LL_OK && v) {
-        size_t rlen = json_string_length(v);
-        if ((rc = msg_want_string(v, "reason", why)) == LL_OK && rlen > MSG_DESCRIPTION_MAX)
-            rc =
-                msg_reject(why, MSG_REASON_SCHEMA_VIOLATION, "reason",
-                           "must be at most %d bytes of UTF-8, got %zu", MSG_DESCRIPTION_MAX, rlen);
-        if (rc == LL_OK) {
-            memcpy(out->reason, json_string_value(v), rlen + 1);
-            out->has_reason = true;
-        }
-    }
+                            why)) == LL_OK)
+        rc = msg_check_text(root, "reason", out->reason, &out->has_reason, why);
     json_decref(root);
     if (rc != LL_OK)
         msg_refund_clear(out);
+    return rc;
+}
+
+/* ---- deposits and withdrawals --------------------------------------------- */
+
+/* The top-level fields of `type` only (step 6 of the order). */
+static int msg_parse_command(const void *body, size_t len, const char *type, json_t **root,
+                             msg_reject_t *why)
+{
+    int rc = msg_parse(body, len, root, why);
+    if (rc != LL_OK)
+        return rc;
+    size_t nf;
+    const msg_field_t *f = msg_fields(type, &nf);
+    rc = msg_check_unknown(*root, "", f, nf, why);
+    if (rc != LL_OK) {
+        json_decref(*root);
+        *root = NULL;
+    }
+    return rc;
+}
+
+void msg_deposit_clear(msg_deposit_t *d)
+{
+    if (d)
+        memset(d, 0, sizeof *d);
+}
+
+int msg_deposit_decode(const void *body, size_t len, msg_deposit_t *out, msg_reject_t *why)
+{
+    memset(out, 0, sizeof *out);
+    json_t *root;
+    int rc = msg_parse_command(body, len, MSG_TYPE_DEPOSIT_RECEIVED, &root, why);
+    if (rc != LL_OK)
+        return rc;
+    if ((rc = msg_check_id(root, "deposit_id", "deposit_id", out->deposit_id, why)) == LL_OK &&
+        (rc = msg_check_id(root, "account", "account", out->account, why)) == LL_OK &&
+        (rc = msg_check_int(root, "amount", "amount", MSG_AMOUNT_MIN, MSG_AMOUNT_MAX, &out->amount,
+                            why)) == LL_OK &&
+        (rc = msg_check_currency(root, out->currency, why)) == LL_OK &&
+        (rc = msg_check_id(root, "rail", "rail", out->rail, why)) == LL_OK)
+        rc = msg_check_id(root, "rail_reference", "rail_reference", out->rail_reference, why);
+    json_decref(root);
+    if (rc != LL_OK)
+        msg_deposit_clear(out);
+    return rc;
+}
+
+void msg_withdrawal_clear(msg_withdrawal_t *w)
+{
+    if (w)
+        memset(w, 0, sizeof *w);
+}
+
+int msg_withdrawal_decode(const void *body, size_t len, msg_withdrawal_t *out, msg_reject_t *why)
+{
+    memset(out, 0, sizeof *out);
+    json_t *root;
+    int rc = msg_parse_command(body, len, MSG_TYPE_WITHDRAWAL_REQUESTED, &root, why);
+    if (rc != LL_OK)
+        return rc;
+    if ((rc = msg_check_id(root, "withdrawal_id", "withdrawal_id", out->withdrawal_id, why)) ==
+            LL_OK &&
+        (rc = msg_check_id(root, "account", "account", out->account, why)) == LL_OK &&
+        (rc = msg_check_int(root, "amount", "amount", MSG_AMOUNT_MIN, MSG_AMOUNT_MAX, &out->amount,
+                            why)) == LL_OK &&
+        (rc = msg_check_currency(root, out->currency, why)) == LL_OK &&
+        (rc = msg_check_id(root, "rail", "rail", out->rail, why)) == LL_OK)
+        rc = msg_check_text(root, "destination", out->destination, &out->has_destination, why);
+    json_decref(root);
+    if (rc != LL_OK)
+        msg_withdrawal_clear(out);
+    return rc;
+}
+
+void msg_return_clear(msg_return_t *r)
+{
+    if (r)
+        memset(r, 0, sizeof *r);
+}
+
+int msg_return_decode(const void *body, size_t len, msg_return_t *out, msg_reject_t *why)
+{
+    memset(out, 0, sizeof *out);
+    json_t *root;
+    int rc = msg_parse_command(body, len, MSG_TYPE_WITHDRAWAL_RETURNED, &root, why);
+    if (rc != LL_OK)
+        return rc;
+    if ((rc = msg_check_id(root, "withdrawal_id", "withdrawal_id", out->withdrawal_id, why)) ==
+            LL_OK &&
+        (rc = msg_check_id(root, "rail_reference", "rail_reference", out->rail_reference, why)) ==
+            LL_OK)
+        rc = msg_check_text(root, "reason", out->reason, &out->has_reason, why);
+    json_decref(root);
+    if (rc != LL_OK)
+        msg_return_clear(out);
     return rc;
 }
 
@@ -629,11 +731,23 @@ static char *refund_requested_canonical(const void *msg)
 {
     return msg_refund_canonical(msg);
 }
+static char *deposit_received_canonical(const void *msg)
+{
+    return msg_deposit_canonical(msg);
+}
+static char *withdrawal_requested_canonical(const void *msg)
+{
+    return msg_withdrawal_canonical(msg);
+}
+static char *withdrawal_returned_canonical(const void *msg)
+{
+    return msg_return_canonical(msg);
+}
 
 /* The typed decode and clear functions of struct T behind the untyped
  * signatures of msg_decoder_t (a call through a cast function pointer
  * would be undefined). */
-#define MSG_DECODER(name, rk, keyf, T, key_off, pid_off, pay_off, decode_fn, clear_fn)             \
+#define MSG_DECODER(name, rk, keyf, prefix, T, key_off, pid_off, pay_off, decode_fn, clear_fn)     \
     static int name##_decode(const void *body, size_t len, void *out, msg_reject_t *why)           \
     {                                                                                              \
         return decode_fn(body, len, (T *)out, why);                                                \
@@ -643,20 +757,29 @@ static char *refund_requested_canonical(const void *msg)
         clear_fn((T *)msg);                                                                        \
     }                                                                                              \
     const msg_decoder_t msg_decoder_##name = {                                                     \
-        rk,      keyf,          sizeof(T),    key_off,         pid_off,                            \
-        pay_off, name##_decode, name##_clear, name##_canonical}
+        rk,      keyf,    prefix,        sizeof(T),    key_off,                                    \
+        pid_off, pay_off, name##_decode, name##_clear, name##_canonical}
 
-MSG_DECODER(requested, MSG_TYPE_REQUESTED, "payment_id", msg_payment_t,
+MSG_DECODER(requested, MSG_TYPE_REQUESTED, "payment_id", "", msg_payment_t,
             offsetof(msg_payment_t, payment_id), offsetof(msg_payment_t, payment_id), 0,
             msg_payment_decode, msg_payment_clear);
-MSG_DECODER(approved, MSG_TYPE_APPROVED, "payment_id", msg_approved_t,
+MSG_DECODER(approved, MSG_TYPE_APPROVED, "payment_id", "", msg_approved_t,
             offsetof(msg_approved_t, payment.payment_id),
             offsetof(msg_approved_t, payment.payment_id), offsetof(msg_approved_t, payment),
             msg_approved_decode, msg_approved_clear);
-MSG_DECODER(completed, MSG_TYPE_COMPLETED, "payment_id", msg_completed_t,
+MSG_DECODER(completed, MSG_TYPE_COMPLETED, "payment_id", "", msg_completed_t,
             offsetof(msg_completed_t, payment.payment_id),
             offsetof(msg_completed_t, payment.payment_id), offsetof(msg_completed_t, payment),
             msg_completed_decode, msg_completed_clear);
-MSG_DECODER(refund_requested, MSG_TYPE_REFUND_REQUESTED, "refund_id", msg_refund_t,
+MSG_DECODER(refund_requested, MSG_TYPE_REFUND_REQUESTED, "refund_id", "", msg_refund_t,
             offsetof(msg_refund_t, refund_id), offsetof(msg_refund_t, payment_id), MSG_NO_PAYMENT,
             msg_refund_decode, msg_refund_clear);
+MSG_DECODER(deposit_received, MSG_TYPE_DEPOSIT_RECEIVED, "deposit_id", "deposit:", msg_deposit_t,
+            offsetof(msg_deposit_t, deposit_id), MSG_NO_PAYMENT, MSG_NO_PAYMENT, msg_deposit_decode,
+            msg_deposit_clear);
+MSG_DECODER(withdrawal_requested, MSG_TYPE_WITHDRAWAL_REQUESTED, "withdrawal_id",
+            "withdrawal:", msg_withdrawal_t, offsetof(msg_withdrawal_t, withdrawal_id),
+            MSG_NO_PAYMENT, MSG_NO_PAYMENT, msg_withdrawal_decode, msg_withdrawal_clear);
+MSG_DECODER(withdrawal_returned, MSG_TYPE_WITHDRAWAL_RETURNED, "withdrawal_id",
+            "return:", msg_return_t, offsetof(msg_return_t, withdrawal_id), MSG_NO_PAYMENT,
+            MSG_NO_PAYMENT, msg_return_decode, msg_return_clear);

@@ -28,9 +28,12 @@
  * Public API: msg_payment_decode(), msg_approved_t, msg_approved_decode(),
  * msg_approved_clear(), msg_completed_t, msg_completed_decode(),
  * msg_completed_clear(), msg_refund_decode(), msg_refund_clear(),
+ * msg_deposit_decode/_clear(), msg_withdrawal_decode/_clear(),
+ * msg_return_decode/_clear(),
  * msg_peek_payment_id(), msg_peek_id(), msg_decoder_t, MSG_NO_PAYMENT,
  * msg_decoder_requested, msg_decoder_approved, msg_decoder_completed,
- * msg_decoder_refund_requested.
+ * msg_decoder_refund_requested, msg_decoder_deposit_received,
+ * msg_decoder_withdrawal_requested, msg_decoder_withdrawal_returned.
  */
 #ifndef LL_MSG_DECODE_H
 #define LL_MSG_DECODE_H
@@ -85,6 +88,18 @@ LL_MUSTCHECK int msg_refund_decode(const void *body, size_t len, msg_refund_t *o
                                    msg_reject_t *why);
 void msg_refund_clear(msg_refund_t *r);
 
+/* deposit.received, withdrawal.requested and withdrawal.returned (as the
+ * funds stage consumes them), like msg_refund_decode(). */
+LL_MUSTCHECK int msg_deposit_decode(const void *body, size_t len, msg_deposit_t *out,
+                                    msg_reject_t *why);
+void msg_deposit_clear(msg_deposit_t *d);
+LL_MUSTCHECK int msg_withdrawal_decode(const void *body, size_t len, msg_withdrawal_t *out,
+                                       msg_reject_t *why);
+void msg_withdrawal_clear(msg_withdrawal_t *w);
+LL_MUSTCHECK int msg_return_decode(const void *body, size_t len, msg_return_t *out,
+                                   msg_reject_t *why);
+void msg_return_clear(msg_return_t *r);
+
 /* Like msg_peek_payment_id() for the top-level string `field` (an id
  * field: "refund_id", ...). */
 LL_MUSTCHECK int msg_peek_id(const void *body, size_t len, const char *field,
@@ -109,18 +124,24 @@ LL_MUSTCHECK int msg_peek_payment_id(const void *body, size_t len, char out[MSG_
 typedef struct msg_decoder {
     const char *type;      /* its routing key */
     const char *key_field; /* its idempotency key: "payment_id", "refund_id" */
+    /* prepended to the key where a stage consumes several types whose ids
+     * could meet ("deposit:", "withdrawal:", "return:"); "" otherwise */
+    const char *key_prefix;
     size_t size;
     size_t key_offset;        /* of the key, a char[MSG_ID_MAX + 1] */
-    size_t payment_id_offset; /* of the payment_id it is about, likewise */
+    size_t payment_id_offset; /* of the payment_id it is about, likewise; MSG_NO_PAYMENT */
     size_t payment_offset;    /* of its msg_payment_t; MSG_NO_PAYMENT when none */
     int (*decode)(const void *body, size_t len, void *out, msg_reject_t *why);
     void (*clear)(void *msg);
     char *(*canonical)(const void *msg); /* caller frees; NULL on OOM */
 } msg_decoder_t;
 
-extern const msg_decoder_t msg_decoder_requested;        /* msg_payment_t */
-extern const msg_decoder_t msg_decoder_approved;         /* msg_approved_t */
-extern const msg_decoder_t msg_decoder_completed;        /* msg_completed_t */
-extern const msg_decoder_t msg_decoder_refund_requested; /* msg_refund_t */
+extern const msg_decoder_t msg_decoder_requested;            /* msg_payment_t */
+extern const msg_decoder_t msg_decoder_approved;             /* msg_approved_t */
+extern const msg_decoder_t msg_decoder_completed;            /* msg_completed_t */
+extern const msg_decoder_t msg_decoder_refund_requested;     /* msg_refund_t */
+extern const msg_decoder_t msg_decoder_deposit_received;     /* msg_deposit_t */
+extern const msg_decoder_t msg_decoder_withdrawal_requested; /* msg_withdrawal_t */
+extern const msg_decoder_t msg_decoder_withdrawal_returned;  /* msg_return_t */
 
 #endif

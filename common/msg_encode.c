@@ -218,8 +218,109 @@ char *msg_encode_refund_failed(const msg_refund_t *r, const char *reason, int64_
     return msg_finish(&b);
 }
 
+/* The envelope and the fields of a deposit. */
+static msg_builder_t msg_begin_deposit(const char *type, const msg_deposit_t *d,
+                                       int64_t occurred_ms)
+{
+    if (!d || !msg_id_valid(d->deposit_id, strlen(d->deposit_id)))
+        return (msg_builder_t){NULL, true};
+    msg_builder_t b = msg_begin(type, d->deposit_id, NULL, occurred_ms);
+    if (!b.bad) {
+        msg_set(&b, "deposit_id", json_string(d->deposit_id));
+        msg_set(&b, "account", json_string(d->account));
+        msg_set(&b, "amount", json_integer(d->amount));
+        msg_set(&b, "currency", json_string(d->currency));
+        msg_set(&b, "rail", json_string(d->rail));
+        msg_set(&b, "rail_reference", json_string(d->rail_reference));
+    }
+    return b;
+}
+
+char *msg_encode_deposit_completed(const msg_deposit_t *d, const char *transfer_id,
+                                   int64_t occurred_ms)
+{
+    if (!transfer_id || !msg_id_valid(transfer_id, strlen(transfer_id)))
+        return NULL;
+    msg_builder_t b = msg_begin_deposit(MSG_TYPE_DEPOSIT_COMPLETED, d, occurred_ms);
+    if (!b.bad)
+        msg_set(&b, "transfer_id", json_string(transfer_id));
+    return msg_finish(&b);
+}
+
+char *msg_encode_deposit_failed(const msg_deposit_t *d, const char *reason, int64_t occurred_ms)
+{
+    if (!msg_deposit_failure_reason_valid(reason))
+        return NULL;
+    msg_builder_t b = msg_begin_deposit(MSG_TYPE_DEPOSIT_FAILED, d, occurred_ms);
+    if (!b.bad)
+        msg_set(&b, "reason", json_string(reason));
+    return msg_finish(&b);
+}
+
+/* The envelope and the fields of a withdrawal (destination stays with the
+ * request). */
+static msg_builder_t msg_begin_withdrawal(const char *type, const msg_withdrawal_t *w,
+                                          int64_t occurred_ms)
+{
+    if (!w || !msg_id_valid(w->withdrawal_id, strlen(w->withdrawal_id)))
+        return (msg_builder_t){NULL, true};
+    msg_builder_t b = msg_begin(type, w->withdrawal_id, NULL, occurred_ms);
+    if (!b.bad) {
+        msg_set(&b, "withdrawal_id", json_string(w->withdrawal_id));
+        msg_set(&b, "account", json_string(w->account));
+        msg_set(&b, "amount", json_integer(w->amount));
+        msg_set(&b, "currency", json_string(w->currency));
+        msg_set(&b, "rail", json_string(w->rail));
+    }
+    return b;
+}
+
+char *msg_encode_withdrawal_completed(const msg_withdrawal_t *w, const char *transfer_id,
+                                      int64_t occurred_ms)
+{
+    if (!transfer_id || !msg_id_valid(transfer_id, strlen(transfer_id)))
+        return NULL;
+    msg_builder_t b = msg_begin_withdrawal(MSG_TYPE_WITHDRAWAL_COMPLETED, w, occurred_ms);
+    if (!b.bad)
+        msg_set(&b, "transfer_id", json_string(transfer_id));
+    return msg_finish(&b);
+}
+
+char *msg_encode_withdrawal_failed(const msg_withdrawal_t *w, const char *reason,
+                                   const char *const *rules, size_t nrules, int64_t occurred_ms)
+{
+    if (!msg_withdrawal_failure_reason_valid(reason))
+        return NULL;
+    msg_builder_t b = msg_begin_withdrawal(MSG_TYPE_WITHDRAWAL_FAILED, w, occurred_ms);
+    if (!b.bad) {
+        msg_set(&b, "reason", json_string(reason));
+        msg_set(&b, "rules", msg_rules_array(rules, nrules));
+    }
+    return msg_finish(&b);
+}
+
+char *msg_encode_withdrawal_reversed(const msg_return_t *r, const char *account, int64_t amount,
+                                     const char *currency, const char *transfer_id,
+                                     int64_t occurred_ms)
+{
+    if (!r || !msg_id_valid(r->withdrawal_id, strlen(r->withdrawal_id)) || !account ||
+        !msg_id_valid(account, strlen(account)) || !transfer_id ||
+        !msg_id_valid(transfer_id, strlen(transfer_id)) || !currency || amount < 1)
+        return NULL;
+    msg_builder_t b = msg_begin(MSG_TYPE_WITHDRAWAL_REVERSED, r->withdrawal_id, NULL, occurred_ms);
+    if (!b.bad) {
+        msg_set(&b, "withdrawal_id", json_string(r->withdrawal_id));
+        msg_set(&b, "account", json_string(account));
+        msg_set(&b, "amount", json_integer(amount));
+        msg_set(&b, "currency", json_string(currency));
+        msg_set(&b, "rail_reference", json_string(r->rail_reference));
+        msg_set(&b, "transfer_id", json_string(transfer_id));
+    }
+    return msg_finish(&b);
+}
+
 char *msg_encode_rejected(const char *queue, const msg_reject_t *why,
-                          const char *payment_id_or_null, const char *refund_id_or_null,
+                          const char *payment_id_or_null, const char *key_field, const char *key,
                           const char *event_key, int64_t occurred_ms)
 {
     if (!queue || !msg_id_valid(queue, strlen(queue)) || !why || !event_key ||
@@ -236,8 +337,11 @@ char *msg_encode_rejected(const char *queue, const msg_reject_t *why,
         msg_set(&b, "reason", json_string(msg_reason_str(why->reason)));
         msg_set(&b, "detail", json_string(detail));
         msg_set(&b, "queue", json_string(queue));
-        if (refund_id_or_null && msg_id_valid(refund_id_or_null, strlen(refund_id_or_null)))
-            msg_set(&b, "refund_id", json_string(refund_id_or_null));
+        if (key_field && key && strcmp(key_field, "payment_id") != 0 &&
+            msg_id_valid(key, strlen(key)) &&
+            (strcmp(key_field, "refund_id") == 0 || strcmp(key_field, "deposit_id") == 0 ||
+             strcmp(key_field, "withdrawal_id") == 0))
+            msg_set(&b, key_field, json_string(key));
     }
     return msg_finish(&b);
 }

@@ -11,7 +11,8 @@
  * Public API: msg_encode_approved(), msg_encode_declined(),
  * msg_encode_completed(), msg_encode_failed(), msg_batch_closed_t,
  * msg_encode_batch_closed(), msg_refund_done_t, msg_encode_refund_completed(),
- * msg_encode_refund_failed(), msg_encode_rejected().
+ * msg_encode_refund_failed(), msg_encode_deposit_completed/_failed(),
+ * msg_encode_withdrawal_completed/_failed/_reversed(), msg_encode_rejected().
  */
 #ifndef LL_MSG_ENCODE_H
 #define LL_MSG_ENCODE_H
@@ -73,12 +74,32 @@ char *msg_encode_refund_completed(const msg_refund_t *r, const msg_refund_done_t
 /* refund.failed; reason: one of msg_refund_failure_reason_at(). */
 char *msg_encode_refund_failed(const msg_refund_t *r, const char *reason, int64_t occurred_ms);
 
+/* deposit.completed / deposit.failed (reason: msg_deposit_failure_reason_at());
+ * event_id key is the deposit_id. */
+char *msg_encode_deposit_completed(const msg_deposit_t *d, const char *transfer_id,
+                                   int64_t occurred_ms);
+char *msg_encode_deposit_failed(const msg_deposit_t *d, const char *reason, int64_t occurred_ms);
+/* withdrawal.completed / withdrawal.failed (reason:
+ * msg_withdrawal_failure_reason_at(); `rules` the risk rules that declined
+ * it, none for a ledger refusal); event_id key is the withdrawal_id. */
+char *msg_encode_withdrawal_completed(const msg_withdrawal_t *w, const char *transfer_id,
+                                      int64_t occurred_ms);
+char *msg_encode_withdrawal_failed(const msg_withdrawal_t *w, const char *reason,
+                                   const char *const *rules, size_t nrules, int64_t occurred_ms);
+/* withdrawal.reversed: the withdrawal's money is back on its account;
+ * event_id key is the withdrawal_id. */
+char *msg_encode_withdrawal_reversed(const msg_return_t *r, const char *account, int64_t amount,
+                                     const char *currency, const char *transfer_id,
+                                     int64_t occurred_ms);
+
 /* message.rejected: reason and detail from `why`; `queue` the consuming
  * queue (must be an id, NULL otherwise); payment_id only when
- * payment_id_or_null is a valid id; refund_id likewise (a rejected
- * refund.requested); event_key as built by msg_rejected_key(). */
+ * payment_id_or_null is a valid id; key_field ("refund_id", "deposit_id",
+ * "withdrawal_id"; NULL or "payment_id": none) = key when key is a valid
+ * id (the rejected message's own key); event_key as built by
+ * msg_rejected_key(). */
 char *msg_encode_rejected(const char *queue, const msg_reject_t *why,
-                          const char *payment_id_or_null, const char *refund_id_or_null,
+                          const char *payment_id_or_null, const char *key_field, const char *key,
                           const char *event_key, int64_t occurred_ms);
 
 #endif

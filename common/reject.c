@@ -17,7 +17,8 @@ void item_reject(item_t *it, const char *queue, const msg_reject_t *why)
     const char *k = it->key[0] ? it->key : NULL;
     bool by_payment = !it->key_field || strcmp(it->key_field, "payment_id") == 0;
     const char *pid = by_payment ? k : (it->payment_id[0] ? it->payment_id : NULL);
-    const char *refund_id = !by_payment && strcmp(it->key_field, "refund_id") == 0 ? k : NULL;
+    /* the message's own id: its key without the stage's type prefix */
+    const char *own = k && strlen(k) >= it->key_skip ? k + it->key_skip : NULL;
     char key[MSG_REJECTED_KEY_MAX], ev_id[MSG_EVENT_ID_LEN + 1];
     if (msg_rejected_key(queue, k, why->reason, it->d.body, it->d.len, key, sizeof key) != LL_OK)
         log_panic("rejection key does not fit (queue %s)", queue);
@@ -28,7 +29,8 @@ void item_reject(item_t *it, const char *queue, const msg_reject_t *why)
     msg_text_clean(clean.field, sizeof clean.field, why->field);
     msg_text_clean(clean.detail, sizeof clean.detail, why->detail);
     why = &clean;
-    char *body = msg_encode_rejected(queue, why, pid, refund_id, key, clock_now_ms());
+    char *body = msg_encode_rejected(queue, why, pid, by_payment ? NULL : it->key_field, own, key,
+                                     clock_now_ms());
     if (!body)
         log_panic("cannot encode message.rejected for queue %s", queue);
     it->why = *why;
@@ -47,7 +49,8 @@ void item_reject_conflict(item_t *it, const char *queue, const char *prior)
     if (msg_canonical_diff(prior, it->canonical, fields, sizeof fields) != LL_OK)
         snprintf(fields, sizeof fields, "?");
     snprintf(why.detail, sizeof why.detail,
-             "%s %s was already processed with different values of: %s", field, it->key, fields);
+             "%s %s was already processed with different values of: %s", field,
+             it->key + (strlen(it->key) >= it->key_skip ? it->key_skip : 0), fields);
     snprintf(why.field, sizeof why.field, "%s", field);
     item_reject(it, queue, &why);
 }

@@ -23,11 +23,50 @@ bool stage_col_is(const stage_row_t *r, const char *name, const char *value)
     return strcmp(stage_col(r, name), value) == 0;
 }
 
+/* The decoder of a decoded item. */
+static const msg_decoder_t *item_decoder(const stage_t *st, const item_t *it)
+{
+    return it->dec ? it->dec : st->consumes;
+}
+
 const msg_payment_t *stage_payment(const stage_t *st, const item_t *it)
 {
-    if (st->consumes->payment_offset == MSG_NO_PAYMENT)
-        log_panic("stage %s: %s carries no payment", st->name, st->consumes->type);
-    return (const msg_payment_t *)((const char *)it->msg + st->consumes->payment_offset);
+    const msg_decoder_t *dec = item_decoder(st, it);
+    if (dec->payment_offset == MSG_NO_PAYMENT)
+        log_panic("stage %s: %s carries no payment", st->name, dec->type);
+    return (const msg_payment_t *)((const char *)it->msg + dec->payment_offset);
+}
+
+/* The decoder for it's delivery: the stage's one, or the one of its
+ * routing key; NULL (it->why set) for a routing key it does not take. */
+static const msg_decoder_t *pick_decoder(const stage_t *st, item_t *it)
+{
+    if (st->consumes)
+        return st->consumes;
+    const amqp_bytes_t rk = it->d.env.routing_key;
+    for (size_t i = 0; st->consumes_any[i]; i++) {
+        const char *t = st->consumes_any[i]->type;
+        if (rk.len == strlen(t) && memcmp(rk.bytes, t, rk.len) == 0)
+            return st->consumes_any[i];
+    }
+    memset(&it->why, 0, sizeof it->why);
+    it->why.reason = MSG_REASON_SCHEMA_VIOLATION;
+    char rks[80];
+    snprintf(rks, sizeof rks, "%.*s", (int)(rk.len < 64 ? rk.len : 64), (const char *)rk.bytes);
+    snprintf(it->why.detail, sizeof it->why.detail,
+             "routing key '%s' is not a message type queue %s takes", rks, st->queue);
+    return NULL;
+}
+
+/* The key of an item: the decoder's prefix, then id (an id of the
+ * checked charset, or "" when unreadable). */
+static void set_key(const msg_decoder_t *dec, item_t *it, const char *id)
+{
+    it->key_skip = strlen(dec->key_prefix);
+    if (id[0])
+        snprintf(it->key, sizeof it->key, "%s%s", dec->key_prefix, id);
+    else
+        it->key[0] = '\0';
 }
 
 /* An item whose signature or body the stage refused: its key and payment
@@ -36,8 +75,10 @@ static int undecodable(const msg_decoder_t *dec, item_t *it, int rc)
 {
     if (rc == LL_ENOMEM)
         log_panic("out of memory decoding a message");
-    if (msg_peek_id(it->d.body, it->d.len, dec->key_field, it->key) != LL_OK)
-        it->key[0] = '\0';
+    char id[MSG_ID_MAX + 1];
+    if (msg_peek_id(it->d.body, it->d.len, dec->key_field, id) != LL_OK)
+        id[0] = '\0';
+    set_key(dec, it, id);
     if (msg_peek_payment_id(it->d.body, it->d.len, it->payment_id) != LL_OK)
         it->payment_id[0] = '\0';
     return LL_EREJECT;
@@ -56,7 +97,13 @@ static int check_signature(const msg_decoder_t *dec, const sign_keyring_t *keys,
 
 int stage_decode(const stage_t *st, const sign_keyring_t *verify, item_t *it)
 {
-    const msg_decoder_t *dec = st->consumes;
+    const msg_decoder_t *dec = pick_decoder(st, it);
+    if (!dec) {
+        if (msg_peek_payment_id(it->d.body, it->d.len, it->payment_id) != LL_OK)
+            it->payment_id[0] = '\0';
+        return LL_EREJECT;
+    }
+    it->dec = dec;
     it->key_field = dec->key_field;
     if (verify && check_signature(dec, verify, it) != LL_OK)
         return LL_EREJECT;
@@ -67,9 +114,12 @@ int stage_decode(const stage_t *st, const sign_keyring_t *verify, item_t *it)
         return undecodable(dec, it, rc);
     }
     it->msg = msg;
-    snprintf(it->key, sizeof it->key, "%s", (const char *)msg + dec->key_offset);
-    snprintf(it->payment_id, sizeof it->payment_id, "%s",
-             (const char *)msg + dec->payment_id_offset);
+    set_key(dec, it, (const char *)msg + dec->key_offset);
+    if (dec->payment_id_offset != MSG_NO_PAYMENT)
+        snprintf(it->payment_id, sizeof it->payment_id, "%s",
+                 (const char *)msg + dec->payment_id_offset);
+    else
+        it->payment_id[0] = '\0';
     /* for a payment, the hash is msg_payment_hash()'s: of this canonical text */
     it->canonical = dec->canonical(msg);
     if (!it->canonical)
@@ -81,7 +131,7 @@ int stage_decode(const stage_t *st, const sign_keyring_t *verify, item_t *it)
 void stage_release(const stage_t *st, item_t *it)
 {
     if (it->msg) {
-        st->consumes->clear(it->msg);
+        item_decoder(st, it)->clear(it->msg);
         free(it->msg);
         it->msg = NULL;
     }
@@ -105,7 +155,7 @@ char *stage_batch_json(const stage_t *st, item_t *items, size_t n, size_t *count
         sbuf_adds(&b, it->hash);
         sbuf_adds(&b, "\",\"payload\":");
         sbuf_json_str(&b, it->canonical);
-        if (st->consumes->payment_offset != MSG_NO_PAYMENT) {
+        if (item_decoder(st, it)->payment_offset != MSG_NO_PAYMENT) {
             const msg_payment_t *p = stage_payment(st, it);
             sbuf_adds(&b, ",\"payment_id\":");
             sbuf_json_str(&b, p->payment_id);

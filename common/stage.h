@@ -63,8 +63,12 @@ typedef struct stage {
     int http_port;      /* default port of its endpoints (http.port -1) */
 
     const msg_decoder_t *consumes; /* the message type of its queue */
-    stage_keys_t verify;           /* checks the signature of what it consumes */
-    stage_keys_t sign;             /* signs the events it publishes */
+    /* Or, for a queue of several types (NULL `consumes`): the decoders,
+     * NULL-terminated, each delivery decoded by the one whose type is its
+     * routing key (any other routing key is a schema_violation). */
+    const msg_decoder_t *const *consumes_any;
+    stage_keys_t verify; /* checks the signature of what it consumes */
+    stage_keys_t sign;   /* signs the events it publishes */
 
     /* Its batch function, "SELECT ... FROM f($1::jsonb, ...) ORDER BY ord":
      * columns verdict and prior_payload at least. `nparams` parameters

@@ -186,6 +186,46 @@ static const invariant_t invariants[] = {
      "OR (SELECT count(*) FROM refunds r WHERE r.refund_id = x.ref AND r.transfer_id = x.id) "
      "<> 1) ORDER BY x.id",
      0},
+    {"deposits_applied_once",
+     "every deposit transfer is one processed deposit_id, from sys:funding:<CUR> to its "
+     "account with its amount, and every completed deposit has its transfer",
+     "SELECT format('deposit transfer %s (%s): %s %s -> %s; deposit row %s %s -> %s %s; "
+     "processed %s', x.id, x.ref, x.amount, x.debit_account, x.credit_account, d.outcome, "
+     "d.amount, d.account, d.transfer_id, (SELECT count(*) FROM processed p WHERE "
+     "p.stage = 'funds' AND p.payment_id = 'deposit:' || x.ref AND p.outcome = 'completed')) "
+     "FROM transfers x LEFT JOIN deposits d ON d.deposit_id = x.ref WHERE x.kind = 'deposit' "
+     "AND (d.deposit_id IS NULL OR d.outcome <> 'completed' OR d.transfer_id <> x.id "
+     "OR d.amount <> x.amount OR d.account <> x.credit_account "
+     "OR x.debit_account <> 'sys:funding:' || x.currency OR (SELECT count(*) FROM processed p "
+     "WHERE p.stage = 'funds' AND p.payment_id = 'deposit:' || x.ref "
+     "AND p.outcome = 'completed') <> 1) "
+     "UNION ALL SELECT format('deposit %s: completed without a deposit transfer', d.deposit_id) "
+     "FROM deposits d WHERE d.outcome = 'completed' AND NOT EXISTS (SELECT 1 FROM transfers x "
+     "WHERE x.id = d.transfer_id AND x.kind = 'deposit') ORDER BY 1",
+     0},
+    {"withdrawals_match_requests",
+     "every withdrawal transfer is one processed withdrawal_id, from its account to "
+     "sys:withdrawals:<CUR> with its amount; a returned one came back once, the same amount "
+     "to the same account",
+     "SELECT format('withdrawal transfer %s (%s): %s %s -> %s; withdrawal row %s %s %s; "
+     "processed %s', x.id, x.ref, x.amount, x.debit_account, x.credit_account, w.outcome, "
+     "w.amount, w.account, (SELECT count(*) FROM processed p WHERE p.stage = 'funds' "
+     "AND p.payment_id = 'withdrawal:' || x.ref AND p.outcome = 'completed')) "
+     "FROM transfers x LEFT JOIN withdrawals w ON w.withdrawal_id = x.ref "
+     "WHERE x.kind = 'withdrawal' AND (w.withdrawal_id IS NULL OR w.outcome <> 'completed' "
+     "OR w.transfer_id <> x.id OR w.amount <> x.amount OR w.account <> x.debit_account "
+     "OR x.credit_account <> 'sys:withdrawals:' || x.currency OR (SELECT count(*) FROM "
+     "processed p WHERE p.stage = 'funds' AND p.payment_id = 'withdrawal:' || x.ref "
+     "AND p.outcome = 'completed') <> 1) "
+     "UNION ALL SELECT format('withdrawal %s: returned by transfer %s of %s %s -> %s', "
+     "w.withdrawal_id, r.id, r.amount, r.debit_account, r.credit_account) FROM withdrawals w "
+     "JOIN transfers r ON r.kind = 'withdrawal_return' AND r.ref = w.withdrawal_id "
+     "WHERE w.return_transfer_id IS DISTINCT FROM r.id OR r.amount <> w.amount "
+     "OR r.credit_account <> w.account OR w.outcome <> 'completed' "
+     "UNION ALL SELECT format('withdrawal %s: completed without its transfer', w.withdrawal_id) "
+     "FROM withdrawals w WHERE w.outcome = 'completed' AND NOT EXISTS (SELECT 1 FROM "
+     "transfers x WHERE x.id = w.transfer_id AND x.kind = 'withdrawal') ORDER BY 1",
+     0},
 };
 
 #define NINVARIANTS (sizeof invariants / sizeof invariants[0])

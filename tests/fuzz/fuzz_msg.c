@@ -42,7 +42,7 @@ static void check_reject(int rc, const msg_reject_t *why)
     s = json_string(why->field);
     CHECK(s != NULL);
     json_decref(s);
-    char *ev = msg_encode_rejected("risk", why, NULL, NULL, "risk\nfuzz", 0);
+    char *ev = msg_encode_rejected("risk", why, NULL, NULL, NULL, "risk\nfuzz", 0);
     CHECK(ev != NULL);
     free(ev);
 }

@@ -27,7 +27,7 @@ static void apply_ok(void)
     char *out, *err;
     int rc = llt_ctl(&out, &err, NULL, "topology apply");
     ck_assert_msg(rc == 0, "topology apply: %s%s", out, err);
-    ck_assert_msg(strstr(out, "declared 4 exchanges, 17 queues (quorum work queues)") != NULL, "%s",
+    ck_assert_msg(strstr(out, "declared 4 exchanges, 21 queues (quorum work queues)") != NULL, "%s",
                   out);
     free(out);
     free(err);
@@ -381,7 +381,7 @@ START_TEST(topology_apply_json_reports_the_policies)
     json_t *dead = json_array_get(p, 0), *audit = json_array_get(p, 1);
     ck_assert_str_eq(json_string_value(json_object_get(dead, "name")), "ledgerline-dead");
     ck_assert_str_eq(json_string_value(json_object_get(dead, "pattern")),
-                     "^(risk|payments|settlement|refunds)\\.dead$");
+                     "^(risk|payments|settlement|refunds|funds)\\.dead$");
     json_t *dd = json_object_get(dead, "definition");
     ck_assert_int_eq(json_integer_value(json_object_get(dd, "max-length")), 7);
     ck_assert_str_eq(json_string_value(json_object_get(dd, "overflow")), "drop-head");

@@ -43,7 +43,7 @@ START_TEST(verify_is_green_on_a_funded_ledger)
     char *out, *err;
     int rc = llt_ctl(&out, &err, ledger, "verify");
     ck_assert_msg(rc == 0, "%s%s", out, err);
-    ck_assert_msg(strstr(out, "all 15 invariants hold") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "all 17 invariants hold") != NULL, "%s", out);
     free(out);
     free(err);
     rc = llt_ctl(&out, &err, ledger, "verify --json");

@@ -677,7 +677,7 @@ START_TEST(test_encode_batch_and_rejected)
     msg_body_hash(body, strlen(body), hash);
     snprintf(want_key, sizeof want_key, "risk\n-\nmalformed_json\n%s", hash);
     ck_assert_str_eq(key, want_key);
-    s = msg_encode_rejected("risk", &why, NULL, NULL, key, T1);
+    s = msg_encode_rejected("risk", &why, NULL, NULL, NULL, key, T1);
     o = load(s);
     check_envelope(o, "message.rejected", key, T1);
     ck_assert_str_eq(str(o, "reason"), "malformed_json");
@@ -697,7 +697,7 @@ START_TEST(test_encode_batch_and_rejected)
     msg_body_hash(body, strlen(body), hash);
     snprintf(want_key, sizeof want_key, "payments\np-7\nschema_violation\n%s", hash);
     ck_assert_str_eq(key, want_key);
-    s = msg_encode_rejected("payments", &why, pid, NULL, key, T1);
+    s = msg_encode_rejected("payments", &why, pid, NULL, NULL, key, T1);
     o = load(s);
     check_envelope(o, "message.rejected", want_key, T1);
     ck_assert_str_eq(str(o, "payment_id"), "p-7");
@@ -733,7 +733,7 @@ START_TEST(test_encode_batch_and_rejected)
      * still encodes, cleaned */
     msg_reject_t raw = {.reason = MSG_REASON_BAD_SIGNATURE};
     snprintf(raw.detail, sizeof raw.detail, "unknown key id '\xff\xfe\x01ok\xe2\x82'");
-    s = msg_encode_rejected("payments", &raw, pid, NULL, key, T1);
+    s = msg_encode_rejected("payments", &raw, pid, NULL, NULL, key, T1);
     ck_assert_ptr_nonnull(s);
     o = load(s);
     ck_assert_str_eq(str(o, "detail"), "unknown key id '\?\?\?ok\?\?'");

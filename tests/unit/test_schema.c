@@ -41,10 +41,34 @@
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static const char *const types[] = {
-    MSG_TYPE_REQUESTED,        MSG_TYPE_APPROVED,      MSG_TYPE_DECLINED, MSG_TYPE_COMPLETED,
-    MSG_TYPE_FAILED,           MSG_TYPE_BATCH_CLOSED,  MSG_TYPE_REJECTED, MSG_TYPE_REFUND_REQUESTED,
-    MSG_TYPE_REFUND_COMPLETED, MSG_TYPE_REFUND_FAILED,
+    MSG_TYPE_REQUESTED,
+    MSG_TYPE_APPROVED,
+    MSG_TYPE_DECLINED,
+    MSG_TYPE_COMPLETED,
+    MSG_TYPE_FAILED,
+    MSG_TYPE_BATCH_CLOSED,
+    MSG_TYPE_REJECTED,
+    MSG_TYPE_REFUND_REQUESTED,
+    MSG_TYPE_REFUND_COMPLETED,
+    MSG_TYPE_REFUND_FAILED,
+    MSG_TYPE_DEPOSIT_RECEIVED,
+    MSG_TYPE_DEPOSIT_COMPLETED,
+    MSG_TYPE_DEPOSIT_FAILED,
+    MSG_TYPE_WITHDRAWAL_REQUESTED,
+    MSG_TYPE_WITHDRAWAL_COMPLETED,
+    MSG_TYPE_WITHDRAWAL_FAILED,
+    MSG_TYPE_WITHDRAWAL_RETURNED,
+    MSG_TYPE_WITHDRAWAL_REVERSED,
 };
+
+/* The commands producers and rails publish: no envelope, no `type`. */
+static bool is_command(const char *type)
+{
+    return strcmp(type, MSG_TYPE_REQUESTED) == 0 || strcmp(type, MSG_TYPE_REFUND_REQUESTED) == 0 ||
+           strcmp(type, MSG_TYPE_DEPOSIT_RECEIVED) == 0 ||
+           strcmp(type, MSG_TYPE_WITHDRAWAL_REQUESTED) == 0 ||
+           strcmp(type, MSG_TYPE_WITHDRAWAL_RETURNED) == 0;
+}
 
 static json_t *load_schema(const char *type)
 {
@@ -245,7 +269,7 @@ START_TEST(test_fields_match)
     }
     ck_assert_uint_eq(json_array_size(req), nreq);
     /* events: `type` is the routing key */
-    if (strcmp(type, MSG_TYPE_REQUESTED) != 0 && strcmp(type, MSG_TYPE_REFUND_REQUESTED) != 0)
+    if (!is_command(type))
         ck_assert_str_eq(json_string_value(json_object_get(prop(s, "type"), "const")), type);
     json_decref(s);
 }
@@ -375,6 +399,27 @@ START_TEST(test_reason_enums)
         ck_assert_str_eq(json_string_value(json_array_get(en, i)), msg_refund_failure_reason_at(i));
     json_decref(s);
 
+    static const struct {
+        const char *type;
+        const char *(*at)(size_t);
+    } failed[] = {{MSG_TYPE_DEPOSIT_FAILED, msg_deposit_failure_reason_at},
+                  {MSG_TYPE_WITHDRAWAL_FAILED, msg_withdrawal_failure_reason_at}};
+    for (int k = 0; k < N(failed); k++) {
+        s = load_schema(failed[k].type);
+        en = json_object_get(prop(s, "reason"), "enum");
+        for (n = 0; failed[k].at(n); n++)
+            ck_assert_str_eq(json_string_value(json_array_get(en, n)), failed[k].at(n));
+        ck_assert_uint_eq(json_array_size(en), n);
+        json_decref(s);
+    }
+    s = load_schema(MSG_TYPE_WITHDRAWAL_REQUESTED);
+    ck_assert_int_eq(int_kw(prop(s, "destination"), "x-maxBytes"), MSG_DESCRIPTION_MAX);
+    ck_assert_int_eq(int_kw(s, "x-maxBodyBytes"), MSG_BODY_MAX);
+    json_decref(s);
+    s = load_schema(MSG_TYPE_WITHDRAWAL_RETURNED);
+    ck_assert_int_eq(int_kw(prop(s, "reason"), "x-maxBytes"), MSG_DESCRIPTION_MAX);
+    json_decref(s);
+
     s = load_schema(MSG_TYPE_REFUND_REQUESTED);
     ck_assert_int_eq(int_kw(prop(s, "reason"), "maxLength"), MSG_DESCRIPTION_MAX);
     ck_assert_int_eq(int_kw(prop(s, "reason"), "x-maxBytes"), MSG_DESCRIPTION_MAX);
@@ -450,13 +495,38 @@ START_TEST(test_encoders_match_schemas)
         check_event(MSG_TYPE_REFUND_FAILED,
                     msg_encode_refund_failed(&rf, msg_refund_failure_reason_at(i), t), true);
     ck_assert_ptr_null(msg_encode_refund_failed(&rf, "payment_declined", t));
+    msg_deposit_t dp = {"d-1", "acc_A", 500, "EUR", "sepa", "sepa-ref-9"};
+    check_event(MSG_TYPE_DEPOSIT_COMPLETED, msg_encode_deposit_completed(&dp, "t-3", t), true);
+    for (size_t i = 0; msg_deposit_failure_reason_at(i); i++)
+        check_event(MSG_TYPE_DEPOSIT_FAILED,
+                    msg_encode_deposit_failed(&dp, msg_deposit_failure_reason_at(i), t), true);
+    msg_withdrawal_t wd = {"w-1", "acc_A", 300, "EUR", "sepa", "DE00 1234", true};
+    check_event(MSG_TYPE_WITHDRAWAL_COMPLETED, msg_encode_withdrawal_completed(&wd, "t-4", t),
+                true);
+    const char *wrules[] = {"velocity_sum"};
+    for (size_t i = 0; msg_withdrawal_failure_reason_at(i); i++)
+        check_event(MSG_TYPE_WITHDRAWAL_FAILED,
+                    msg_encode_withdrawal_failed(&wd, msg_withdrawal_failure_reason_at(i), wrules,
+                                                 i == 0, t),
+                    true);
+    msg_return_t rt = {"w-1", "ret-7", "account closed", true};
+    check_event(MSG_TYPE_WITHDRAWAL_REVERSED,
+                msg_encode_withdrawal_reversed(&rt, "acc_A", 300, "EUR", "t-5", t), true);
+    msg_reject_t fr = {MSG_REASON_PROCESSING_FAILED, "withdrawal_id", "no withdrawal"};
+    check_event(MSG_TYPE_REJECTED,
+                msg_encode_rejected("funds", &fr, NULL, "withdrawal_id", "w-1", "funds\nk", t),
+                false);
+    check_event(MSG_TYPE_REJECTED,
+                msg_encode_rejected("funds", &fr, NULL, "deposit_id", "d-1", "funds\nk", t), false);
     for (int r = 0; r < MSG_REASON_COUNT; r++) {
         msg_reject_t rj = {(msg_reason_t)r, "amount", ""};
         memset(rj.detail, 'x', sizeof rj.detail - 1); /* longest detail */
+        check_event(
+            MSG_TYPE_REJECTED,
+            msg_encode_rejected("refunds", &rj, "p-1", "refund_id", "r-1", "refunds\nr-1", t),
+            false);
         check_event(MSG_TYPE_REJECTED,
-                    msg_encode_rejected("refunds", &rj, "p-1", "r-1", "refunds\nr-1", t), true);
-        check_event(MSG_TYPE_REJECTED, msg_encode_rejected("risk", &rj, NULL, NULL, "risk\nh", t),
-                    false);
+                    msg_encode_rejected("risk", &rj, NULL, NULL, NULL, "risk\nh", t), false);
     }
     msg_payment_clear(&p);
     /* without the optional fields */

@@ -9,7 +9,7 @@
  * rules}, signed with signing.approval_keys_file) or payment.declined
  * (reason risk_declined, rules).
  *
- * Public API: risk_stage, risk_config_json.
+ * Public API: risk_stage (its rule configuration: common/risk_rules.h).
  */
 #ifndef LL_RISK_H
 #define LL_RISK_H
@@ -17,10 +17,5 @@
 #include "runtime.h"
 
 extern const stage_t risk_stage;
-
-/* The rule configuration risk_apply_batch() takes, from the settings and
- * the blocklist file. LL_OK with *out (caller frees), or LL_ECONFIG with
- * the reason in err. */
-int risk_config_json(const settings_t *cfg, char **out, char *err, size_t errlen);
 
 #endif

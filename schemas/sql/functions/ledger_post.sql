@@ -4,12 +4,14 @@
 -- status: posted | duplicate | unknown_account | account_frozen |
 --         currency_mismatch | insufficient_funds | balance_overflow
 -- 'duplicate': a transfer with this (ref, kind) exists; transfer_id is its
--- id. A payment may not touch a system account (sys:funding has no funds
--- check, so paying from it would create money): 'unknown_account'. Funds
+-- id. A payment may not touch a system account, a deposit or a returned
+-- withdrawal pay one, a withdrawal or a refund take from one (sys:funding
+-- has no funds check, so paying from it would create money):
+-- 'unknown_account'. A withdrawal_return credits a frozen account too. Funds
 -- are checked on a non-system debit account only: new balance >=
 -- -overdraft_limit; except for a settlement fee (kind 'fee'), which the
 -- payee owes whatever its refunds left: below zero, the shortfall is
--- carried into its next batch (settlement_close). Balances are signed 64-bit: a posting that would take
+-- carried to its next close (settlement_close). Balances are signed 64-bit: a posting that would take
 -- either balance past the bigint range is 'balance_overflow' (checked in
 -- numeric, after the funds check), never an arithmetic error. Entries are signed (debit negative, credit positive)
 -- and carry the balance after them, so per currency all balances sum to 0.
@@ -43,13 +45,19 @@ BEGIN
         status := 'unknown_account';
         RETURN;
     END IF;
-    -- system accounts (sys:funding, sys:fees, sys:payout) are the ledger's
-    -- own: a payment can neither take money from them nor pay into them
-    IF p_kind = 'payment' AND (d.kind = 'system' OR c.kind = 'system') THEN
+    -- system accounts (sys:funding, sys:fees, sys:payout, sys:withdrawals)
+    -- are the ledger's own: a payment can neither take money from them nor
+    -- pay into them; a deposit or a returned withdrawal pays a customer, a
+    -- withdrawal or a refund takes from one
+    IF (p_kind = 'payment' AND (d.kind = 'system' OR c.kind = 'system'))
+       OR (p_kind IN ('deposit', 'withdrawal_return') AND c.kind = 'system')
+       OR (p_kind IN ('withdrawal', 'refund') AND d.kind = 'system') THEN
         status := 'unknown_account';
         RETURN;
     END IF;
-    IF d.status <> 'active' OR c.status <> 'active' THEN
+    -- money a failed withdrawal brings back returns even to a frozen
+    -- account (it never left the ledger's books of that customer)
+    IF d.status <> 'active' OR (c.status <> 'active' AND p_kind <> 'withdrawal_return') THEN
         status := 'account_frozen';
         RETURN;
     END IF;
