@@ -41,8 +41,8 @@ static json_t *wanted_policies(const settings_t *s)
 {
     return json_pack(
         "[{s:s, s:s, s:s, s:i, s:{s:I, s:s}}, {s:s, s:s, s:s, s:i, s:{s:I, s:s}}]", "name",
-        "ledgerline-dead", "pattern", "^(risk|payments|settlement|refunds|funds)\\.dead$", "apply-to",
-        "queues", "priority", TOPOLOGY_POLICY_PRIORITY, "definition", "max-length",
+        "ledgerline-dead", "pattern", "^(risk|payments|settlement|refunds|funds)\\.dead$",
+        "apply-to", "queues", "priority", TOPOLOGY_POLICY_PRIORITY, "definition", "max-length",
         (json_int_t)s->amqp.dead_max_length, "overflow",
         settings_overflow_names[s->amqp.dead_overflow], "name", "ledgerline-audit", "pattern",
         "^events\\.audit$", "apply-to", "queues", "priority", TOPOLOGY_POLICY_PRIORITY,
