@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
 #include "ctl.h"
 #include "digest.h"
 #include "log.h"
@@ -36,46 +35,6 @@ static void derive_id(const char *payment_id, int64_t amount, const char *reason
     snprintf(out, MSG_ID_MAX + 1, "rf-%.28s", hex);
     free(text);
     json_decref(j);
-}
-
-/* The fix for a failed publish: a refused permission is the user's, not
- * the broker's health. */
-static const char *publish_fix(mq_t *m)
-{
-    if (strstr(mq_errstr(m), "ACCESS_REFUSED"))
-        return "this amqp.user may not publish refund.requested to ledgerline.commands: "
-               "producers may (docs/contract.md#users-and-permissions)";
-    return "check the broker, then run the same command again (a retry is the same refund)";
-}
-
-static int publish(ctl_t *c, const char *body, const msg_refund_t *r, sign_keyring_t *keys)
-{
-    mq_t *m = ctl_mq(c);
-    if (!m)
-        return 1;
-    mq_props_t props = {.message_id = r->refund_id,
-                        .type = MSG_TYPE_REFUND_REQUESTED,
-                        .timestamp_s = clock_now_ms() / 1000};
-    char sig[SIGN_MAX];
-    mq_header_t h[1];
-    if (keys) {
-        sign_body(keys, body, strlen(body), sig);
-        h[0] = (mq_header_t){SIGN_HEADER, sig, 0};
-        props.headers = h;
-        props.nheaders = 1;
-    }
-    int rc = mq_publish(m, "ledgerline.commands", MSG_TYPE_REFUND_REQUESTED, body, strlen(body),
-                        &props, true);
-    if (rc != LL_OK)
-        return ctl_fail(publish_fix(m), "publish failed: %s", mq_errstr(m));
-    size_t failed = 0;
-    rc = mq_confirm_wait(m, (int)c->cfg.amqp.confirm_timeout_ms, &failed);
-    if (rc == LL_ENOTFOUND)
-        return ctl_fail("declare the topology first: ledgerctl topology apply",
-                        "no queue took the refund request: %s", mq_errstr(m));
-    if (rc != LL_OK)
-        return ctl_fail(publish_fix(m), "the refund request was not confirmed: %s", mq_errstr(m));
-    return 0;
 }
 
 int cmd_refund_request(ctl_t *c, int argc, char **argv)
@@ -150,7 +109,7 @@ int cmd_refund_request(ctl_t *c, int argc, char **argv)
                             err);
         }
     }
-    rc = publish(c, body, &r, keys);
+    rc = ctl_send(c, MSG_TYPE_REFUND_REQUESTED, body, r.refund_id, keys);
     sign_free(keys);
     free(body);
     if (rc)

@@ -207,6 +207,18 @@ static const ctl_cmd_t commands[] = {
      "  refunds (outcome, transfer, the batch that nets each, their events). A\n"
      "  request rejected as bad input was never processed: `ledgerctl dlq list`\n"
      "  has it.\n"},
+    {"send", cmd_send, "send one command message (payment, refund, deposit, withdrawal, return)",
+     "usage: ledgerctl send TYPE BODY|- [--key-file F] [--json]\n"
+     "  Publishes BODY (JSON; - reads stdin) with routing key TYPE to\n"
+     "  ledgerline.commands and waits for the broker's confirm. TYPE is one of\n"
+     "  payment.requested, refund.requested, deposit.received (rail adapters),\n"
+     "  withdrawal.requested, withdrawal.returned (rail adapters). The body is\n"
+     "  checked with the decoder of the stage that takes it first, so a bad value\n"
+     "  is reported here (schemas/json/ has each schema). Its id field is the\n"
+     "  message_id; sending the same body again is deduplicated by the workers.\n"
+     "  --key-file signs it like `publish --key-file`. Example:\n"
+     "    ledgerctl send deposit.received '{\"deposit_id\":\"d-1\",\"account\":\"alice\",\n"
+     "      \"amount\":5000,\"currency\":\"EUR\",\"rail\":\"sepa\",\"rail_reference\":\"r-1\"}'\n"},
     {"refund request", cmd_refund_request, "ask for a full or partial refund of a payment",
      "usage: ledgerctl refund request PAYMENT_ID --amount N [--refund-id ID]\n"
      "                               [--reason TEXT] [--key-file F] [--json]\n"

@@ -12,7 +12,7 @@
  *
  * Public API: ctl_t, ctl_cmd_t, ctl_fail, ctl_usage_error, ctl_db, ctl_mq, ctl_mq_new,
  * ctl_getopt, ctl_json_print, ctl_valid_id, ctl_id_arg, CTL_SQL_TIME, ctl_money,
- * ctl_period, ctl_verify_ledger, ctl_verify_count,
+ * ctl_period, ctl_verify_ledger, ctl_verify_count, ctl_send,
  * ctl_commands, ctl_find_cmd, the cmd_* entry points.
  */
 #ifndef LL_CTL_H
@@ -25,6 +25,7 @@
 #include "db.h"
 #include "mq.h"
 #include "settings.h"
+#include "sign.h"
 
 typedef struct ctl {
     settings_t cfg;
@@ -111,6 +112,12 @@ int cmd_status(ctl_t *c, int argc, char **argv);
 int cmd_risk_show(ctl_t *c, int argc, char **argv);
 int cmd_payment_show(ctl_t *c, int argc, char **argv);
 int cmd_refund_request(ctl_t *c, int argc, char **argv);
+int cmd_send(ctl_t *c, int argc, char **argv);
+/* Publishes one command body of routing key `type` to ledgerline.commands
+ * (message_id, signed with the first key of `keys` when not NULL) and
+ * waits for its confirm. 0, or the exit status with the error printed. */
+int ctl_send(ctl_t *c, const char *type, const char *body, const char *message_id,
+             sign_keyring_t *keys);
 int cmd_payment_list(ctl_t *c, int argc, char **argv);
 int cmd_settlement_list(ctl_t *c, int argc, char **argv);
 int cmd_settlement_show(ctl_t *c, int argc, char **argv);

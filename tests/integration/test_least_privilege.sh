@@ -2,10 +2,13 @@
 # tests/integration/test_least_privilege.sh - the RabbitMQ users of
 # `ledgerctl users apply` (schemas/users.json) hold only what their role
 # needs, proved against the test stack's broker:
-#   1. users apply creates the six users with mode-0600 password files,
+#   1. users apply creates the eight users with mode-0600 password files,
 #      and a second run keeps the passwords (idempotent);
 #   2. the producer user may publish payment.requested and
-#      refund.requested to ledgerline.commands, and is refused (ACCESS_REFUSED) when it
+#      refund.requested (and withdrawal.requested) to ledgerline.commands,
+#      but not deposit.received: only the rail user may say money arrived
+#      (it may publish deposits and returns, and no payment); the producer
+#      is refused (ACCESS_REFUSED) when it
 #      publishes to ledgerline.events: a producer cannot forge an approval;
 #   3. each worker user may publish its own events only: the risk user may
 #      publish payment.approved, the payment, settlement and refund users
@@ -58,7 +61,7 @@ publish() { # USER TYPE ID: ledgerctl publish one payment as USER
 }
 
 # ---- 1. the users ---------------------------------------------------------------------
-USERS=(ledgerline-producer ledgerline-risk ledgerline-payment ledgerline-settlement ledgerline-refund ledgerline-monitor)
+USERS=(ledgerline-producer ledgerline-rail ledgerline-risk ledgerline-payment ledgerline-settlement ledgerline-refund ledgerline-funds ledgerline-monitor)
 if "$CTL" users apply --secrets-dir "$DIR" >"$DIR/apply.out" 2>&1; then ok "users apply exits 0"; else not_ok "users apply: $(cat "$DIR/apply.out")"; fi
 for u in "${USERS[@]}"; do
   if [[ -s "$DIR/$u.password" && "$(stat -c %a "$DIR/$u.password")" == 600 ]]; then
@@ -116,10 +119,30 @@ expect_refund ok ledgerline-producer
 expect_refund refused ledgerline-refund
 expect_refund refused ledgerline-risk
 
+expect_send() { # WANT(ok|refused) USER TYPE BODY: ledgerctl send as USER
+  local want="$1" u="$2" type="$3"
+  if as "$u" "$CTL" send "$type" "$4" >"$DIR/send.out" 2>&1; then
+    if [[ $want == ok ]]; then ok "$u may send $type"; else not_ok "$u sent $type"; fi
+  elif [[ $want == refused ]] && grep -q "ACCESS_REFUSED" "$DIR/send.out" && grep -q "users-and-permissions" "$DIR/send.out"; then
+    ok "$u may not send $type (ACCESS_REFUSED)"
+  else
+    not_ok "$u sending $type: want $want, got: $(cat "$DIR/send.out")"
+  fi
+}
+DEP="{\"deposit_id\":\"lp-$$-d\",\"account\":\"lp-a\",\"amount\":1,\"currency\":\"EUR\",\"rail\":\"sepa\",\"rail_reference\":\"r\"}"
+WDR="{\"withdrawal_id\":\"lp-$$-w\",\"account\":\"lp-a\",\"amount\":1,\"currency\":\"EUR\",\"rail\":\"sepa\"}"
+expect_send refused ledgerline-producer deposit.received "$DEP"
+expect_send ok ledgerline-rail deposit.received "$DEP"
+expect_send ok ledgerline-producer withdrawal.requested "$WDR"
+expect_send refused ledgerline-rail withdrawal.requested "$WDR"
+expect_send refused ledgerline-funds deposit.received "$DEP"
+expect_publish refused ledgerline-rail payment.requested
+expect_publish refused ledgerline-funds payment.approved
+
 # ---- 4. every worker kind under its own user -----------------------------------------------
 # (timeout --foreground: without it timeout signals its whole process group
 # too, the worker gets SIGTERM twice, and a second signal means "exit now")
-for kind in risk payment settlement refund; do
+for kind in risk payment settlement refund funds; do
   log="$DIR/$kind.log"
   as "ledgerline-$kind" env LEDGERLINE_HTTP_PORT=0 LEDGERLINE_SIGNING_ALLOW_UNSIGNED=true \
     timeout --foreground --preserve-status -s TERM 6 "$BIN/$kind-worker" >"$log" 2>&1
@@ -168,6 +191,8 @@ ERL_EPMD_PORT="$LEDGERLINE_STACK_EPMD_PORT" rabbitmqctl -q -n "$LEDGERLINE_STACK
   purge_queue payments >/dev/null 2>&1
 ERL_EPMD_PORT="$LEDGERLINE_STACK_EPMD_PORT" rabbitmqctl -q -n "$LEDGERLINE_STACK_RABBITMQ_NODE" \
   purge_queue refunds >/dev/null 2>&1
+ERL_EPMD_PORT="$LEDGERLINE_STACK_EPMD_PORT" rabbitmqctl -q -n "$LEDGERLINE_STACK_RABBITMQ_NODE" \
+  purge_queue funds >/dev/null 2>&1
 
 [[ $FAILS -eq 0 ]] || { echo "$FAILS check(s) failed"; exit 1; }
 echo "all checks passed"
