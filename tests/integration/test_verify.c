@@ -103,6 +103,33 @@ static const struct {
      "INSERT INTO settlement_items (payment_id, batch_id, amount, fee, late) "
      "VALUES ('p-1', 'sb-x', 301, 0, false)",
      "payment_in_one_batch", "payment p-1: batch sb-x holds 301 EUR for payee bob"},
+    {"refunds past their payment",
+     "INSERT INTO settlement_batches (id, payee, currency, window_start, window_end) "
+     "VALUES ('sb-r', 'bob', 'EUR', now(), now() + interval '1 day');"
+     "INSERT INTO refunds (refund_id, payment_id, amount, outcome, transfer_id, batch_id) "
+     "SELECT 'r-' || n, 'p-1', 200, 'completed', (SELECT transfer_id FROM ledger_post('r-' || n, "
+     "'refund', 'bob', 'alice', 150, 'EUR')), 'sb-r' FROM generate_series(1, 2) n",
+     "refunds_within_payment", "payment p-1: refunds 400 exceed its amount 300"},
+    {"refund transfer without a request",
+     "SELECT * FROM ledger_post('r-9', 'refund', 'bob', 'alice', 10, 'EUR')",
+     "refund_processed_once", "(r-9): 0 processed rows, 0 refunds rows"},
+    {"deposit without a request",
+     "SELECT * FROM ledger_post('d-9', 'deposit', 'sys:funding:EUR', 'alice', 5, 'EUR')",
+     "deposits_applied_once", "(d-9): 5 sys:funding:EUR -> alice"},
+    {"withdrawal without a request",
+     "INSERT INTO accounts (id, currency, kind) VALUES ('sys:withdrawals:EUR', 'EUR', 'system');"
+     "SELECT * FROM ledger_post('w-9', 'withdrawal', 'alice', 'sys:withdrawals:EUR', 5, 'EUR')",
+     "withdrawals_match_requests", "(w-9): 5 alice -> sys:withdrawals:EUR"},
+    {"closed batch that pays out more than gross - fees - refunds",
+     "INSERT INTO settlement_batches (id, payee, currency, window_start, window_end, status, "
+     "fees, net, carried_out) VALUES ('sb-c', 'bob', 'EUR', now(), now() + interval '1 day', "
+     "'closed', 0, 5, 0)",
+     "batch_postings_match", "batch sb-c (closed)"},
+    {"a shortfall carried out and never taken",
+     "INSERT INTO settlement_batches (id, payee, currency, window_start, window_end, status, "
+     "fees, net, carried_out) VALUES ('sb-s', 'bob', 'EUR', now(), now() + interval '1 day', "
+     "'closed', 0, 0, 7)",
+     "carry_conserved", "payee bob EUR: 7 carried out, 0 carried in, 0 owed"},
 };
 
 /* A payment younger than --settle-within is in flight; older, it must be in
