@@ -162,7 +162,7 @@ const cfg_setting_t settings_table[] = {
         "listen address of the worker's endpoints (0.0.0.0 in containers)"),
     INT("http", "port", http.port, "-1", -1, 65535,
         "port of /healthz, /readyz, /metrics: 0 turns them off, -1 takes the kind's default "
-        "(risk 9471, payment 9472, settlement 9473)"),
+        "(risk 9471, payment 9472, settlement 9473, refund 9474, funds 9475)"),
     INT("http", "liveness_timeout_ms", http.liveness_timeout_ms, "60000", 1000, 3600000,
         "/healthz fails when the worker loop has made no progress for this long"),
 
@@ -196,7 +196,8 @@ const cfg_setting_t settings_table[] = {
         "keys of payment.approved: the risk-worker signs with the first, the payment-worker "
         "rejects approvals no key verifies (empty: unsigned)"),
     STR("signing", "request_keys_file", signing.request_keys_file, "",
-        "producer keys: when set, the risk-worker rejects payment.requested no key verifies"),
+        "producer and rail keys: when set, the risk, refund and funds workers reject a "
+        "command no key verifies"),
     BOOL("signing", "allow_unsigned", signing.allow_unsigned, "false",
          "run without approval_keys_file on purpose: the risk and payment workers then log "
          "once that approvals are unsigned instead of an error at every start and reload"),

@@ -1,10 +1,14 @@
 /*
  * fuzz_msg.c - libFuzzer harness for the message codec's decoders of
  * outside input: msg_payment_decode(), msg_approved_decode(),
- * msg_completed_decode() and msg_peek_payment_id(). Invariants checked:
+ * msg_completed_decode(), every other command decoder of a stage
+ * (refund.requested, deposit.received, withdrawal.requested,
+ * withdrawal.returned) and msg_peek_payment_id(). Invariants checked:
  * the result is LL_OK or LL_EREJECT (LL_ENOMEM tolerated); on LL_OK the
  * payload hash works and the payment re-encodes into an event that the
- * matching decoder accepts with no field changed; on LL_EREJECT the reason
+ * matching decoder accepts with no field changed; a decoded command's
+ * canonical form decodes to the same canonical form, and its outcome
+ * events encode; on LL_EREJECT the reason
  * is in range and field/detail are NUL-terminated, valid UTF-8 (they go
  * into message.rejected). Seeds: tests/fuzz/corpus/fuzz_msg/.
  */
@@ -73,6 +77,44 @@ static void check_payment(const msg_payment_t *p)
     free(ev);
 }
 
+/* A decoded command (the generic decoder of its stage): its canonical
+ * form is a body of the same type that decodes to the same canonical
+ * form (the idempotency hash is stable). */
+static void check_command(const msg_decoder_t *dec, const uint8_t *data, size_t size)
+{
+    void *m = calloc(1, dec->size), *m2 = calloc(1, dec->size);
+    CHECK(m && m2);
+    msg_reject_t why;
+    int rc = dec->decode(data, size, m, &why);
+    check_reject(rc, &why);
+    if (rc == LL_OK) {
+        char *c1 = dec->canonical(m);
+        CHECK(c1 != NULL);
+        CHECK(dec->decode(c1, strlen(c1), m2, &why) == LL_OK);
+        char *c2 = dec->canonical(m2);
+        CHECK(c2 != NULL && strcmp(c1, c2) == 0);
+        char diff[160];
+        CHECK(msg_canonical_diff(c1, c2, diff, sizeof diff) == LL_OK && diff[0] == '\0');
+        free(c1);
+        free(c2);
+        dec->clear(m2);
+        char *ev = NULL;
+        if (dec == &msg_decoder_deposit_received)
+            ev = msg_encode_deposit_completed(m, "t-1", 0);
+        else if (dec == &msg_decoder_withdrawal_requested)
+            ev = msg_encode_withdrawal_failed(m, "insufficient_funds", NULL, 0, 0);
+        else if (dec == &msg_decoder_refund_requested)
+            ev = msg_encode_refund_failed(m, "refund_exceeds_payment", 0);
+        else
+            ev = msg_encode_withdrawal_reversed(m, "acc", 1, "EUR", "t-1", 0);
+        CHECK(ev != NULL);
+        free(ev);
+        dec->clear(m);
+    }
+    free(m);
+    free(m2);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     msg_reject_t why;
@@ -98,6 +140,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc == LL_OK)
         check_payment(&c.payment);
     msg_completed_clear(&c);
+
+    check_command(&msg_decoder_refund_requested, data, size);
+    check_command(&msg_decoder_deposit_received, data, size);
+    check_command(&msg_decoder_withdrawal_requested, data, size);
+    check_command(&msg_decoder_withdrawal_returned, data, size);
 
     char id[MSG_ID_MAX + 1];
     rc = msg_peek_payment_id(data, size, id);

@@ -63,13 +63,16 @@ BEGIN
           WHERE x.value ->> 'type' = 'withdrawal.requested') s
     ORDER BY s.k;
     fresh := processed_claim('funds', p_batch);
-    -- the system accounts money comes from and goes to, created once
+    -- the system accounts money comes from and goes to, created once, in id
+    -- order (two batches creating the same ones wait in that order)
     INSERT INTO accounts (id, currency, kind)
-    SELECT DISTINCT CASE WHEN x.value ->> 'type' = 'deposit.received' THEN 'sys:funding:'
-                         ELSE 'sys:withdrawals:' END || (x.value ->> 'currency'),
-           x.value ->> 'currency', 'system'
-    FROM jsonb_array_elements(p_batch) x
-    WHERE x.value ->> 'type' IN ('deposit.received', 'withdrawal.requested')
+    SELECT y.id, y.cur, 'system'
+    FROM (SELECT DISTINCT CASE WHEN x.value ->> 'type' = 'deposit.received' THEN 'sys:funding:'
+                               ELSE 'sys:withdrawals:' END || (x.value ->> 'currency') AS id,
+                 x.value ->> 'currency' AS cur
+          FROM jsonb_array_elements(p_batch) x
+          WHERE x.value ->> 'type' IN ('deposit.received', 'withdrawal.requested')) y
+    ORDER BY y.id
     ON CONFLICT (id) DO NOTHING;
     PERFORM 1 FROM accounts ac
     WHERE ac.id = ANY (ARRAY(
@@ -140,7 +143,10 @@ BEGIN
             v_cur := e.v ->> 'currency';
             v_rule := NULL;
             v_limit := (p_cfg -> 'max_amount' ->> v_cur)::bigint;
-            IF coalesce(v_limit, 0) > 0 AND v_amount > v_limit THEN
+            SELECT * INTO a FROM accounts ac WHERE ac.id = v_acct;
+            IF a.id IS NULL OR a.kind = 'system' THEN
+                v_rule := NULL; -- unknown_account below: nothing to screen
+            ELSIF coalesce(v_limit, 0) > 0 AND v_amount > v_limit THEN
                 v_rule := 'max_amount';
             ELSIF coalesce(p_cfg -> 'blocklist', '[]'::jsonb) ? v_acct THEN
                 v_rule := 'blocklisted';
@@ -155,12 +161,11 @@ BEGIN
                     v_rule := 'velocity_sum';
                 END IF;
             END IF;
-            SELECT * INTO a FROM accounts ac WHERE ac.id = v_acct;
-            IF v_rule IS NOT NULL THEN
+            IF a.id IS NULL OR a.kind = 'system' THEN
+                outcome := 'unknown_account';
+            ELSIF v_rule IS NOT NULL THEN
                 outcome := 'risk_declined';
                 rules := ARRAY[v_rule];
-            ELSIF a.id IS NULL OR a.kind = 'system' THEN
-                outcome := 'unknown_account';
             ELSE
                 SELECT l.status, l.transfer_id INTO st, tid
                 FROM ledger_post(e.v ->> 'withdrawal_id', 'withdrawal', v_acct,
