@@ -12,8 +12,8 @@
 #   - job ledgerline: the file_sd target files in .stack/NAME/prometheus/
 #     targets/*.json (tests announce the workers they start there);
 #   - job ledgerline-slots: the ports ops/workers gives replicas 1..4 of each
-#     kind (risk 9471, payment 9472, settlement 9473, refund 9474, + 10 per
-#     replica);
+#     kind (risk 9471, payment 9472, settlement 9473, refund 9474, funds
+#     9475, + 10 per replica);
 #   - jobs rabbitmq and rabbitmq-detailed: the stack's rabbitmq_prometheus
 #     port, /metrics and the per-queue /metrics/detailed families.
 #
@@ -89,7 +89,7 @@ prom_ready() { prom_http GET /-/ready && [[ "$PROM_HTTP_CODE" == 200 ]]; }
 prom_write_config() {
   local out="$1" tmpl="$LL_ROOT/ops/prometheus/stack.yml.in" slots="" kind base i targets
   [[ -r "$tmpl" ]] || fail prometheus "its template $tmpl is missing" "restore it: git checkout -- ops/prometheus/stack.yml.in"
-  for kind in risk:9471 payment:9472 settlement:9473 refund:9474; do
+  for kind in risk:9471 payment:9472 settlement:9473 refund:9474 funds:9475; do
     base="${kind#*:}"
     targets=""
     for ((i = 0; i < PROM_SLOTS; i++)); do

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # tests/integration/test_prometheus.sh - the dashboard shows real data: on
 # the test stack, with the stack's own Prometheus scraping,
-#   1. one risk-, payment-, settlement- and refund-worker start on free
-#      ports of their own (a fresh ledger; 2-second settlement windows so
-#      batches close during the test), announced to Prometheus through a
+#   1. one risk-, payment-, settlement-, refund- and funds-worker start on
+#      free ports of their own (a fresh ledger; 2-second settlement windows
+#      so batches close during the test), announced to Prometheus through a
 #      file_sd target file in the stack's targets folder; each is scraped
 #      (up == 1) and ready (ledgerline_ready == 1);
 #   2. known traffic goes through: valid payments end to end with
@@ -11,14 +11,15 @@
 #      conflict (same id, another amount), two raw messages published
 #      through the management API that no codec accepts (malformed JSON, a
 #      string amount) and, once the payments are settled, a refund of one
-#      of them (refund.requested through the management API);
+#      of them (refund.requested through the management API) and a deposit
+#      to the payer (deposit.received, as a rail adapter publishes it);
 #   3. every target expr of every panel of ops/grafana/dashboards/
 #      ledgerline.json (read from the JSON, so a new panel is tested without
 #      touching this file; $stage is All, $instance is these workers) is
 #      evaluated through Prometheus's HTTP API (/api/v1/query) and must
 #      return data: a non-empty result with a value that is a number;
-#   4. the traffic is what those panels see: every stage (refund too)
-#      acked, risk rejected malformed_json, schema_violation and
+#   4. the traffic is what those panels see: every stage (refund and
+#      funds too) acked, risk rejected malformed_json, schema_violation and
 #      idempotency_conflict and parked them, duplicates were replayed, a
 #      settlement batch closed;
 #   5. `promtool check metrics` accepts each worker's /metrics.
@@ -71,7 +72,7 @@ for tool in jq:jq promtool:prometheus psql:postgresql-client ss:iproute2 base64:
   command -v "${tool%%:*}" >/dev/null 2>&1 ||
     die "'${tool%%:*}' is not installed (fix: apt-get install -y ${tool#*:}, or ./ops/test, which installs the project's packages)"
 done
-for b in ledgerctl risk-worker payment-worker settlement-worker refund-worker; do
+for b in ledgerctl risk-worker payment-worker settlement-worker refund-worker funds-worker; do
   [[ -x "$BIN/$b" ]] || die "$BIN/$b is not built (fix: cmake --build $(dirname "$BIN"), or set LL_BIN_DIR)"
 done
 
@@ -131,12 +132,12 @@ psql_stack() {
     -d "$LEDGERLINE_POSTGRES_DBNAME" -v ON_ERROR_STOP=1 "$@"
 }
 
-# --- setup: a fresh ledger, the work queues empty, four workers ------------------
+# --- setup: a fresh ledger, the work queues empty, five workers ------------------
 DB="llt_prom_$$"
 TAG="prom-$$-$(date +%s)" # payment and account ids: Redis is shared by every test
 SD_FILE="$LEDGERLINE_STACK_PROMETHEUS_TARGETS_DIR/test_prometheus-$$.json"
 declare -A WPID=() WPORT=()
-KINDS=(risk payment settlement refund)
+KINDS=(risk payment settlement refund funds)
 
 # shellcheck disable=SC2317 # reachable: the EXIT trap runs it
 cleanup() {
@@ -168,7 +169,7 @@ dump_logs() {
 psql_stack -c "CREATE DATABASE $DB TEMPLATE template0" >/dev/null || die "could not create database $DB"
 out="$(ctl migrate 2>&1)" || die "ledgerctl migrate on $DB failed: $out"
 out="$(ctl topology apply 2>&1)" || die "ledgerctl topology apply failed: $out"
-for q in risk payments settlement refunds; do
+for q in risk payments settlement refunds funds; do
   mgmt DELETE "/api/queues/%2F/$q/contents" >/dev/null || die "could not purge queue $q (HTTP $(http_code))"
 done
 out="$( (ctl account create "$TAG-payer" --currency EUR &&
@@ -176,19 +177,20 @@ out="$( (ctl account create "$TAG-payer" --currency EUR &&
   ctl account create "$TAG-shop" --currency EUR --kind merchant --fee-bps 100 --fee-fixed 5) 2>&1)" ||
   die "could not create the accounts: $out"
 
-# four free ports, outside the ports ops/workers uses (the stack's
+# five free ports, outside the ports ops/workers uses (the stack's
 # Prometheus scrapes those too, under another job)
 free() { [[ -z "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]]; }
 for _ in 1 2 3 4 5 6 7 8 9 10; do
   base=$((20000 + RANDOM % 12000)) # below the ephemeral range (32768..)
-  free "$base" && free $((base + 1)) && free $((base + 2)) && free $((base + 3)) && break
+  free "$base" && free $((base + 1)) && free $((base + 2)) && free $((base + 3)) &&
+    free $((base + 4)) && break
 done
 i=0
 for k in "${KINDS[@]}"; do
   WPORT[$k]=$((base + i))
   i=$((i + 1))
 done
-OURS="127.0.0.1:(${WPORT[risk]}|${WPORT[payment]}|${WPORT[settlement]}|${WPORT[refund]})" # $instance
+OURS="127.0.0.1:(${WPORT[risk]}|${WPORT[payment]}|${WPORT[settlement]}|${WPORT[refund]}|${WPORT[funds]})" # $instance
 
 for k in "${KINDS[@]}"; do
   LEDGERLINE_POSTGRES_DBNAME="$DB" LEDGERLINE_HTTP_PORT="${WPORT[$k]}" \
@@ -200,8 +202,10 @@ done
 printf '[{"targets": ["127.0.0.1:%s"], "labels": {"worker": "risk-worker"}},
  {"targets": ["127.0.0.1:%s"], "labels": {"worker": "payment-worker"}},
  {"targets": ["127.0.0.1:%s"], "labels": {"worker": "settlement-worker"}},
- {"targets": ["127.0.0.1:%s"], "labels": {"worker": "refund-worker"}}]\n' \
-  "${WPORT[risk]}" "${WPORT[payment]}" "${WPORT[settlement]}" "${WPORT[refund]}" >"$SD_FILE.tmp" &&
+ {"targets": ["127.0.0.1:%s"], "labels": {"worker": "refund-worker"}},
+ {"targets": ["127.0.0.1:%s"], "labels": {"worker": "funds-worker"}}]\n' \
+  "${WPORT[risk]}" "${WPORT[payment]}" "${WPORT[settlement]}" "${WPORT[refund]}" "${WPORT[funds]}" \
+  >"$SD_FILE.tmp" &&
   mv -f "$SD_FILE.tmp" "$SD_FILE"
 
 for k in "${KINDS[@]}"; do
@@ -279,6 +283,21 @@ else
   not_ok "the refund of $TAG-3 was not routed (HTTP $(http_code))"
 fi
 
+# a deposit to the payer, as a rail adapter publishes it (with the request
+# time, so the funds stage has an end-to-end latency too); the funds-worker
+# credits it from sys:funding:EUR (deposit.completed): a new decision, acked
+deposit_body='{"deposit_id":"'"$TAG"'-dep-1","account":"'"$TAG"'-payer","amount":500,"currency":"EUR","rail":"test","rail_reference":"'"$TAG"'-rail-1"}'
+if mgmt POST /api/exchanges/%2F/ledgerline.commands/publish "$(jq -cn --arg p "$deposit_body" \
+  --arg id "$TAG-dep-1" --argjson at "$(($(date +%s%N) / 1000000))" \
+  '{properties: {content_type: "application/json", delivery_mode: 2, type: "deposit.received",
+                 message_id: $id, headers: {"x-ledgerline-requested-at": $at}},
+    routing_key: "deposit.received", payload: $p, payload_encoding: "string"}')" |
+  jq -e '.routed == true' >/dev/null 2>&1; then
+  ok "published a deposit to $TAG-payer to ledgerline.commands (routed to funds)"
+else
+  not_ok "the deposit to $TAG-payer was not routed (HTTP $(http_code))"
+fi
+
 # --- every panel query returns data ------------------------------------------------
 # Each target of the dashboard, with Grafana's variables filled in: $stage =
 # All, $instance = these workers; interval variables get fixed ranges.
@@ -330,8 +349,9 @@ expect() {
   if wait_query 30 "$2"; then ok "$1"; else not_ok "$1: no data for $2 within 30 s"; fi
 }
 expect "the refund stage acked the refund" "ledgerline_messages_acked_total{stage=\"refund\", $S} >= 1"
+expect "the funds stage acked the deposit" "ledgerline_messages_acked_total{stage=\"funds\", $S} >= 1"
 expect "every stage acked messages (5 min)" \
-  "count(sum by (stage) (increase(ledgerline_messages_acked_total{$S}[5m])) > 0) == 4"
+  "count(sum by (stage) (increase(ledgerline_messages_acked_total{$S}[5m])) > 0) == 5"
 for reason in malformed_json schema_violation idempotency_conflict; do
   expect "risk rejected $reason" "ledgerline_messages_rejected_total{stage=\"risk\", reason=\"$reason\", $S} >= 1"
 done
@@ -339,9 +359,9 @@ expect "risk parked the 3 rejects in risk.dead" "ledgerline_messages_parked_tota
 expect "risk.dead holds them (rabbitmq_prometheus)" "rabbitmq_detailed_queue_messages{queue=\"risk.dead\"} >= 3"
 expect "the duplicate was replayed" "sum(ledgerline_duplicates_replayed_total{$S}) >= 1"
 expect "end-to-end latency p99 of each stage over 5 min is a number" \
-  "count(histogram_quantile(0.99, sum by (stage, le) (rate(ledgerline_end_to_end_latency_seconds_bucket{$S}[5m]))) >= 0) == 4"
+  "count(histogram_quantile(0.99, sum by (stage, le) (rate(ledgerline_end_to_end_latency_seconds_bucket{$S}[5m]))) >= 0) == 5"
 expect "the work queues have their consumers" \
-  "count(rabbitmq_detailed_queue_consumers{queue=~\"risk|payments|settlement|refunds\"} >= 1) == 4"
+  "count(rabbitmq_detailed_queue_consumers{queue=~\"risk|payments|settlement|refunds|funds\"} >= 1) == 5"
 
 # --- the exposition itself ------------------------------------------------------------
 for k in "${KINDS[@]}"; do

@@ -9,9 +9,10 @@
 #        restart "no"; every depends_on waits for service_healthy or
 #        service_completed_successfully, and service_healthy only on a
 #        service with a healthcheck;
-#      - each worker (risk 9471, payment 9472, settlement 9473, refund 9474)
-#        can be scaled: no container_name, no published port; its healthcheck GETs
-#        /readyz on its kind's port with a tool the image installs;
+#      - each worker (risk 9471, payment 9472, settlement 9473, refund 9474,
+#        funds 9475) can be scaled: no container_name, no published port; its
+#        healthcheck GETs /readyz on its kind's port with a tool the image
+#        installs;
 #        LEDGERLINE_HTTP_ADDRESS=0.0.0.0; it waits for `migrate` to complete;
 #        cpu/memory limits; stop_grace_period above
 #        worker.shutdown_timeout_ms + 5 s; non-root, read-only, no capabilities;
@@ -21,6 +22,9 @@
 #      - secure by default: each worker runs as its kind's least-privilege
 #        RabbitMQ user (ledgerline-<kind>), never mounts the admin password,
 #        and risk and payment have an approval key file;
+#      - funds-worker screens withdrawals with the risk settings: its
+#        LEDGERLINE_RISK_* are risk-worker's, and a blocklist file comes
+#        from the same volume or directory in both;
 #      - every LEDGERLINE_* variable is a setting of common/settings.c (a
 #        worker refuses to start on an unknown one), and every *_FILE names
 #        a secret the service mounts or a file on a volume it mounts;
@@ -102,7 +106,7 @@ problems = []
 bad = problems.append
 
 WORKERS = {"risk-worker": 9471, "payment-worker": 9472, "settlement-worker": 9473,
-           "refund-worker": 9474}
+           "refund-worker": 9474, "funds-worker": 9475}
 SERVERS = ("rabbitmq", "redis", "postgres")
 RESERVED = {5672, 15672, 15692, 25672, 4369, 6379, 5432, 9090, 3000}
 READY = ("service_healthy", "service_completed_successfully")
@@ -270,6 +274,31 @@ for name, port in WORKERS.items():
         bad("worker %s mounts the broker's admin password (secret amqp_password)" % name)
     if kind in ("risk", "payment") and not env.get("LEDGERLINE_SIGNING_APPROVAL_KEYS_FILE"):
         bad("worker %s: approvals unsigned (no LEDGERLINE_SIGNING_APPROVAL_KEYS_FILE)" % name)
+
+# funds-worker screens withdrawals with the risk stage's rules: the same
+# risk.* settings, and a blocklist file from the same source
+def risk_env(svc):
+    return {k: str(v) for k, v in (svc.get("environment") or {}).items()
+            if k.startswith("LEDGERLINE_RISK_")}
+def source_of(svc, path):
+    best = None
+    for vol in svc.get("volumes") or []:
+        if isinstance(vol, dict):
+            src, tgt = vol.get("source", ""), vol.get("target", "")
+        else:
+            src, tgt = (str(vol).split(":") + [""])[:2]
+        if tgt and path.startswith(tgt.rstrip("/") + "/") and (best is None or len(tgt) > len(best[1])):
+            best = (src, tgt)
+    return best
+rw, fw = services.get("risk-worker"), services.get("funds-worker")
+if rw is not None and fw is not None:
+    re_, fe = risk_env(rw), risk_env(fw)
+    if re_ != fe:
+        diff = sorted(k for k in set(re_) | set(fe) if re_.get(k) != fe.get(k))
+        bad("worker funds-worker: risk settings differ from risk-worker's (%s); it screens withdrawals with them: set LEDGERLINE_RISK_* alike on both" % ", ".join(diff))
+    bl = fe.get("LEDGERLINE_RISK_BLOCKLIST_FILE")
+    if bl and re_.get("LEDGERLINE_RISK_BLOCKLIST_FILE") == bl and source_of(rw, bl) != source_of(fw, bl):
+        bad("worker funds-worker: its blocklist %s is not mounted from risk-worker's source (%s vs %s)" % (bl, source_of(fw, bl), source_of(rw, bl)))
 
 mig = services.get("migrate") or {}
 cmd = " ".join(str(c) for c in (mig.get("command") or []))
@@ -494,7 +523,19 @@ mutant "refund-worker as the broker's admin" compose.yaml "not its least-privile
 mutant "refund-worker probed on another port" compose.yaml "does not GET /readyz on port 9474" \
   's|http://127.0.0.1:9474/readyz|http://127.0.0.1:9473/readyz|'
 mutant "refund-worker not in the image" Dockerfile "the image has no refund-worker" \
-  's| /build/bin/refund-worker /usr/local/bin/| /usr/local/bin/|'
+  's| /build/bin/refund-worker /build/bin/funds-worker /usr/local/bin/| /build/bin/funds-worker /usr/local/bin/|'
+mutant "funds-worker service removed" compose.yaml "service funds-worker is missing" \
+  '/^  funds-worker:/,/^$/d'
+mutant "funds-worker as the broker's admin" compose.yaml "not its least-privilege user ledgerline-funds" \
+  's/LEDGERLINE_AMQP_USER: ledgerline-funds$/LEDGERLINE_AMQP_USER: ledgerline/'
+mutant "funds-worker probed on another port" compose.yaml "does not GET /readyz on port 9475" \
+  's|http://127.0.0.1:9475/readyz|http://127.0.0.1:9474/readyz|'
+mutant "funds-worker not built" Dockerfile "funds-worker is not built" \
+  's/ refund-worker funds-worker \\$/ refund-worker \\/'
+mutant "funds-worker not in the image" Dockerfile "the image has no funds-worker" \
+  's| /build/bin/funds-worker /usr/local/bin/| /usr/local/bin/|'
+mutant "a risk setting on risk-worker only" compose.yaml "risk settings differ from risk-worker's (LEDGERLINE_RISK_MAX_AMOUNT)" \
+  's/^      LEDGERLINE_AMQP_USER: ledgerline-risk$/&\n      LEDGERLINE_RISK_MAX_AMOUNT: "EUR:100000"/'
 
 if [[ $FAILS -ne 0 ]]; then
   echo "FAIL: $FAILS check(s) failed"

@@ -8,7 +8,8 @@
 #      kind a Deployment (no replicas field: KEDA owns the count) whose
 #      startup and liveness probes GET /healthz and readiness probe GETs
 #      /readyz on the kind's port (risk 9471, payment 9472, settlement 9473,
-#      refund 9474, docs/operations.md), with requests and limits, a grace period above
+#      refund 9474, funds 9475, docs/operations.md), with requests and
+#      limits, a grace period above
 #      worker.shutdown_timeout_ms + 5 s, non-root, read-only root, no
 #      capabilities, prometheus.io annotations on that port; a
 #      PodDisruptionBudget selecting its pods; a KEDA ScaledObject on its
@@ -16,10 +17,14 @@
 #      TriggerAuthentication that reads `host` from a Secret, and at least
 #      one replica; each worker runs as its kind's least-privilege RabbitMQ
 #      user (ledgerline-<kind>, not the admin password) and risk and payment
-#      have an approval key file; the migrate Job runs `ledgerctl migrate`
-#      and `ledgerctl topology apply` with LEDGERLINE_AMQP_MANAGEMENT_URL,
-#      then `ledgerctl users apply` and `ledgerctl keys generate`, and mounts
-#      the password of every worker's user (users apply needs each one);
+#      have an approval key file; funds-worker, which screens withdrawals
+#      with the risk settings, has the risk-worker's LEDGERLINE_RISK_* and
+#      a blocklist file from the same volume source; the migrate Job runs
+#      `ledgerctl migrate` and `ledgerctl topology apply` with
+#      LEDGERLINE_AMQP_MANAGEMENT_URL, then `ledgerctl users apply` and
+#      `ledgerctl keys generate`, and mounts the password of every user of
+#      schemas/users.json (users apply needs each one: the workers', the
+#      producer's, the rail adapters', the monitor's);
 #   3. every LEDGERLINE_* variable is a setting of common/settings.c (a
 #      worker refuses to start on an unknown one), every *_FILE names a file
 #      of a mounted Secret, and secret.example.yaml holds those Secrets with
@@ -33,6 +38,7 @@ set -uo pipefail
 ROOT="${LL_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 K8S="$ROOT/ops/k8s"
 SETTINGS_C="$ROOT/common/settings.c"
+USERS_JSON="$ROOT/schemas/users.json"
 FAILS=0
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
@@ -72,6 +78,14 @@ if ! grep -oE '\b(STR|SECRET|INT|BOOL|ENUM)\("[a-z_]+", "[a-z0-9_]+"' "$SETTINGS
   exit 1
 fi
 
+# The RabbitMQ users `ledgerctl users apply` creates, each with a password
+# file: the names of schemas/users.json.
+USERS_LIST="$TMP/users.json"
+if ! jq -e '[.users[].name | strings] | select(length >= 3)' "$USERS_JSON" >"$USERS_LIST" 2>/dev/null; then
+  echo "FAIL: cannot read the user names of $USERS_JSON (.users[].name)"
+  exit 1
+fi
+
 # The fields of kustomize v2.0.3 (kubectl 1.20): a newer one (labels,
 # patches, replacements, ...) breaks the old kubectls.
 V2_FIELDS='["apiVersion", "kind", "namespace", "namePrefix", "nameSuffix", "commonLabels",
@@ -96,7 +110,8 @@ def kinds: [
   {kind: "risk", port: 9471, queue: "risk"},
   {kind: "payment", port: 9472, queue: "payments"},
   {kind: "settlement", port: 9473, queue: "settlement"},
-  {kind: "refund", port: 9474, queue: "refunds"}];
+  {kind: "refund", port: 9474, queue: "refunds"},
+  {kind: "funds", port: 9475, queue: "funds"}];
 def objs_of($k): [$objs[] | select(.kind == $k)];
 def named($k; $n): [$objs[] | select(.kind == $k and .metadata.name == $n)] | first;
 def portnum($c; $p):
@@ -137,8 +152,8 @@ def nonroot($what; $ps; $c):
 
 # `ledgerctl users apply --secrets-dir DIR` of container $c reads
 # DIR/<user>.password of every user and cannot write one into a read-only
-# Secret: DIR must be a mounted Secret volume holding one for each worker's
-# user
+# Secret: DIR must be a mounted Secret volume holding one for each user of
+# schemas/users.json ($users) and each worker's user
 def users_dir_files($what; $ps; $c):
   ((($c.command // []) + ($c.args // []) | join(" "))
    | [capture("users apply --secrets-dir[ =](?<d>[^ ]+)")] | first | .d // null) as $dir
@@ -151,7 +166,7 @@ def users_dir_files($what; $ps; $c):
     | if $m == null then "\($what): nothing is mounted at \($dir), where `ledgerctl users apply` reads the passwords"
       else
         [$ps.volumes[]? | select(.name == $m.name) | .secret.items[]?.path] as $paths
-        | kinds[] | "ledgerline-\(.kind)" as $u
+        | ([kinds[] | "ledgerline-\(.kind)"] + $users | unique)[] as $u
         | ((if $m.sub == "" then "" else $m.sub + "/" end) + $u + ".password") as $want
         | select($paths | index($want) | not)
         | "\($what): `ledgerctl users apply` finds no \($u).password in \($dir) (mount the Secret's \($u)-password there)"
@@ -221,6 +236,35 @@ def check_worker($w):
       end
     end;
 
+# funds-worker screens withdrawals with the risk stage's rules: the
+# risk-worker's risk.* settings, and a blocklist file from the same volume
+# source (a Secret or ConfigMap and its items)
+def worker_container($name):
+  named("Deployment"; $name) as $d
+  | if $d == null then null
+    else {ps: $d.spec.template.spec,
+          c: ([$d.spec.template.spec.containers[]? | select((.command // [])[0] == $name)] | first)}
+    end;
+def risk_env($w): envmap($w.c) | with_entries(select(.key | startswith("LEDGERLINE_RISK_")));
+def file_source($w; $path):
+  ([$w.c.volumeMounts[]? | (.mountPath | rtrimstr("/")) as $mp
+    | select($path | startswith($mp + "/")) | {name, mp: $mp}]
+   | sort_by(.mp | length) | last) as $m
+  | if $m == null then null
+    else {mountPath: $m.mp, volume: ([$w.ps.volumes[]? | select(.name == $m.name) | del(.name)] | first)}
+    end;
+def check_risk_shared:
+  worker_container("risk-worker") as $r | worker_container("funds-worker") as $f
+  | if $r == null or $f == null or $r.c == null or $f.c == null then empty else
+    risk_env($r) as $re | risk_env($f) as $fe
+    | if $re != $fe then
+        "Deployment funds-worker: risk settings differ from risk-worker's (\([($re | keys[]), ($fe | keys[])] | unique | map(select($re[.] != $fe[.])) | join(", "))); it screens withdrawals with them: set LEDGERLINE_RISK_* in ledgerline-config"
+      elif ($fe.LEDGERLINE_RISK_BLOCKLIST_FILE // "") != ""
+           and file_source($r; $fe.LEDGERLINE_RISK_BLOCKLIST_FILE) != file_source($f; $fe.LEDGERLINE_RISK_BLOCKLIST_FILE) then
+        "Deployment funds-worker: its blocklist \($fe.LEDGERLINE_RISK_BLOCKLIST_FILE) is not mounted from the risk-worker's volume source"
+      else empty end
+    end;
+
 def check_job:
   [objs_of("Job")[] | . as $j | $j.spec.template.spec as $ps | $ps.containers[]?
    | select(((.command // []) + (.args // []) | join(" ")) as $cmd
@@ -239,6 +283,7 @@ def check_job:
     end;
 
 [ (kinds[] | check_worker(.)),
+  check_risk_shared,
   check_job,
   (objs_of("Namespace") as $ns
    | if ($ns | length) != 1 then "expected one Namespace, found \($ns | length)"
@@ -286,9 +331,9 @@ check_k8s() {
     echo '[]' >"$TMP/secrets.json"
   fi
   if ! out="$(jq -n -r --slurpfile objs "$TMP/objs.json" --slurpfile secrets "$TMP/secrets.json" \
-    --slurpfile kz "$TMP/kz.json" --slurpfile settings "$SETTINGS_JSON" \
+    --slurpfile kz "$TMP/kz.json" --slurpfile settings "$SETTINGS_JSON" --slurpfile users "$USERS_LIST" \
     '$objs[0] as $objs | $secrets[0] as $secrets | ($kz[0][0] | del(.metadata)) as $kz
-     | $settings[0] as $settings | '"$JQ_CHECKS" 2>&1)"; then
+     | $settings[0] as $settings | $users[0] as $users | '"$JQ_CHECKS" 2>&1)"; then
     printf 'jq failed: %s\n' "$out"
     return 1
   fi
@@ -300,7 +345,7 @@ check_k8s() {
 }
 
 if why="$(check_k8s "$K8S")"; then
-  ok "ops/k8s builds with ${KUBECTLS[*]} ($("$KUBECTL" version --client 2>/dev/null | head -n 1)); a Deployment, PodDisruptionBudget and ScaledObject (rabbitmq, http, QueueLength) per worker; probes on 9471/9472/9473/9474; grace > drain + 5 s; non-root; migrate Job; settings and secrets agree"
+  ok "ops/k8s builds with ${KUBECTLS[*]} ($("$KUBECTL" version --client 2>/dev/null | head -n 1)); a Deployment, PodDisruptionBudget and ScaledObject (rabbitmq, http, QueueLength) per worker; probes on 9471/9472/9473/9474/9475; grace > drain + 5 s; non-root; migrate Job; settings and secrets agree"
 else
   while IFS= read -r line; do not_ok "ops/k8s: $line"; done <<<"$why"
 fi
@@ -364,6 +409,20 @@ mutant "KEDA on the wrong queue for refunds" refund-worker.yaml "queueName is no
   's/queueName: refunds/queueName: refund/'
 mutant "migrate without the refund user's password" migrate-job.yaml "finds no ledgerline-refund.password" \
   '/key: ledgerline-refund-password/,+1d'
+mutant "funds-worker left out of the base" kustomization.yaml "no Deployment funds-worker" \
+  '/^  - funds-worker.yaml$/d'
+mutant "funds-worker as the broker's admin" funds-worker.yaml "not its least-privilege user ledgerline-funds" \
+  's/value: ledgerline-funds$/value: ledgerline/'
+mutant "funds-worker probed on another port" funds-worker.yaml "not GET /healthz on port 9475" \
+  's/containerPort: 9475/containerPort: 9474/'
+mutant "KEDA on the wrong queue for funds" funds-worker.yaml "queueName is not funds" \
+  's/queueName: funds/queueName: funds.dead/'
+mutant "migrate without the funds user's password" migrate-job.yaml "finds no ledgerline-funds.password" \
+  '/key: ledgerline-funds-password/,+1d'
+mutant "migrate without the rail user's password" migrate-job.yaml "finds no ledgerline-rail.password" \
+  '/key: ledgerline-rail-password/,+1d'
+mutant "a risk setting on the risk-worker only" risk-worker.yaml "risk settings differ from risk-worker's (LEDGERLINE_RISK_MAX_AMOUNT)" \
+  's/^            - name: LEDGERLINE_SIGNING_APPROVAL_KEYS_FILE$/            - name: LEDGERLINE_RISK_MAX_AMOUNT\n              value: "EUR:100000"\n&/'
 
 if [[ $FAILS -ne 0 ]]; then
   echo "FAIL: $FAILS check(s) failed"
