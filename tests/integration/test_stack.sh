@@ -234,9 +234,9 @@ for job in rabbitmq rabbitmq-detailed; do
       (.scrapeUrl | test(\"^http://127.0.0.1:$LEDGERLINE_STACK_PROMETHEUS_PORT/\")) and .health == \"up\"] |
       length == 1 and all" /api/v1/targets
 done
-check "it scrapes the ops/workers port slots (4 replicas x 3 kinds)" \
+check "it scrapes the ops/workers port slots (4 replicas x 5 kinds)" \
   test "$(prom_get /api/v1/targets | jq -r '[.data.activeTargets[] | select(.labels.job == "ledgerline-slots") |
-    .labels.instance] | sort | join(" ")')" = "$(for k in 1 2 3; do for i in 0 1 2 3; do
+    .labels.instance] | sort | join(" ")')" = "$(for k in 1 2 3 4 5; do for i in 0 1 2 3; do
     echo "127.0.0.1:$((9470 + k + 10 * i))"; done; done | sort | tr '\n' ' ' | sed 's/ $//')"
 check "the per-queue families answer (risk has a consumer count)" \
   prom_until 30 '.data.result | length > 0' "/api/v1/query?query=$(uri 'rabbitmq_detailed_queue_consumers{queue=~".+"}')"
