@@ -565,14 +565,16 @@ static int rt_publish_item(rt_t *rt, item_t *it)
                            {"x-ledgerline-worker", rt->instance, 0},
                            {"x-ledgerline-parked-at", at, 0},
                            {"x-ledgerline-exchange", ex, 0},
-                           {"x-ledgerline-routing-key", rk, 0}};
-        rc = rt_republish(rt, it, "ledgerline.dead", rt->st->queue, h, 7);
+                           {"x-ledgerline-routing-key", rk, 0},
+                           {STAGE_TYPE_HEADER, it->dec ? it->dec->type : NULL, 0}};
+        rc = rt_republish(rt, it, "ledgerline.dead", rt->st->queue, h, it->dec ? 8 : 7);
     }
     if (rc == LL_OK && it->defer) {
         char key[128];
         snprintf(key, sizeof key, "%s.1s", rt->st->queue);
-        mq_header_t h[] = {{"x-ledgerline-deferred-by", rt->instance, 0}};
-        rc = rt_republish(rt, it, "ledgerline.retry", key, h, 1);
+        mq_header_t h[] = {{"x-ledgerline-deferred-by", rt->instance, 0},
+                           {STAGE_TYPE_HEADER, it->dec ? it->dec->type : NULL, 0}};
+        rc = rt_republish(rt, it, "ledgerline.retry", key, h, it->dec ? 2 : 1);
     }
     return rc;
 }

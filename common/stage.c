@@ -43,18 +43,30 @@ static const msg_decoder_t *pick_decoder(const stage_t *st, item_t *it)
 {
     if (st->consumes)
         return st->consumes;
+    /* its routing key; or, for a copy that came back through a retry tier
+     * or a replay (routing key = the queue's name), the type the runtime
+     * recorded when it deferred or parked it, else its AMQP type */
     const amqp_bytes_t rk = it->d.env.routing_key;
-    for (size_t i = 0; st->consumes_any[i]; i++) {
-        const char *t = st->consumes_any[i]->type;
-        if (rk.len == strlen(t) && memcmp(rk.bytes, t, rk.len) == 0)
-            return st->consumes_any[i];
+    char hdr[64];
+    const char *recorded = mq_delivery_header(&it->d, STAGE_TYPE_HEADER, hdr, sizeof hdr);
+    const amqp_basic_properties_t *pr = &it->d.env.message.properties;
+    amqp_bytes_t prop = (pr->_flags & AMQP_BASIC_TYPE_FLAG) ? pr->type : (amqp_bytes_t){0, NULL};
+    for (int pass = 0; pass < 3; pass++) {
+        for (size_t i = 0; st->consumes_any[i]; i++) {
+            const char *t = st->consumes_any[i]->type;
+            size_t tl = strlen(t);
+            if ((pass == 0 && rk.len == tl && memcmp(rk.bytes, t, tl) == 0) ||
+                (pass == 1 && recorded && strcmp(recorded, t) == 0) ||
+                (pass == 2 && prop.len == tl && memcmp(prop.bytes, t, tl) == 0))
+                return st->consumes_any[i];
+        }
     }
     memset(&it->why, 0, sizeof it->why);
     it->why.reason = MSG_REASON_SCHEMA_VIOLATION;
     char rks[80];
     snprintf(rks, sizeof rks, "%.*s", (int)(rk.len < 64 ? rk.len : 64), (const char *)rk.bytes);
     snprintf(it->why.detail, sizeof it->why.detail,
-             "routing key '%s' is not a message type queue %s takes", rks, st->queue);
+             "routing key '%s' (and type) is not a message type queue %s takes", rks, st->queue);
     return NULL;
 }
 

@@ -37,6 +37,11 @@
 #include "sign.h"
 #include "tick.h"
 
+/* The header a deferred or parked copy carries its message type in (a
+ * copy that comes back through a retry tier or a replay has the queue's
+ * name as its routing key). */
+#define STAGE_TYPE_HEADER "x-ledgerline-type"
+
 /* A keyring of the signing settings (sign.h: who signs what). */
 typedef enum {
     STAGE_KEYS_NONE,

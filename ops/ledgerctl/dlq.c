@@ -297,9 +297,12 @@ bool dlq_replay_header_dropped(const char *key, size_t klen)
 {
     static const char *const exact[] = {"x-death", "x-delivery-count", NULL};
     static const char *const prefix[] = {"x-ledgerline-", "x-first-death-", "x-last-death-", NULL};
-    static const char keep[] = "x-ledgerline-signature"; /* the producer's */
-    if (klen == sizeof keep - 1 && memcmp(key, keep, klen) == 0)
-        return false;
+    /* the producer's signature, and the message type a copy routed by its
+     * queue's name needs (STAGE_TYPE_HEADER, a queue of several types) */
+    static const char *const keep[] = {"x-ledgerline-signature", "x-ledgerline-type", NULL};
+    for (size_t i = 0; keep[i]; i++)
+        if (klen == strlen(keep[i]) && memcmp(key, keep[i], klen) == 0)
+            return false;
     for (size_t i = 0; exact[i]; i++)
         if (klen == strlen(exact[i]) && memcmp(key, exact[i], klen) == 0)
             return true;

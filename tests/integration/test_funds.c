@@ -341,6 +341,35 @@ START_TEST(a_returned_withdrawal_puts_the_money_back_once)
 }
 END_TEST
 
+/* A return the worker parked (its withdrawal unknown then) is replayed from
+ * funds.dead once the withdrawal exists: the replayed copy still names its
+ * type, and the money comes back once. */
+START_TEST(a_parked_return_replayed_after_its_withdrawal_puts_the_money_back)
+{
+    char late[96];
+    id_of(late, sizeof late, "late");
+    pid_t p = start("w1", NULL);
+    return_of(late, "ret-early");
+    llw_confirm(m);
+    wait_decided(0, 1, "the early return rejected");
+    withdraw(late, alice, 2500);
+    llw_confirm(m);
+    wait_decided(1, 1, "the withdrawal");
+    char *out = NULL, *err = NULL;
+    int rc = llt_ctl(&out, &err, ledger, "dlq replay funds.dead --all");
+    LLW_ASSERT(rc == 0, "dlq replay funds.dead (exit %d): %s%s", rc, out, err);
+    free(out);
+    free(err);
+    wait_decided(2, 1, "the replayed return");
+    llw_stop_ok(p, STOP_MS, "funds-worker");
+    check_event(MSG_TYPE_WITHDRAWAL_REVERSED, "withdrawal_id", late, NULL);
+    LLW_ASSERT(llw_balance(db, alice) == 10000000, "alice whole again: %" PRId64,
+               llw_balance(db, alice));
+    LLW_ASSERT(llw_queue_depth(m, "funds.dead") == 0, "nothing left parked");
+    llw_assert_verify(ledger);
+}
+END_TEST
+
 START_TEST(a_message_of_another_type_or_shape_is_rejected_and_the_worker_goes_on)
 {
     char d1[96];
@@ -460,6 +489,7 @@ int main(void)
     tcase_add_test(tc, a_deposit_credits_once_and_a_changed_one_is_a_conflict);
     tcase_add_test(tc, a_withdrawal_is_screened_by_the_risk_rules_then_debited);
     tcase_add_test(tc, a_returned_withdrawal_puts_the_money_back_once);
+    tcase_add_test(tc, a_parked_return_replayed_after_its_withdrawal_puts_the_money_back);
     tcase_add_test(tc, a_message_of_another_type_or_shape_is_rejected_and_the_worker_goes_on);
     tcase_add_test(tc, racing_withdrawals_never_overdraw_an_account);
     tcase_add_loop_test(tc, a_kill_at_each_crash_point_applies_each_message_once, 0,

@@ -603,6 +603,53 @@ START_TEST(refunds_beyond_a_batch_gross_carry_the_shortfall_forward)
 }
 END_TEST
 
+/* The fee may take a payee below its floor by what it carries, no more: a
+ * payee that spent what its batch owes is held, and closes once it has the
+ * money again. */
+START_TEST(a_close_that_would_overdraw_the_payee_beyond_its_carry_is_held)
+{
+    char shop[96], b1[160], r1[96];
+    merchant(shop, sizeof shop, "shop", 300, 0); /* 3 %: fee 3 on 100 */
+    int64_t ws = past_window(2);
+    msg_payment_t p = pay("p1", shop, 100);
+    publish_completed(&p, ws * 1000);
+    llw_confirm(m);
+    add_all(1);
+    batch_id(b1, sizeof b1, shop, ws);
+    rid(r1, sizeof r1, "r1");
+    pid_t w = start_refund("w1", NULL);
+    publish_refund(r1, p.payment_id, 98, NULL);
+    llw_confirm(m);
+    wait_refunds(1, 0, "the refund");
+    llw_stop_ok(w, STOP_MS, "refund-worker");
+    /* the shop spends the 2 it has left (as a payer) */
+    char *st = llw_text(db,
+                        "SELECT status FROM ledger_post('%s-spend', 'payment', '%s', '%s', 2, "
+                        "'EUR')",
+                        ledger, shop, payer);
+    LLW_ASSERT(st && strcmp(st, "posted") == 0, "the shop's payment: %s", st ? st : "(none)");
+    free(st);
+    /* net = 100 - 3 - 98 = -1: carry 1, but the fee would leave it at -3 */
+    pid_t c = start_settlement("closer", 0);
+    llw_wait_sql(db, 1, WAIT_MS, "the close to be refused and the batch held",
+                 "SELECT count(*) FROM settlement_batches WHERE id = '%s' AND close_error LIKE "
+                 "'%%by more than the 1 it carries%%'",
+                 b1);
+    llw_stop_ok(c, STOP_MS, "settlement closer");
+    check_batch(b1, "open|100|-1|98|0|-1|-1");
+    LLW_ASSERT(llw_balance(db, shop) == 0, "a held close moves nothing: %" PRId64,
+               llw_balance(db, shop));
+    /* the shop gets 2 again; the close retries and carries 1 */
+    llw_ctl(ledger, "account fund %s 2 --ref back-%s", shop, shop);
+    llt_exec(db, "UPDATE settlement_batches SET close_retry_at = now()");
+    close_due(1);
+    check_batch(b1, "closed|100|3|98|0|0|1");
+    LLW_ASSERT(llw_balance(db, shop) == -1, "the shop owes exactly its carry: %" PRId64,
+               llw_balance(db, shop));
+    llw_assert_verify(ledger);
+}
+END_TEST
+
 /* ---- kill -9 ------------------------------------------------------------------- */
 
 #define NCRASH 60
@@ -672,6 +719,7 @@ int main(void)
     tcase_add_test(tc, a_refund_while_the_batch_is_open_reduces_its_payout);
     tcase_add_test(tc, a_refund_after_the_payout_is_deducted_from_the_next_batch);
     tcase_add_test(tc, refunds_beyond_a_batch_gross_carry_the_shortfall_forward);
+    tcase_add_test(tc, a_close_that_would_overdraw_the_payee_beyond_its_carry_is_held);
     tcase_add_loop_test(tc, a_kill_at_each_crash_point_refunds_once, 0,
                         (int)(sizeof crash_points / sizeof *crash_points));
     suite_add_tcase(s, tc);

@@ -2,7 +2,7 @@
  * refund.c - the refund stage's table: see refund.h.
  *
  * refund_apply_batch() decides the batch in queue order under the lock
- * order of docs/ledger.md#locks (a per-payment lock serialises two
+ * order of docs/ledger.md#locks (the payee's lock serialises two
  * refunds of one payment on two workers); a new decision here becomes its
  * event. The settlement window is a parameter: a refund of a payment
  * already paid out joins the payee's next batch, created for the current

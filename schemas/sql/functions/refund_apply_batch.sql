@@ -46,27 +46,29 @@ DECLARE
     b settlement_batches%ROWTYPE;
     v_done numeric;
     st text;
+    -- the batch's payments that are posted, read ONCE: the locks below are
+    -- taken for exactly these, and a payment posted later in this
+    -- transaction's life is not refunded by it (payment_not_completed),
+    -- else two refunds could both read its refunds before either locked
+    pays text[];
 BEGIN
+    pays := ARRAY(SELECT x.ref FROM transfers x
+                  WHERE x.kind = 'payment'
+                    AND x.ref = ANY (ARRAY(SELECT y.value ->> 'payment_id'
+                                           FROM jsonb_array_elements(p_batch) y)));
     -- rule 2: what the batch's payments need, before anything is claimed
     PERFORM pg_advisory_xact_lock(2, l.key)
     FROM (SELECT DISTINCT settlement_lock_key(x.credit_account, x.currency) AS key
-          FROM transfers x
-          WHERE x.kind = 'payment'
-            AND x.ref = ANY (ARRAY(SELECT y.value ->> 'payment_id'
-                                   FROM jsonb_array_elements(p_batch) y))) l
+          FROM transfers x WHERE x.kind = 'payment' AND x.ref = ANY (pays)) l
     ORDER BY l.key;
     fresh := processed_claim('refund', p_batch);
     -- rule 5: the accounts of every payment refunded, in id order
     PERFORM 1 FROM accounts a
     WHERE a.id = ANY (ARRAY(SELECT x.debit_account FROM transfers x
-                            WHERE x.kind = 'payment'
-                              AND x.ref = ANY (ARRAY(SELECT y.value ->> 'payment_id'
-                                                     FROM jsonb_array_elements(p_batch) y))
+                            WHERE x.kind = 'payment' AND x.ref = ANY (pays)
                             UNION
                             SELECT x.credit_account FROM transfers x
-                            WHERE x.kind = 'payment'
-                              AND x.ref = ANY (ARRAY(SELECT y.value ->> 'payment_id'
-                                                     FROM jsonb_array_elements(p_batch) y))))
+                            WHERE x.kind = 'payment' AND x.ref = ANY (pays)))
     ORDER BY a.id FOR NO KEY UPDATE;
     FOR e IN SELECT x.value AS v, x.ordinality AS n
              FROM jsonb_array_elements(p_batch) WITH ORDINALITY x ORDER BY x.ordinality LOOP
@@ -90,7 +92,8 @@ BEGIN
             CONTINUE;
         END IF;
         verdict := 'new';
-        SELECT * INTO t FROM transfers x WHERE x.kind = 'payment' AND x.ref = e.v ->> 'payment_id';
+        SELECT * INTO t FROM transfers x
+        WHERE x.kind = 'payment' AND x.ref = e.v ->> 'payment_id' AND x.ref = ANY (pays);
         IF NOT FOUND THEN
             outcome := 'payment_not_completed';
         ELSE

@@ -73,6 +73,15 @@ BEGIN
         END IF;
         payout_t := r.transfer_id;
     END IF;
+    -- the fee may take the payee below its floor by what it carries, never
+    -- more: a payee that spent the money this batch owes (paid it away, or
+    -- refunded other payments from it) is held until it has it again
+    SELECT * INTO r FROM accounts a WHERE a.id = b.payee;
+    IF r.balance::numeric < -r.overdraft_limit::numeric - v_carry THEN
+        RAISE EXCEPTION 'closing batch % would leave payee % at %, below -% (its overdraft limit) '
+                        'by more than the % it carries', b.id, b.payee, r.balance,
+                        r.overdraft_limit, v_carry;
+    END IF;
     UPDATE settlement_batches
     SET status = 'closed', fees = v_fees, net = v_payout, carried_in = v_in, carried_out = v_carry,
         fee_transfer = fee_t,
