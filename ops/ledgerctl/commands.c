@@ -207,6 +207,13 @@ static const ctl_cmd_t commands[] = {
      "  refunds (outcome, transfer, the batch that nets each, their events). A\n"
      "  request rejected as bad input was never processed: `ledgerctl dlq list`\n"
      "  has it.\n"},
+    {"storage", cmd_storage, "disk used per table: the books and the bookkeeping",
+     "usage: ledgerctl storage [--json]\n"
+     "  Each table of the ledger with its size (rows, indexes and TOAST) and\n"
+     "  estimated rows, classed books (the ledger's record, kept forever) or\n"
+     "  bookkeeping (processed claims and payloads, the outbox: what exactly-once\n"
+     "  delivery needs for a while); their totals, the database's size, and the\n"
+     "  bytes of tables per posted payment, the figure to watch for growth.\n"},
     {"send", cmd_send, "send one command message (payment, refund, deposit, withdrawal, return)",
      "usage: ledgerctl send TYPE BODY|- [--key-file F] [--json]\n"
      "  Publishes BODY (JSON; - reads stdin) with routing key TYPE to\n"
