@@ -22,7 +22,7 @@ typedef struct invariant {
     const char *name;
     const char *promise;
     const char *sql; /* one text column per offending row; LIMIT applied here */
-    int nparams;     /* 1: $1 = --settle-within in seconds */
+    int nparams;     /* 1: $1 = --settle-within in seconds; 2: $1 = --unsent-within */
 } invariant_t;
 
 static const invariant_t invariants[] = {
@@ -232,11 +232,21 @@ static const invariant_t invariants[] = {
      "FROM withdrawals w WHERE w.outcome = 'completed' AND NOT EXISTS (SELECT 1 FROM "
      "transfers x WHERE x.id = w.transfer_id AND x.kind = 'withdrawal') ORDER BY 1",
      0},
+    {"outbox_sent",
+     "every event committed longer ago than --unsent-within was confirmed by the broker (an "
+     "older unsent one means no worker of its stage is running, or its broker is unreachable)",
+     "SELECT format('event %s (%s of %s %s, stage %s, committed %s): not confirmed by the "
+     "broker yet', o.event_id, o.routing_key, o.stage, coalesce(o.payment_id, '-'), p.stage, "
+     "to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')) "
+     "FROM outbox_pending p JOIN outbox o ON o.id = p.id "
+     "WHERE p.created_at < now() - $1::bigint * interval '1 second' ORDER BY p.id",
+     2},
 };
 
 #define NINVARIANTS (sizeof invariants / sizeof invariants[0])
 
-int ctl_verify_ledger(ctl_t *c, int64_t settle_within, json_t *list, bool print)
+int ctl_verify_ledger(ctl_t *c, int64_t settle_within, int64_t unsent_within, json_t *list,
+                      bool print)
 {
     db_t *db = ctl_db(c);
     if (!db)
@@ -252,10 +262,11 @@ int ctl_verify_ledger(ctl_t *c, int64_t settle_within, json_t *list, bool print)
         char sql[2048];
         snprintf(sql, sizeof sql, "%s LIMIT %d", inv->sql, VERIFY_ROWS + 1);
         char within[24];
-        snprintf(within, sizeof within, "%" PRId64, settle_within);
+        snprintf(within, sizeof within, "%" PRId64,
+                 inv->nparams == 2 ? unsent_within : settle_within);
         const char *params[] = {within};
         PGresult *r;
-        if (db_query(db, &r, sql, inv->nparams, inv->nparams ? params : NULL) != LL_OK) {
+        if (db_query(db, &r, sql, inv->nparams ? 1 : 0, inv->nparams ? params : NULL) != LL_OK) {
             ctl_fail("run `ledgerctl migrate` if the schema is missing", "checking %s: %s",
                      inv->name, db_errstr(db));
             db_try(db, "ROLLBACK");
@@ -293,21 +304,22 @@ int cmd_verify(ctl_t *c, int argc, char **argv)
 {
     const ctl_cmd_t *cmd = ctl_find_cmd("verify");
     static const struct option opts[] = {{"settle-within", required_argument, NULL, 's'},
+                                         {"unsent-within", required_argument, NULL, 'u'},
                                          {NULL, 0, NULL, 0}};
-    int64_t settle_within = 900;
+    int64_t settle_within = 900, unsent_within = CTL_VERIFY_UNSENT_WITHIN;
     int ch;
     while ((ch = ctl_getopt(c, cmd, argc, argv, "", opts)) != -1) {
-        if (ch != 's')
+        if (ch != 's' && ch != 'u')
             return ch == 'h' ? 0 : 2;
-        if (money_parse_minor(optarg, &settle_within) != LL_OK || settle_within < 0 ||
-            settle_within > 315360000)
-            return ctl_usage_error(cmd, "--settle-within '%s' must be 0..315360000 seconds",
-                                   optarg);
+        int64_t *v = ch == 's' ? &settle_within : &unsent_within;
+        if (money_parse_minor(optarg, v) != LL_OK || *v < 0 || *v > 315360000)
+            return ctl_usage_error(cmd, "%s '%s' must be 0..315360000 seconds",
+                                   ch == 's' ? "--settle-within" : "--unsent-within", optarg);
     }
     if (optind < argc)
         return ctl_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     json_t *list = c->json ? json_array() : NULL;
-    int broken = ctl_verify_ledger(c, settle_within, list, !c->json);
+    int broken = ctl_verify_ledger(c, settle_within, unsent_within, list, !c->json);
     if (broken < 0) {
         json_decref(list);
         return 1;

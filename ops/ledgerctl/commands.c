@@ -97,11 +97,13 @@ static const ctl_cmd_t commands[] = {
      "  --key-file signs every body with the first key of F (\"KEY_ID SECRET\"\n"
      "  lines), in header x-ledgerline-signature (signing.request_keys_file).\n"},
     {"verify", cmd_verify, "check every ledger invariant; exit 1 if one is broken",
-     "usage: ledgerctl verify [--settle-within SECONDS] [--json]\n"
+     "usage: ledgerctl verify [--settle-within SECONDS] [--unsent-within SECONDS] [--json]\n"
      "  Checks the invariants of docs/ledger.md#invariants, prints each broken one\n"
      "  with the rows involved (at most 20 each). A payment posted less than\n"
      "  --settle-within seconds ago (default 900) may still be on its way to a\n"
-     "  settlement batch; an older one must be in one (payment_settled).\n"},
+     "  settlement batch; an older one must be in one (payment_settled). An event\n"
+     "  committed more than --unsent-within seconds ago (default 300) must have been\n"
+     "  confirmed by the broker (outbox_sent).\n"},
     {"bench", cmd_bench, "load a deployment: payments per second, latency, then verify",
      "usage: ledgerctl bench [--count N | --duration S] [--rate R] [--window W]\n"
      "                       [--stage pipeline|risk|payment|settlement] [--prefill]\n"

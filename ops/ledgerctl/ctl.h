@@ -130,7 +130,12 @@ int cmd_config_reference(ctl_t *c, int argc, char **argv);
  * error is printed). Appends one {name, promise, ok, rows} object per
  * invariant to `list` when not NULL; prints the text report when `print`.
  * ctl_verify_count(): how many invariants there are. */
-int ctl_verify_ledger(ctl_t *c, int64_t settle_within, json_t *list, bool print);
+/* --unsent-within's default: an event the broker has not confirmed for 5
+ * minutes is stuck (the sweep republishes after worker.outbox_sweep_age_ms,
+ * 5 s by default). */
+#define CTL_VERIFY_UNSENT_WITHIN 300
+int ctl_verify_ledger(ctl_t *c, int64_t settle_within, int64_t unsent_within, json_t *list,
+                      bool print);
 size_t ctl_verify_count(void);
 
 /* The command table (commands.c), ending with a NULL name, and one

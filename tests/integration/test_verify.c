@@ -43,7 +43,7 @@ START_TEST(verify_is_green_on_a_funded_ledger)
     char *out, *err;
     int rc = llt_ctl(&out, &err, ledger, "verify");
     ck_assert_msg(rc == 0, "%s%s", out, err);
-    ck_assert_msg(strstr(out, "all 17 invariants hold") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "all 18 invariants hold") != NULL, "%s", out);
     free(out);
     free(err);
     rc = llt_ctl(&out, &err, ledger, "verify --json");
@@ -125,6 +125,13 @@ static const struct {
      "fees, net, carried_out) VALUES ('sb-c', 'bob', 'EUR', now(), now() + interval '1 day', "
      "'closed', 0, 5, 0)",
      "batch_postings_match", "batch sb-c (closed)"},
+    {"an event the broker never confirmed",
+     "INSERT INTO outbox (stage, payment_id, event_id, exchange, routing_key, body, created_at) "
+     "VALUES ('payment', 'p-1', 'e-stuck', 'ledgerline.events', 'payment.completed', '{}', "
+     "now() - interval '1 hour');"
+     "INSERT INTO outbox_pending (id, stage, created_at) SELECT id, 'payment', "
+     "now() - interval '1 hour' FROM outbox WHERE event_id = 'e-stuck'",
+     "outbox_sent", "event e-stuck (payment.completed of payment p-1, stage payment"},
     {"a shortfall carried out and never taken",
      "INSERT INTO settlement_batches (id, payee, currency, window_start, window_end, status, "
      "fees, net, carried_out) VALUES ('sb-s', 'bob', 'EUR', now(), now() + interval '1 day', "
@@ -151,6 +158,32 @@ START_TEST(verify_settle_within_sets_when_a_payment_must_be_in_a_batch)
     free(err);
     rc = llt_ctl(&out, &err, ledger, "verify --settle-within -1");
     ck_assert_msg(rc == 2 && strstr(err, "--settle-within"), "bad value: exit %d: %s", rc, err);
+    free(out);
+    free(err);
+}
+END_TEST
+
+/* An unconfirmed event younger than --unsent-within is in flight; older,
+ * it is stuck. */
+START_TEST(verify_unsent_within_sets_when_an_event_is_stuck)
+{
+    llt_exec(db, "INSERT INTO outbox (stage, payment_id, event_id, exchange, routing_key, body) "
+                 "VALUES ('payment', 'p-1', 'e-new', 'ledgerline.events', 'payment.completed', "
+                 "'{}');"
+                 "INSERT INTO outbox_pending (id, stage, created_at) SELECT id, 'payment', "
+                 "now() - interval '10 minutes' FROM outbox WHERE event_id = 'e-new'");
+    char *out, *err;
+    int rc = llt_ctl(&out, &err, ledger, "verify --unsent-within 3600");
+    ck_assert_msg(rc == 0, "a 10-minute-old unsent event within an hour must pass: %s%s", out, err);
+    free(out);
+    free(err);
+    rc = llt_ctl(&out, &err, ledger, "verify");
+    ck_assert_msg(rc == 1 && strstr(out, "FAIL  outbox_sent") && strstr(out, "e-new"),
+                  "past the default 300 s it is stuck: %s%s", out, err);
+    free(out);
+    free(err);
+    rc = llt_ctl(&out, &err, ledger, "verify --unsent-within x");
+    ck_assert_msg(rc == 2 && strstr(err, "--unsent-within"), "bad value: exit %d: %s", rc, err);
     free(out);
     free(err);
 }
@@ -203,6 +236,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, verify_is_green_on_a_funded_ledger);
     tcase_add_test(tc, verify_settle_within_sets_when_a_payment_must_be_in_a_batch);
+    tcase_add_test(tc, verify_unsent_within_sets_when_an_event_is_stuck);
     tcase_add_loop_test(tc, verify_names_each_broken_invariant_and_its_rows, 0,
                         (int)(sizeof corruptions / sizeof corruptions[0]));
     suite_add_tcase(s, tc);
