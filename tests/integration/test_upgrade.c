@@ -181,7 +181,31 @@ static void upgrade_and_run(const char *dump, int fixture_version)
     ck_assert_int_eq(llw_count(db, "SELECT count(*) FROM outbox_pending"), 3);
     ck_assert_int_ge(llw_count(db, "SELECT count(*) FROM settlement_batches WHERE status = 'open'"),
                      1);
-    llw_assert_verify(name);
+    /* every invariant holds but outbox_sent, which names exactly the three
+     * events the crash left unpublished (no worker has run yet) */
+    rc = llt_ctl(&out, &err, name, "verify --unsent-within 315360000");
+    ck_assert_msg(rc == 0, "verify of the upgraded ledger (exit %d):\n%s%s", rc, out, err);
+    free(out);
+    free(err);
+    rc = llt_ctl(&out, &err, name, "verify --json");
+    j = llt_json(out);
+    size_t broken = 0, stuck = 0;
+    json_t *inv;
+    json_array_foreach(json_object_get(j, "invariants"), i, inv)
+    {
+        if (json_is_true(json_object_get(inv, "ok")))
+            continue;
+        broken++;
+        if (strcmp(json_string_value(json_object_get(inv, "name")), "outbox_sent") == 0)
+            stuck = json_array_size(json_object_get(inv, "rows"));
+    }
+    ck_assert_msg(rc == 1 && broken == 1 && stuck == 3,
+                  "before any worker ran, verify should report the 3 unpublished events as "
+                  "outbox_sent and nothing else (exit %d, %zu broken, %zu stuck):\n%s",
+                  rc, broken, stuck, out);
+    json_decref(j);
+    free(out);
+    free(err);
 
     /* and it works: the old payments again (duplicates) and new ones */
     const char *const env[] = {"LEDGERLINE_SETTLEMENT_WINDOW_S=2",
