@@ -189,6 +189,29 @@ char *stage_batch_json(const stage_t *st, item_t *items, size_t n, size_t *count
     return sbuf_take(&b);
 }
 
+void stage_new_event(item_t *it, const char *type, char *body, const char *outcome)
+{
+    if (!body)
+        log_panic("cannot encode %s for %s (outcome %s)", type, it->key, outcome);
+    char ev_id[MSG_EVENT_ID_LEN + 1];
+    msg_event_id(type, it->key + (strlen(it->key) >= it->key_skip ? it->key_skip : 0), ev_id);
+    it->verdict = VERDICT_NEW;
+    item_set_event(it, ev_id, ll_xstrdup(type), body);
+}
+
+size_t stage_split_rules(char *text, const char *out[MSG_RULES_MAX])
+{
+    size_t n = 0;
+    char *p = text, *save = NULL;
+    if (*p == '{')
+        p++;
+    p[strcspn(p, "}")] = '\0';
+    for (char *tok = strtok_r(p, ",", &save); tok && n < MSG_RULES_MAX;
+         tok = strtok_r(NULL, ",", &save))
+        out[n++] = tok;
+    return n;
+}
+
 /* The verdicts every stage reads the same way; the rest is the stage's. */
 static void decide(const stage_t *st, item_t *it, const stage_row_t *r)
 {

@@ -21,7 +21,7 @@
  *
  * Public API: stage_keys_t, stage_row_t, stage_col, stage_col_is, stage_t,
  * stage_decode, stage_release, stage_payment, stage_batch_json,
- * stage_apply.
+ * stage_apply, stage_new_event, stage_split_rules.
  */
 #ifndef LL_STAGE_H
 #define LL_STAGE_H
@@ -119,6 +119,15 @@ const msg_payment_t *stage_payment(const stage_t *st, const item_t *it);
  * {payment_id, payer, payee, amount, currency}, and the stage's element()
  * fields. *count: how many. Caller frees. */
 char *stage_batch_json(const stage_t *st, item_t *items, size_t n, size_t *count);
+
+/* A new decision of `it`: verdict NEW and its outcome event `type` with
+ * `body` (taken; NULL, an encoder's failure, panics naming the outcome),
+ * whose event_id is of the item's own id (its key without a type prefix). */
+void stage_new_event(item_t *it, const char *type, char *body, const char *outcome);
+
+/* Splits a PostgreSQL text[] in text form ("{a,b}", rule names need no
+ * quoting) in place into out[]; returns how many (at most MSG_RULES_MAX). */
+size_t stage_split_rules(char *text, const char *out[MSG_RULES_MAX]);
 
 /* Inside the batch transaction: runs the stage's batch function once over
  * the BATCHED items of items[0..n) and decides each from its row. LL_OK

@@ -17,8 +17,6 @@
 
 #include "clock.h"
 #include "ctl.h"
-#include "digest.h"
-#include "log.h"
 #include "money.h"
 #include "msg.h"
 #include "msg_decode.h"
@@ -161,23 +159,16 @@ static char *encode_request(const char *id, const char *payer, const char *payee
     return s;
 }
 
-/* "cli-" and 28 hex digits of the SHA-256 of the request's fields (keys
- * sorted): the id of a payment published without --payment-id, so the
- * same command run twice (a retry) publishes the same payment. */
+/* The id of a payment published without --payment-id: the same command
+ * run twice (a retry) publishes the same payment. */
 static void derive_id(const char *payer, const char *payee, int64_t amount, const char *currency,
                       const char *desc, json_t *metadata, char out[MSG_ID_MAX + 1])
 {
-    json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:s?, s:O?}", "payer", payer, "payee", payee,
-                          "amount", (json_int_t)amount, "currency", currency, "description", desc,
-                          "metadata", metadata);
-    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    if (!text)
-        log_panic("out of memory deriving a payment id");
-    char hex[DIGEST_HEX_LEN + 1];
-    digest_sha256_hex(text, strlen(text), hex);
-    snprintf(out, MSG_ID_MAX + 1, "cli-%.28s", hex);
-    free(text);
-    json_decref(j);
+    ctl_derived_id("cli-",
+                   json_pack("{s:s, s:s, s:I, s:s, s:s?, s:O?}", "payer", payer, "payee", payee,
+                             "amount", (json_int_t)amount, "currency", currency, "description",
+                             desc, "metadata", metadata),
+                   out);
 }
 
 int cmd_publish(ctl_t *c, int argc, char **argv)

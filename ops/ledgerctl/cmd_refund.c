@@ -14,28 +14,10 @@
 #include <string.h>
 
 #include "ctl.h"
-#include "digest.h"
-#include "log.h"
 #include "money.h"
 #include "msg.h"
 #include "msg_decode.h"
 #include "sign.h"
-
-/* "rf-" and 28 hex digits of the SHA-256 of the request's fields. */
-static void derive_id(const char *payment_id, int64_t amount, const char *reason,
-                      char out[MSG_ID_MAX + 1])
-{
-    json_t *j = json_pack("{s:s, s:I, s:s*}", "payment_id", payment_id, "amount",
-                          (json_int_t)amount, "reason", reason);
-    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    if (!text)
-        log_panic("out of memory deriving a refund id");
-    char hex[DIGEST_HEX_LEN + 1];
-    digest_sha256_hex(text, strlen(text), hex);
-    snprintf(out, MSG_ID_MAX + 1, "rf-%.28s", hex);
-    free(text);
-    json_decref(j);
-}
 
 int cmd_refund_request(ctl_t *c, int argc, char **argv)
 {
@@ -83,7 +65,10 @@ int cmd_refund_request(ctl_t *c, int argc, char **argv)
         if (reason && !probe)
             return ctl_usage_error(cmd, "--reason is not valid UTF-8 text");
         json_decref(probe);
-        derive_id(payment_id, amount, reason, gen);
+        ctl_derived_id("rf-",
+                       json_pack("{s:s, s:I, s:s*}", "payment_id", payment_id, "amount",
+                                 (json_int_t)amount, "reason", reason),
+                       gen);
         id = gen;
     }
     json_t *j = json_pack("{s:s, s:s, s:I, s:s*}", "refund_id", id, "payment_id", payment_id,

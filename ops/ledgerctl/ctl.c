@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "digest.h"
+#include "log.h"
 #include "ctl.h"
 #include "money.h"
 #include "msg.h"
@@ -158,6 +160,18 @@ int ctl_id_arg(const ctl_cmd_t *cmd, int argc, char **argv, const char *what, co
         return ctl_usage_error(cmd, "'%s' is not a valid %s (1-64 chars of [A-Za-z0-9_.:-])", *id,
                                what);
     return 0;
+}
+
+void ctl_derived_id(const char *prefix, json_t *fields, char out[MSG_ID_MAX + 1])
+{
+    char *text = fields ? json_dumps(fields, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    if (!text)
+        log_panic("out of memory deriving an id");
+    char hex[DIGEST_HEX_LEN + 1];
+    digest_sha256_hex(text, strlen(text), hex);
+    snprintf(out, MSG_ID_MAX + 1, "%s%.28s", prefix, hex);
+    free(text);
+    json_decref(fields);
 }
 
 const char *ctl_money(int64_t amount, const char *currency, char *buf, size_t n)

@@ -12,7 +12,7 @@
  *
  * Public API: ctl_t, ctl_cmd_t, ctl_fail, ctl_usage_error, ctl_db, ctl_mq, ctl_mq_new,
  * ctl_getopt, ctl_json_print, ctl_valid_id, ctl_id_arg, CTL_SQL_TIME, ctl_money,
- * ctl_period, ctl_verify_ledger, ctl_verify_count, ctl_send,
+ * ctl_period, ctl_verify_ledger, ctl_verify_count, ctl_send, ctl_derived_id,
  * ctl_commands, ctl_find_cmd, the cmd_* entry points.
  */
 #ifndef LL_CTL_H
@@ -24,6 +24,7 @@
 
 #include "db.h"
 #include "mq.h"
+#include "msg.h"
 #include "settings.h"
 #include "sign.h"
 
@@ -117,6 +118,10 @@ int cmd_storage(ctl_t *c, int argc, char **argv);
 /* Publishes one command body of routing key `type` to ledgerline.commands
  * (message_id, signed with the first key of `keys` when not NULL) and
  * waits for its confirm. 0, or the exit status with the error printed. */
+/* The id of a message published without one: prefix and 28 hex digits of
+ * the SHA-256 of `fields` (compact, keys sorted; taken), so the same
+ * command run twice (a retry) publishes the same message. */
+void ctl_derived_id(const char *prefix, json_t *fields, char out[MSG_ID_MAX + 1]);
 int ctl_send(ctl_t *c, const char *type, const char *body, const char *message_id,
              sign_keyring_t *keys);
 int cmd_payment_list(ctl_t *c, int argc, char **argv);

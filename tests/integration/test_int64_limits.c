@@ -108,11 +108,11 @@ START_TEST(a_batch_whose_running_sum_passes_int64_fails_the_payment_that_passes_
 {
     near_limit_accounts();
     const char *batch =
-        "[{\"payment_id\":\"a\",\"hash\":\"h\",\"payload\":\"p\",\"payer\":\"cust\","
+        "[{\"key\":\"a\",\"payment_id\":\"a\",\"hash\":\"h\",\"payload\":\"p\",\"payer\":\"cust\","
         "\"payee\":\"rich\",\"amount\":600,\"currency\":\"EUR\"},"
-        "{\"payment_id\":\"b\",\"hash\":\"h\",\"payload\":\"p\",\"payer\":\"cust\","
+        "{\"key\":\"b\",\"payment_id\":\"b\",\"hash\":\"h\",\"payload\":\"p\",\"payer\":\"cust\","
         "\"payee\":\"rich\",\"amount\":600,\"currency\":\"EUR\"},"
-        "{\"payment_id\":\"c\",\"hash\":\"h\",\"payload\":\"p\",\"payer\":\"cust\","
+        "{\"key\":\"c\",\"payment_id\":\"c\",\"hash\":\"h\",\"payload\":\"p\",\"payer\":\"cust\","
         "\"payee\":\"rich\",\"amount\":400,\"currency\":\"EUR\"}]";
     char sql[1024];
     snprintf(sql, sizeof sql,
@@ -136,9 +136,10 @@ static void completed_event(char *buf, size_t n, const char *id, const char *pay
                             int64_t t0_s)
 {
     snprintf(buf, n,
-             "{\"payment_id\":\"%s\",\"hash\":\"h-%s\",\"payload\":\"p\",\"payee\":\"%s\","
-             "\"amount\":%" PRId64 ",\"currency\":\"EUR\",\"posted_ms\":%" PRId64 "}",
-             id, id, payee, amount, t0_s * 1000 + 5);
+             "{\"key\":\"%s\",\"payment_id\":\"%s\",\"hash\":\"h-%s\",\"payload\":\"p\","
+             "\"payee\":\"%s\",\"amount\":%" PRId64 ",\"currency\":\"EUR\",\"posted_ms\":%" PRId64
+             "}",
+             id, id, id, payee, amount, t0_s * 1000 + 5);
 }
 
 START_TEST(a_payment_that_would_fill_its_batch_past_int64_joins_the_next_window)

@@ -162,9 +162,10 @@ static void pay_json(char *buf, size_t n, const pay_t *p, size_t k)
                  p[i].amount, p[i].cur);
         w += (size_t)snprintf(
             buf + w, n - w,
-            "%s{\"payment_id\":\"%s\",\"hash\":\"%s\",\"payload\":\"%s\","
+            "%s{\"key\":\"%s\",\"payment_id\":\"%s\",\"hash\":\"%s\",\"payload\":\"%s\","
             "\"payer\":\"%s\",\"payee\":\"%s\",\"amount\":%" PRId64 ",\"currency\":\"%s\"}",
-            i ? "," : "", p[i].id, payload, payload, p[i].payer, p[i].payee, p[i].amount, p[i].cur);
+            i ? "," : "", p[i].id, p[i].id, payload, payload, p[i].payer, p[i].payee, p[i].amount,
+            p[i].cur);
     }
     snprintf(buf + w, n - w, "]");
 }
@@ -304,11 +305,11 @@ static void completed_json(char *buf, size_t n, const completed_t *c, size_t k)
         snprintf(payload, sizeof payload, "%s:%" PRId64 ":%" PRId64, c[i].payee, c[i].amount,
                  c[i].posted_ms);
         w += (size_t)snprintf(buf + w, n - w,
-                              "%s{\"payment_id\":\"%s\",\"hash\":\"%s\",\"payload\":\"%s\","
-                              "\"payee\":\"%s\",\"amount\":%" PRId64
+                              "%s{\"key\":\"%s\",\"payment_id\":\"%s\",\"hash\":\"%s\","
+                              "\"payload\":\"%s\",\"payee\":\"%s\",\"amount\":%" PRId64
                               ",\"currency\":\"EUR\",\"posted_ms\":%" PRId64 "}",
-                              i ? "," : "", c[i].id, payload, payload, c[i].payee, c[i].amount,
-                              c[i].posted_ms);
+                              i ? "," : "", c[i].id, c[i].id, payload, payload, c[i].payee,
+                              c[i].amount, c[i].posted_ms);
     }
     snprintf(buf + w, n - w, "]");
 }
@@ -599,9 +600,10 @@ START_TEST(risk_batches_decide_like_one_at_a_time)
             cur[i] = rnd(10) ? "EUR" : "USD";
             w += (size_t)snprintf(
                 batch + w, sizeof batch - w,
-                "%s{\"payment_id\":\"%s\",\"hash\":\"%s\",\"payload\":\"%s\","
+                "%s{\"key\":\"%s\",\"payment_id\":\"%s\",\"hash\":\"%s\",\"payload\":\"%s\","
                 "\"payer\":\"%s\",\"payee\":\"%s\",\"amount\":%" PRId64 ",\"currency\":\"%s\"}",
-                i ? "," : "", d->id, d->hash, d->hash, d->payer, d->payee, d->amount, cur[i]);
+                i ? "," : "", d->id, d->id, d->hash, d->hash, d->payer, d->payee, d->amount,
+                cur[i]);
         }
         snprintf(batch + w, sizeof batch - w, "]");
         /* the model, in queue order; a payer's earlier approvals of this

@@ -92,20 +92,6 @@ static void funds_element(sbuf_t *b, const item_t *it)
     }
 }
 
-/* rules: a PostgreSQL text[] in text form, "{a}" (rule names need no quoting) */
-static size_t split_rules(char *text, const char *out[MSG_RULES_MAX])
-{
-    size_t n = 0;
-    char *p = text, *save = NULL;
-    if (*p == '{')
-        p++;
-    p[strcspn(p, "}")] = '\0';
-    for (char *tok = strtok_r(p, ",", &save); tok && n < MSG_RULES_MAX;
-         tok = strtok_r(NULL, ",", &save))
-        out[n++] = tok;
-    return n;
-}
-
 /* A new decision (its event), or an unusable return (rejected, parked). */
 static void decide(item_t *it, const stage_row_t *r)
 {
@@ -118,7 +104,6 @@ static void decide(item_t *it, const stage_row_t *r)
         return;
     }
     const char *outcome = stage_col(r, "outcome");
-    const char *id = it->key + it->key_skip;
     const char *type;
     char *body;
     int64_t now = clock_now_ms();
@@ -134,7 +119,7 @@ static void decide(item_t *it, const stage_row_t *r)
         type = ok ? MSG_TYPE_WITHDRAWAL_COMPLETED : MSG_TYPE_WITHDRAWAL_FAILED;
         char *text = ll_xstrdup(stage_col(r, "rules"));
         const char *rules[MSG_RULES_MAX];
-        size_t n = split_rules(text, rules);
+        size_t n = stage_split_rules(text, rules);
         body = ok ? msg_encode_withdrawal_completed(w, stage_col(r, "transfer_id"), now)
                   : msg_encode_withdrawal_failed(w, outcome, rules, n, now);
         free(text);
@@ -144,12 +129,7 @@ static void decide(item_t *it, const stage_row_t *r)
             it->msg, stage_col(r, "account"), strtoll(stage_col(r, "amount"), NULL, 10),
             stage_col(r, "currency"), stage_col(r, "transfer_id"), now);
     }
-    if (!body)
-        log_panic("cannot encode %s for %s (outcome %s)", type, it->key, outcome);
-    char ev_id[MSG_EVENT_ID_LEN + 1];
-    msg_event_id(type, id, ev_id);
-    it->verdict = VERDICT_NEW;
-    item_set_event(it, ev_id, ll_xstrdup(type), body);
+    stage_new_event(it, type, body, outcome);
 }
 
 static const msg_decoder_t *const funds_types[] = {

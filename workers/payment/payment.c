@@ -8,10 +8,9 @@
 #include <string.h>
 
 #include "clock.h"
-#include "log.h"
 #include "msg_encode.h"
 #include "payment.h"
-#include "xmalloc.h"
+#include "stage.h"
 
 /* A new decision: completed (transfer_id) or the refusal in outcome. */
 static void decide(item_t *it, const stage_row_t *r)
@@ -28,12 +27,7 @@ static void decide(item_t *it, const stage_row_t *r)
         type = MSG_TYPE_FAILED;
         body = msg_encode_failed(&a->payment, outcome, now);
     }
-    if (!body)
-        log_panic("cannot encode %s for %s (outcome %s)", type, it->key, outcome);
-    char ev_id[MSG_EVENT_ID_LEN + 1];
-    msg_event_id(type, it->key, ev_id);
-    it->verdict = VERDICT_NEW;
-    item_set_event(it, ev_id, ll_xstrdup(type), body);
+    stage_new_event(it, type, body, outcome);
 }
 
 const stage_t payment_stage = {

@@ -13,12 +13,10 @@
 #include <string.h>
 
 #include "clock.h"
-#include "log.h"
 #include "msg_decode.h"
 #include "msg_encode.h"
 #include "refund.h"
 #include "stage.h"
-#include "xmalloc.h"
 
 static char window_param[24] = "86400"; /* settlement.window_s, $2 of the batch function */
 
@@ -77,12 +75,7 @@ static void decide(item_t *it, const stage_row_t *r)
         type = MSG_TYPE_REFUND_FAILED;
         body = msg_encode_refund_failed(rq, outcome, clock_now_ms());
     }
-    if (!body)
-        log_panic("cannot encode %s for refund %s (outcome %s)", type, it->key, outcome);
-    char ev_id[MSG_EVENT_ID_LEN + 1];
-    msg_event_id(type, it->key, ev_id);
-    it->verdict = VERDICT_NEW;
-    item_set_event(it, ev_id, ll_xstrdup(type), body);
+    stage_new_event(it, type, body, outcome);
 }
 
 const stage_t refund_stage = {

@@ -20,7 +20,6 @@
 #include "risk.h"
 #include "risk_rules.h"
 #include "stage.h"
-#include "xmalloc.h"
 
 static char *risk_cfg; /* the JSON risk_apply_batch() gets */
 
@@ -43,20 +42,6 @@ static void risk_params(const char **out)
     out[0] = risk_cfg;
 }
 
-/* rules: a PostgreSQL text[] in text form, "{a,b}" (names need no quoting) */
-static size_t split_rules(char *text, const char *out[MSG_RULES_MAX])
-{
-    size_t n = 0;
-    char *p = text, *save = NULL;
-    if (*p == '{')
-        p++;
-    p[strcspn(p, "}")] = '\0';
-    for (char *tok = strtok_r(p, ",", &save); tok && n < MSG_RULES_MAX;
-         tok = strtok_r(NULL, ",", &save))
-        out[n++] = tok;
-    return n;
-}
-
 /* A new decision: approved or declined, with its score and rules. */
 static void decide(item_t *it, const stage_row_t *r)
 {
@@ -66,7 +51,7 @@ static void decide(item_t *it, const stage_row_t *r)
     char rules_text[1024];
     snprintf(rules_text, sizeof rules_text, "%s", stage_col(r, "rules"));
     const char *rules[MSG_RULES_MAX];
-    size_t nrules = split_rules(rules_text, rules);
+    size_t nrules = stage_split_rules(rules_text, rules);
     int64_t now = clock_now_ms();
     const char *type;
     char *body;
@@ -77,12 +62,7 @@ static void decide(item_t *it, const stage_row_t *r)
         type = MSG_TYPE_DECLINED;
         body = msg_encode_declined(p, rules, nrules, now);
     }
-    if (!body)
-        log_panic("cannot encode %s for %s", type, it->key);
-    char ev_id[MSG_EVENT_ID_LEN + 1];
-    msg_event_id(type, it->key, ev_id);
-    it->verdict = VERDICT_NEW;
-    item_set_event(it, ev_id, ll_xstrdup(type), body);
+    stage_new_event(it, type, body, decision);
     log_debugx((&(log_ctx_t){.queue = "risk", .payment_id = it->key}), "%s (score %d)", decision,
                score);
 }

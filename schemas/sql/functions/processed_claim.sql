@@ -1,8 +1,8 @@
 -- processed_claim(stage, batch) -> jsonb: inserts the processed rows of a
 -- batch at once, in key order, outcome 'pending'; the first occurrence of a
 -- key in the batch is the one inserted. An element's key is its "key"
--- member (the runtime writes it: payment_id, refund_id), else its
--- "payment_id"; processed.payment_id holds it. Returns the keys inserted
+-- member (stage_batch_json writes it: the payment_id, refund_id, or
+-- "deposit:<id>"...); processed.payment_id holds it. Returns the keys inserted
 -- now as {id: ordinal of that first occurrence}: an
 -- element is new exactly when it is that occurrence; any other element is a
 -- duplicate or a conflict of a row that already existed.
@@ -13,7 +13,7 @@
 -- PL/pgSQL, not LANGUAGE sql: a SQL function that cannot be inlined is
 -- planned again at every call; PL/pgSQL keeps its plan for the session.
 --
--- batch: [{"key" or "payment_id", "hash", "payload", ...}, ...]
+-- batch: [{"key", "hash", "payload", ...}, ...]
 CREATE OR REPLACE FUNCTION processed_claim(p_stage text, p_batch jsonb) RETURNS jsonb
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
@@ -22,11 +22,10 @@ DECLARE
     fresh jsonb;
 BEGIN
     WITH first AS (
-        SELECT DISTINCT ON (k.id) k.id, x.value ->> 'hash' AS hash,
-               x.value ->> 'payload' AS payload, x.ordinality AS n
-        FROM jsonb_array_elements(p_batch) WITH ORDINALITY x,
-             LATERAL (SELECT coalesce(x.value ->> 'key', x.value ->> 'payment_id') AS id) k
-        ORDER BY k.id, x.ordinality),
+        SELECT DISTINCT ON (x.value ->> 'key') x.value ->> 'key' AS id,
+               x.value ->> 'hash' AS hash, x.value ->> 'payload' AS payload, x.ordinality AS n
+        FROM jsonb_array_elements(p_batch) WITH ORDINALITY x
+        ORDER BY x.value ->> 'key', x.ordinality),
     ins AS (
         INSERT INTO processed (stage, payment_id, payload_hash, payload, outcome)
         SELECT p_stage, f.id, f.hash, f.payload, 'pending' FROM first f ORDER BY f.id
