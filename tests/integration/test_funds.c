@@ -131,37 +131,11 @@ static void wait_decided(int64_t n, int64_t rejected, const char *what)
     llw_wait_until(outcomes_seen, &n, WAIT_MS, what);
 }
 
-/* The collected events of routing key rk whose body has `field` = id; the
- * first into *first (borrowed); every copy with the same bytes. */
-static size_t events_of(const char *rk, const char *field, const char *id, json_t **first)
-{
-    llw_events_collect(ev);
-    json_t *all = llw_events_all(ev);
-    size_t i, n = 0;
-    json_t *e;
-    *first = NULL;
-    json_array_foreach(all, i, e)
-    {
-        const json_t *j = json_object_get(e, "json");
-        if (strcmp(llc_jstr(e, "routing_key"), rk) != 0 || !j ||
-            strcmp(llc_jstr(j, field), id) != 0)
-            continue;
-        if (!*first)
-            *first = e;
-        else
-            LLW_ASSERT(strcmp(llc_jstr(e, "body"), llc_jstr(*first, "body")) == 0,
-                       "%s of %s published twice with other bytes:\n  %s\n  %s", rk, id,
-                       llc_jstr(*first, "body"), llc_jstr(e, "body"));
-        n++;
-    }
-    return n;
-}
-
 /* The one outcome event of `id`: routing key rk, reason (NULL: none). */
 static void check_event(const char *rk, const char *field, const char *id, const char *reason)
 {
     json_t *e;
-    LLW_ASSERT(events_of(rk, field, id, &e) >= 1, "no %s for %s", rk, id);
+    LLW_ASSERT(llw_events_with(ev, rk, field, id, &e) >= 1, "no %s for %s", rk, id);
     if (reason)
         LLW_ASSERT(strcmp(llc_jstr(json_object_get(e, "json"), "reason"), reason) == 0,
                    "%s of %s: %s, want reason %s", rk, id, llc_jstr(e, "body"), reason);
@@ -188,7 +162,7 @@ START_TEST(a_deposit_credits_once_and_a_changed_one_is_a_conflict)
     llw_stop_ok(w, STOP_MS, "funds-worker");
 
     json_t *e;
-    LLW_ASSERT(events_of(MSG_TYPE_DEPOSIT_COMPLETED, "deposit_id", d1, &e) == 2,
+    LLW_ASSERT(llw_events_with(ev, MSG_TYPE_DEPOSIT_COMPLETED, "deposit_id", d1, &e) == 2,
                "the redelivered deposit should replay the same deposit.completed");
     check_event(MSG_TYPE_DEPOSIT_FAILED, "deposit_id", d2, "unknown_account");
     check_event(MSG_TYPE_DEPOSIT_FAILED, "deposit_id", d3, "unknown_account");
@@ -201,7 +175,7 @@ START_TEST(a_deposit_credits_once_and_a_changed_one_is_a_conflict)
                          "debit_account = 'sys:funding:EUR' AND ref = '%s'",
                          d1) == 1,
                "the deposit comes from sys:funding:EUR with the deposit_id as its ref");
-    LLW_ASSERT(events_of(MSG_TYPE_REJECTED, "deposit_id", d1, &e) == 1,
+    LLW_ASSERT(llw_events_with(ev, MSG_TYPE_REJECTED, "deposit_id", d1, &e) == 1,
                "the conflict's message.rejected carries the deposit_id");
     const json_t *j = json_object_get(e, "json");
     LLW_ASSERT(strcmp(llc_jstr(j, "reason"), "idempotency_conflict") == 0 &&
@@ -269,7 +243,7 @@ START_TEST(a_withdrawal_is_screened_by_the_risk_rules_then_debited)
     } declined[] = {{1, "max_amount"}, {3, "velocity_count"}, {4, "blocklisted"}};
     for (int k = 0; k < 3; k++) {
         json_t *e;
-        events_of(MSG_TYPE_WITHDRAWAL_FAILED, "withdrawal_id", w[declined[k].i], &e);
+        llw_events_with(ev, MSG_TYPE_WITHDRAWAL_FAILED, "withdrawal_id", w[declined[k].i], &e);
         json_t *rules = json_object_get(json_object_get(e, "json"), "rules");
         LLW_ASSERT(json_array_size(rules) == 1 &&
                        strcmp(json_string_value(json_array_get(rules, 0)), declined[k].rule) == 0,
@@ -309,7 +283,7 @@ START_TEST(a_returned_withdrawal_puts_the_money_back_once)
     llw_stop_ok(p, STOP_MS, "funds-worker");
 
     json_t *e;
-    LLW_ASSERT(events_of(MSG_TYPE_WITHDRAWAL_REVERSED, "withdrawal_id", w1, &e) == 2,
+    LLW_ASSERT(llw_events_with(ev, MSG_TYPE_WITHDRAWAL_REVERSED, "withdrawal_id", w1, &e) == 2,
                "the repeated return should replay the same withdrawal.reversed");
     const json_t *j = json_object_get(e, "json");
     LLW_ASSERT(json_integer_value(json_object_get(j, "amount")) == 3000 &&
@@ -320,12 +294,12 @@ START_TEST(a_returned_withdrawal_puts_the_money_back_once)
     LLW_ASSERT(llw_count(db, "SELECT count(*) FROM transfers WHERE kind = 'withdrawal_return'") ==
                    1,
                "one return transfer");
-    LLW_ASSERT(events_of(MSG_TYPE_REJECTED, "withdrawal_id", never, &e) == 1 &&
+    LLW_ASSERT(llw_events_with(ev, MSG_TYPE_REJECTED, "withdrawal_id", never, &e) == 1 &&
                    strcmp(llc_jstr(json_object_get(e, "json"), "reason"), "processing_failed") ==
                        0 &&
                    strstr(llc_jstr(json_object_get(e, "json"), "detail"), "no withdrawal"),
                "the return of an unknown withdrawal: processing_failed naming it");
-    LLW_ASSERT(events_of(MSG_TYPE_REJECTED, "withdrawal_id", w1, &e) == 1 &&
+    LLW_ASSERT(llw_events_with(ev, MSG_TYPE_REJECTED, "withdrawal_id", w1, &e) == 1 &&
                    strstr(llc_jstr(json_object_get(e, "json"), "detail"), "rail_reference"),
                "the changed return: an idempotency_conflict naming rail_reference");
     LLW_ASSERT(llw_count(db,
@@ -393,7 +367,7 @@ START_TEST(a_message_of_another_type_or_shape_is_rejected_and_the_worker_goes_on
     json_t *e;
     char negid[96];
     id_of(negid, sizeof negid, "neg");
-    LLW_ASSERT(events_of(MSG_TYPE_REJECTED, "withdrawal_id", negid, &e) == 1 &&
+    LLW_ASSERT(llw_events_with(ev, MSG_TYPE_REJECTED, "withdrawal_id", negid, &e) == 1 &&
                    strstr(llc_jstr(json_object_get(e, "json"), "detail"), "amount"),
                "amount -5 rejected naming amount, with its withdrawal_id");
     json_t *parked = llw_queue_drain(m, "funds.dead");

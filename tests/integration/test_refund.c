@@ -192,32 +192,6 @@ static void assert_outcome(const char *refund_id, const char *want)
     free(o);
 }
 
-/* The collected events of routing key rk whose body has refund_id; *first
- * the first (borrowed); every copy must carry the same bytes. */
-static size_t refund_events(const char *rk, const char *refund_id, json_t **first)
-{
-    llw_events_collect(ev);
-    json_t *all = llw_events_all(ev);
-    size_t i, n = 0;
-    json_t *e;
-    *first = NULL;
-    json_array_foreach(all, i, e)
-    {
-        const json_t *j = json_object_get(e, "json");
-        if (strcmp(llc_jstr(e, "routing_key"), rk) != 0 || !j ||
-            strcmp(llc_jstr(j, "refund_id"), refund_id) != 0)
-            continue;
-        if (!*first)
-            *first = e;
-        else
-            LLW_ASSERT(strcmp(llc_jstr(e, "body"), llc_jstr(*first, "body")) == 0,
-                       "%s of %s published twice with other bytes:\n  %s\n  %s", rk, refund_id,
-                       llc_jstr(*first, "body"), llc_jstr(e, "body"));
-        n++;
-    }
-    return n;
-}
-
 static int64_t jint(const json_t *o, const char *k)
 {
     const json_t *v = json_object_get(o, k);
@@ -229,7 +203,7 @@ static void check_completed(const char *refund_id, int64_t amount, int64_t total
                             const char *batch_id)
 {
     json_t *e;
-    LLW_ASSERT(refund_events(MSG_TYPE_REFUND_COMPLETED, refund_id, &e) >= 1,
+    LLW_ASSERT(llw_events_with(ev, MSG_TYPE_REFUND_COMPLETED, "refund_id", refund_id, &e) >= 1,
                "no refund.completed for %s", refund_id);
     const json_t *j = json_object_get(e, "json");
     LLW_ASSERT(jint(j, "amount") == amount && jint(j, "refunded_total") == total &&
@@ -244,8 +218,8 @@ static void check_completed(const char *refund_id, int64_t amount, int64_t total
 static void check_failed(const char *refund_id, const char *reason)
 {
     json_t *e;
-    LLW_ASSERT(refund_events(MSG_TYPE_REFUND_FAILED, refund_id, &e) >= 1, "no refund.failed for %s",
-               refund_id);
+    LLW_ASSERT(llw_events_with(ev, MSG_TYPE_REFUND_FAILED, "refund_id", refund_id, &e) >= 1,
+               "no refund.failed for %s", refund_id);
     const json_t *j = json_object_get(e, "json");
     LLW_ASSERT(strcmp(llc_jstr(j, "reason"), reason) == 0, "refund.failed of %s: %s, want %s",
                refund_id, llc_jstr(e, "body"), reason);
@@ -327,13 +301,14 @@ START_TEST(a_duplicate_replays_its_event_and_a_changed_payload_is_a_conflict)
     llw_stop_ok(w, STOP_MS, "refund-worker");
 
     json_t *e;
-    LLW_ASSERT(refund_events(MSG_TYPE_REFUND_COMPLETED, r1, &e) == 2,
+    LLW_ASSERT(llw_events_with(ev, MSG_TYPE_REFUND_COMPLETED, "refund_id", r1, &e) == 2,
                "the duplicate should replay the same refund.completed (same bytes)");
     LLW_ASSERT(llw_count(db, "SELECT count(*) FROM transfers WHERE kind = 'refund'") == 1,
                "one refund transfer whatever the deliveries");
     LLW_ASSERT(llw_balance(db, shop) == 4000, "payee after one refund of 1000: %" PRId64,
                llw_balance(db, shop));
-    LLW_ASSERT(refund_events(MSG_TYPE_REJECTED, r1, &e) == 1, "the conflict's message.rejected");
+    LLW_ASSERT(llw_events_with(ev, MSG_TYPE_REJECTED, "refund_id", r1, &e) == 1,
+               "the conflict's message.rejected");
     const json_t *j = json_object_get(e, "json");
     LLW_ASSERT(strcmp(llc_jstr(j, "reason"), "idempotency_conflict") == 0 &&
                    strstr(llc_jstr(j, "detail"), "refund_id") &&
@@ -374,7 +349,7 @@ START_TEST(a_body_the_stage_cannot_use_is_rejected_and_parked_and_the_worker_goe
     char zero[96];
     rid(zero, sizeof zero, "r-zero");
     json_t *e;
-    LLW_ASSERT(refund_events(MSG_TYPE_REJECTED, zero, &e) == 1,
+    LLW_ASSERT(llw_events_with(ev, MSG_TYPE_REJECTED, "refund_id", zero, &e) == 1,
                "the schema violation's message.rejected should carry its refund_id");
     const json_t *j = json_object_get(e, "json");
     LLW_ASSERT(strcmp(llc_jstr(j, "reason"), "schema_violation") == 0 &&
@@ -697,7 +672,7 @@ START_TEST(a_kill_at_each_crash_point_refunds_once)
         char r[96];
         snprintf(r, sizeof r, "%s-r%d", ledger, i);
         json_t *e;
-        LLW_ASSERT(refund_events(MSG_TYPE_REFUND_COMPLETED, r, &e) >= 1,
+        LLW_ASSERT(llw_events_with(ev, MSG_TYPE_REFUND_COMPLETED, "refund_id", r, &e) >= 1,
                    "refund.completed of %s lost after a kill at %s", r, point);
     }
     LLW_ASSERT(llw_events_distinct(ev, MSG_TYPE_REFUND_COMPLETED) == NCRASH,

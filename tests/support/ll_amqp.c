@@ -300,6 +300,35 @@ json_t *llw_events_find(llw_events_t *ev, const char *rk, const char *payment_id
     return NULL;
 }
 
+static const char *jstr(const json_t *o, const char *k)
+{
+    const char *v = json_string_value(json_object_get(o, k));
+    return v ? v : "";
+}
+
+size_t llw_events_with(llw_events_t *ev, const char *rk, const char *field, const char *id,
+                       json_t **first)
+{
+    llw_events_collect(ev);
+    size_t i, n = 0;
+    json_t *e;
+    *first = NULL;
+    json_array_foreach(llw_events_all(ev), i, e)
+    {
+        const json_t *j = json_object_get(e, "json");
+        if (strcmp(jstr(e, "routing_key"), rk) != 0 || !j || strcmp(jstr(j, field), id) != 0)
+            continue;
+        if (!*first)
+            *first = e;
+        else
+            LLW_ASSERT(strcmp(jstr(e, "body"), jstr(*first, "body")) == 0,
+                       "%s of %s published twice with other bytes:\n  %s\n  %s", rk, id,
+                       jstr(*first, "body"), jstr(e, "body"));
+        n++;
+    }
+    return n;
+}
+
 void llw_events_close(llw_events_t *ev)
 {
     if (!ev)

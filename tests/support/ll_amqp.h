@@ -88,6 +88,13 @@ size_t llw_events_distinct(llw_events_t *ev, const char *rk);
 /* The nth (0-based) collected event with that rk and payment_id; NULL if
  * none. Borrowed. */
 json_t *llw_events_find(llw_events_t *ev, const char *rk, const char *payment_id, size_t nth);
+/* Collects ev, then counts the events with routing key rk whose body has
+ * the string `field` equal to `id` (a refund_id, a deposit_id...); *first
+ * gets the first (borrowed, NULL if none). Fails the test if two copies
+ * of one differ in their bytes (an outcome is published once, replayed
+ * identically). */
+size_t llw_events_with(llw_events_t *ev, const char *rk, const char *field, const char *id,
+                       json_t **first);
 /* Deletes the queue, closes, frees. NULL is a no-op. */
 void llw_events_close(llw_events_t *ev);
 /* Collects ev until it holds at least n events of routing key rk for
