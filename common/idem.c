@@ -135,7 +135,7 @@ void idem_done(kv_t *kv, const char *scope, item_t *items, size_t n, int64_t don
     for (size_t i = 0; i < n; i++) {
         item_t *it = &items[i];
         if (it->state != ITEM_PUBLISHED || it->key[0] == '\0' || !it->ev_body ||
-            (it->verdict != VERDICT_NEW && it->verdict != VERDICT_DUPLICATE))
+            it->verdict != VERDICT_NEW)
             continue;
         char *v =
             idem_value('D', (const char *const[]){it->hash, it->ev_id, it->ev_rk, it->ev_body}, 4);

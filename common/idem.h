@@ -33,8 +33,11 @@
 size_t idem_claim(kv_t *kv, const char *scope, const char *instance, item_t *items, size_t n,
                   int64_t inflight_ttl_ms);
 
-/* Records the outcome of every PUBLISHED item that carries an outcome event
- * (new or replayed); best effort. */
+/* Records the outcome of every PUBLISHED item processed now that carries
+ * an outcome event; best effort. A replayed duplicate is not recorded
+ * again: the record's TTL counts from the first processing, so it never
+ * outlives the processed row it stands for (retention.window_s is at
+ * least twice worker.done_ttl_s; docs/ledger.md#retention). */
 void idem_done(kv_t *kv, const char *scope, item_t *items, size_t n, int64_t done_ttl_ms);
 
 #endif

@@ -21,6 +21,7 @@ static const char *const msg_reasons[MSG_REASON_COUNT] = {
     [MSG_REASON_BAD_SIGNATURE] = "bad_signature",
     [MSG_REASON_IDEMPOTENCY_CONFLICT] = "idempotency_conflict",
     [MSG_REASON_PROCESSING_FAILED] = "processing_failed",
+    [MSG_REASON_DUPLICATE_EXPIRED] = "duplicate_expired",
 };
 
 const char *msg_reason_str(msg_reason_t r)

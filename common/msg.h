@@ -65,9 +65,10 @@ typedef enum {
     MSG_REASON_OVERSIZED,
     MSG_REASON_BAD_SIGNATURE,
     MSG_REASON_IDEMPOTENCY_CONFLICT,
-    MSG_REASON_PROCESSING_FAILED
+    MSG_REASON_PROCESSING_FAILED,
+    MSG_REASON_DUPLICATE_EXPIRED
 } msg_reason_t;
-#define MSG_REASON_COUNT 6
+#define MSG_REASON_COUNT 7
 
 /* The contract string ("malformed_json", ...); "unknown" out of range. Static. */
 const char *msg_reason_str(msg_reason_t r);

@@ -22,6 +22,7 @@
 #include "obs.h"
 #include "outbox.h"
 #include "reject.h"
+#include "retention.h"
 #include "runtime.h"
 #include "settings.h"
 #include "sign.h"
@@ -52,7 +53,7 @@ typedef struct rt {
     batch_t batch;
     backoff_t bo;
     int64_t stop_deadline; /* mono ms; set at the first signal */
-    int64_t next_sweep, next_stats;
+    int64_t next_sweep, next_stats, next_retention;
     long long done, done_at_stats;
     /* Outbox events published and confirmed whose pending marks are not
      * deleted yet: the next batch's transaction deletes them with its own
@@ -879,6 +880,20 @@ static void rt_tick_job(rt_t *rt)
     tick_events_clear(env);
 }
 
+/* The retention job (retention.h): partitions ahead, expiry. Every worker
+ * runs it; the one that gets its lock does the work. */
+static void rt_retention(rt_t *rt)
+{
+    retention_report_t rep;
+    if (retention_run(rt->db, &rt->cfg, &rep) != LL_OK) {
+        log_warnx((&(log_ctx_t){.err = db_errstr(rt->db)}),
+                  "retention job failed: it runs again in retention.tick_interval_s");
+        return;
+    }
+    if (rep.created)
+        log_info("retention: created %d partition(s) ahead in processed and outbox", rep.created);
+}
+
 static void rt_tick(rt_t *rt)
 {
     int64_t now = clock_mono_ms();
@@ -896,6 +911,10 @@ static void rt_tick(rt_t *rt)
         log_warnx((&(log_ctx_t){.err = mq_errstr(rt->out)}), "publisher connection lost");
     if (rt->st->tick && db_is_up(rt->db))
         rt_tick_job(rt);
+    if (now >= rt->next_retention && db_is_up(rt->db)) {
+        rt->next_retention = now + rt->cfg.retention.tick_interval_s * 1000;
+        rt_retention(rt);
+    }
     if (now >= rt->next_sweep) {
         rt->next_sweep = now + rt->cfg.worker.outbox_sweep_interval_ms;
         rt_flush_marks(rt);

@@ -6,7 +6,9 @@
  */
 #include <assert.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "settings.h"
@@ -215,7 +217,49 @@ const cfg_setting_t settings_table[] = {
     INT("settlement", "close_retry_ms", settlement.close_retry_ms, "60000", 100, 86400000,
         "a batch whose close was refused (payee frozen or short of funds) is held this long "
         "before the next try"),
+
+    /* retention of the bookkeeping (docs/ledger.md#retention) */
+    INT("retention", "window_s", retention.window_s, "604800", 120, 315360000,
+        "processed rows (the record that answers a duplicate) and outbox events are kept this "
+        "long, then dropped a partition at a time; a duplicate arriving later is rejected as "
+        "duplicate_expired. At least twice worker.done_ttl_s"),
+    INT("retention", "partition_s", retention.partition_s, "86400", 60, 2592000,
+        "the time one partition of processed and outbox holds (86400: UTC days); a partition "
+        "is dropped once its end is retention.window_s old"),
+    INT("retention", "ahead_s", retention.ahead_s, "259200", 60, 31536000,
+        "partitions are created this far ahead of now (an insert at a time no partition holds "
+        "fails)"),
+    INT("retention", "tick_interval_s", retention.tick_interval_s, "60", 1, 86400,
+        "how often each worker runs the retention job (one at a time: an advisory lock)"),
+    BOOL("retention", "expire", retention.expire, "true",
+         "drop partitions older than the window (false: keep them, e.g. until `ledgerctl "
+         "archive` has written them; partitions ahead are still created)"),
 };
+
+/* Rules between settings, after each is valid alone. */
+static int settings_cross_check(const settings_t *s, cfg_error_t *err)
+{
+    if (s->worker.done_ttl_s * 2 > s->retention.window_s) {
+        memset(err, 0, sizeof *err);
+        snprintf(err->key, sizeof err->key, "worker.done_ttl_s");
+        snprintf(err->msg, sizeof err->msg,
+                 "worker.done_ttl_s (%lld) is more than half of retention.window_s (%lld): the "
+                 "Redis record of a payment must expire well before its PostgreSQL record; "
+                 "lower worker.done_ttl_s or raise retention.window_s",
+                 s->worker.done_ttl_s, s->retention.window_s);
+        return LL_ECONFIG;
+    }
+    if (s->retention.ahead_s < s->retention.tick_interval_s * 2) {
+        memset(err, 0, sizeof *err);
+        snprintf(err->key, sizeof err->key, "retention.ahead_s");
+        snprintf(err->msg, sizeof err->msg,
+                 "retention.ahead_s (%lld) is less than twice retention.tick_interval_s (%lld): "
+                 "a tick could come after the last partition ended; raise retention.ahead_s",
+                 s->retention.ahead_s, s->retention.tick_interval_s);
+        return LL_ECONFIG;
+    }
+    return LL_OK;
+}
 
 const size_t settings_count = sizeof settings_table / sizeof settings_table[0];
 
@@ -224,6 +268,8 @@ int settings_load_env(settings_t *s, const char *path, char *const *envp, cfg_er
     cfg_origin_t *origins = ll_xcalloc(settings_count, sizeof *origins);
     s->origins = NULL;
     int rc = cfg_load(settings_table, settings_count, s, origins, path, envp, err);
+    if (rc == LL_OK && (rc = settings_cross_check(s, err)) != LL_OK)
+        cfg_free(settings_table, settings_count, s);
     if (rc != LL_OK) {
         free(origins);
         return rc;

@@ -142,6 +142,13 @@ typedef struct settings {
         long long lock_ttl_ms;
         long long close_retry_ms;
     } settlement;
+    struct {
+        long long window_s;        /* processed rows and outbox events kept this long */
+        long long partition_s;     /* the time one partition holds */
+        long long ahead_s;         /* partitions exist this far ahead of now */
+        long long tick_interval_s; /* how often a worker runs the retention job */
+        bool expire;               /* false: partitions are created, never dropped */
+    } retention;
     cfg_origin_t *origins; /* settings_count entries: where each value came from */
 } settings_t;
 

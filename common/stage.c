@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "reject.h"
+#include "sbuf.h"
 #include "stage.h"
 #include "xmalloc.h"
 
@@ -149,6 +150,12 @@ void stage_release(const stage_t *st, item_t *it)
     }
 }
 
+/* An item the batch function decides: batched, and not rejected before. */
+static bool in_batch(const item_t *it)
+{
+    return it->state == ITEM_BATCHED && it->verdict == VERDICT_NONE;
+}
+
 /* Ids, hash and currency are of checked charsets; the payload is JSON
  * text, escaped as a string. */
 char *stage_batch_json(const stage_t *st, item_t *items, size_t n, size_t *count)
@@ -158,7 +165,7 @@ char *stage_batch_json(const stage_t *st, item_t *items, size_t n, size_t *count
     *count = 0;
     for (size_t i = 0; i < n; i++) {
         item_t *it = &items[i];
-        if (it->state != ITEM_BATCHED)
+        if (!in_batch(it))
             continue;
         sbuf_addc(&b, *count ? ',' : '[');
         sbuf_adds(&b, "{\"key\":");
@@ -228,8 +235,58 @@ static void decide(const stage_t *st, item_t *it, const stage_row_t *r)
 
 #define STAGE_PARAMS_MAX 4
 
+/* Rejects, as duplicate_expired, the batched items whose key was processed
+ * before the retention horizon (processed_expired: their record for
+ * duplicates is gone, their outcome is in the books): they are never
+ * processed again (docs/ledger.md#retention). One query per batch; keys
+ * are of checked charsets (no quote, no backslash). */
+static int reject_expired(const stage_t *st, db_t *db, item_t *items, size_t n)
+{
+    sbuf_t b;
+    sbuf_init(&b, 3 + n * 40);
+    sbuf_addc(&b, '{');
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (in_batch(&items[i]) && items[i].key[0]) {
+            sbuf_adds(&b, k++ ? ",\"" : "\"");
+            sbuf_adds(&b, items[i].key);
+            sbuf_addc(&b, '"');
+        }
+    sbuf_addc(&b, '}');
+    char *keys = sbuf_take(&b);
+    if (k == 0) {
+        free(keys);
+        return LL_OK;
+    }
+    const char *p[] = {st->name, keys};
+    PGresult *r;
+    int rc = db_query_prepared(db, &r, "SELECT k FROM processed_expired($1, $2::text[]) k", 2, p);
+    free(keys);
+    if (rc != LL_OK)
+        return rc;
+    for (int row = 0; row < PQntuples(r); row++)
+        for (size_t i = 0; i < n; i++) {
+            item_t *it = &items[i];
+            if (!in_batch(it) || strcmp(it->key, PQgetvalue(r, row, 0)) != 0)
+                continue;
+            const char *field = it->key_field ? it->key_field : "payment_id";
+            msg_reject_t why = {.reason = MSG_REASON_DUPLICATE_EXPIRED};
+            snprintf(why.field, sizeof why.field, "%s", field);
+            snprintf(why.detail, sizeof why.detail,
+                     "%s %s was processed before the retention window: its outcome is in the "
+                     "books, its event is no longer kept to replay; not processed again",
+                     field, it->key + (strlen(it->key) >= it->key_skip ? it->key_skip : 0));
+            item_reject(it, st->queue, &why);
+        }
+    PQclear(r);
+    return LL_OK;
+}
+
 int stage_apply(const stage_t *st, db_t *db, item_t *items, size_t n)
 {
+    int rc = reject_expired(st, db, items, n);
+    if (rc != LL_OK)
+        return rc;
     size_t count;
     char *batch = stage_batch_json(st, items, n, &count);
     if (count == 0) {
@@ -242,7 +299,7 @@ int stage_apply(const stage_t *st, db_t *db, item_t *items, size_t n)
     if (st->nparams)
         st->params(params + 1);
     PGresult *res;
-    int rc = db_query_prepared(db, &res, st->apply_sql, 1 + st->nparams, params);
+    rc = db_query_prepared(db, &res, st->apply_sql, 1 + st->nparams, params);
     free(batch);
     if (rc != LL_OK)
         return rc;
@@ -252,7 +309,7 @@ int stage_apply(const stage_t *st, db_t *db, item_t *items, size_t n)
     }
     stage_row_t r = {res, 0};
     for (size_t i = 0; i < n; i++)
-        if (items[i].state == ITEM_BATCHED) {
+        if (in_batch(&items[i])) {
             decide(st, &items[i], &r);
             r.row++;
         }

@@ -1,12 +1,14 @@
 /*
  * cmd_migrate.c - `ledgerctl migrate`: apply the pending SQL migrations and
- * the function set (migrate.h).
+ * the function set (migrate.h), then create the partitions of processed
+ * and outbox ahead (retention.h), with the configured retention.*.
  */
 #include <stdbool.h>
 #include <stdio.h>
 
 #include "ctl.h"
 #include "migrate.h"
+#include "retention.h"
 
 typedef struct report {
     json_t *list;      /* --json: the migrations */
@@ -59,10 +61,20 @@ int cmd_migrate(ctl_t *c, int argc, char **argv)
                         "migrations are kept, the failed one was rolled back",
                         "%s", err);
     }
+    int created = 0;
+    if (retention_prepare(db, &c->cfg, &created) != LL_OK) {
+        json_decref(r.list);
+        json_decref(r.functions);
+        return ctl_fail("check retention.partition_s and retention.ahead_s, and run `ledgerctl "
+                        "migrate` again (the migrations are applied)",
+                        "creating the partitions ahead failed: %s", db_errstr(db));
+    }
     if (r.list)
-        ctl_json_print(json_pack("{s:o, s:i, s:o}", "migrations", r.list, "applied", r.applied,
-                                 "functions", r.functions ? r.functions : json_null()));
+        ctl_json_print(json_pack("{s:o, s:i, s:o, s:i}", "migrations", r.list, "applied", r.applied,
+                                 "functions", r.functions ? r.functions : json_null(),
+                                 "partitions_created", created));
     else
-        printf("schema up to date (%d applied now)\n", r.applied);
+        printf("schema up to date (%d applied now; %d partition(s) created ahead)\n", r.applied,
+               created);
     return 0;
 }

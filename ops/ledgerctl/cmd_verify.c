@@ -177,18 +177,21 @@ static const invariant_t invariants[] = {
      "OR b.payee IS DISTINCT FROM t.credit_account OR b.currency <> t.currency) ORDER BY 1",
      0},
     {"refund_processed_once",
-     "every refund transfer has exactly one processed refund request and one refunds row",
+     "every refund transfer has exactly one processed refund request (none once it is "
+     "older than the retention horizon) and one refunds row",
      "SELECT format('refund transfer %s (%s): %s processed rows, %s refunds rows', x.id, x.ref, "
      "(SELECT count(*) FROM processed p WHERE p.stage = 'refund' AND p.payment_id = x.ref), "
      "(SELECT count(*) FROM refunds r WHERE r.refund_id = x.ref AND r.transfer_id = x.id)) "
      "FROM transfers x WHERE x.kind = 'refund' AND ((SELECT count(*) FROM processed p "
-     "WHERE p.stage = 'refund' AND p.payment_id = x.ref AND p.outcome = 'completed') <> 1 "
+     "WHERE p.stage = 'refund' AND p.payment_id = x.ref AND p.outcome = 'completed') <> "
+     "CASE WHEN x.created_at < retention_horizon() THEN 0 ELSE 1 END "
      "OR (SELECT count(*) FROM refunds r WHERE r.refund_id = x.ref AND r.transfer_id = x.id) "
      "<> 1) ORDER BY x.id",
      0},
     {"deposits_applied_once",
-     "every deposit transfer is one processed deposit_id, from sys:funding:<CUR> to its "
-     "account with its amount, and every completed deposit has its transfer",
+     "every deposit transfer is one processed deposit_id (its processed row gone once older "
+     "than the retention horizon), from sys:funding:<CUR> to its account with its amount, and "
+     "every completed deposit has its transfer",
      "SELECT format('deposit transfer %s (%s): %s %s -> %s; deposit row %s %s -> %s %s; "
      "processed %s', x.id, x.ref, x.amount, x.debit_account, x.credit_account, d.outcome, "
      "d.amount, d.account, d.transfer_id, (SELECT count(*) FROM processed p WHERE "
@@ -198,13 +201,15 @@ static const invariant_t invariants[] = {
      "OR d.amount <> x.amount OR d.account <> x.credit_account "
      "OR x.debit_account <> 'sys:funding:' || x.currency OR (SELECT count(*) FROM processed p "
      "WHERE p.stage = 'funds' AND p.payment_id = 'deposit:' || x.ref "
-     "AND p.outcome = 'completed') <> 1) "
+     "AND p.outcome = 'completed') <> "
+     "CASE WHEN x.created_at < retention_horizon() THEN 0 ELSE 1 END) "
      "UNION ALL SELECT format('deposit %s: completed without a deposit transfer', d.deposit_id) "
      "FROM deposits d WHERE d.outcome = 'completed' AND NOT EXISTS (SELECT 1 FROM transfers x "
      "WHERE x.id = d.transfer_id AND x.kind = 'deposit') ORDER BY 1",
      0},
     {"withdrawals_match_requests",
-     "every withdrawal transfer is one processed withdrawal_id, from its account to "
+     "every withdrawal transfer is one processed withdrawal_id (its processed row gone once "
+     "older than the retention horizon), from its account to "
      "sys:withdrawals:<CUR> with its amount; a returned one came back once, the same amount "
      "to the same account",
      "SELECT format('withdrawal transfer %s (%s): %s %s -> %s; withdrawal row %s %s %s; "
@@ -216,7 +221,8 @@ static const invariant_t invariants[] = {
      "OR w.transfer_id <> x.id OR w.amount <> x.amount OR w.account <> x.debit_account "
      "OR x.credit_account <> 'sys:withdrawals:' || x.currency OR (SELECT count(*) FROM "
      "processed p WHERE p.stage = 'funds' AND p.payment_id = 'withdrawal:' || x.ref "
-     "AND p.outcome = 'completed') <> 1) "
+     "AND p.outcome = 'completed') <> "
+     "CASE WHEN x.created_at < retention_horizon() THEN 0 ELSE 1 END) "
      "UNION ALL SELECT format('withdrawal %s: returned by transfer %s of %s %s -> %s', "
      "w.withdrawal_id, r.id, r.amount, r.debit_account, r.credit_account) FROM withdrawals w "
      "JOIN transfers r ON r.kind = 'withdrawal_return' AND r.ref = w.withdrawal_id "
@@ -241,6 +247,18 @@ static const invariant_t invariants[] = {
      "FROM outbox_pending p JOIN outbox o ON o.id = p.id "
      "WHERE p.created_at < now() - $1::bigint * interval '1 second' ORDER BY p.id",
      2},
+    {"partitions_ready",
+     "processed and outbox each have a partition that holds now, with the same bounds (a "
+     "worker's retention job creates them ahead: retention.ahead_s)",
+     "SELECT format('%s: no partition holds now (%s): is any worker running its retention "
+     "job? run `ledgerctl migrate` to create them', t.t, now()) FROM (VALUES ('processed'), "
+     "('outbox')) t(t) WHERE NOT EXISTS (SELECT 1 FROM retention_bounds(t.t) b "
+     "WHERE now() >= b.lo AND now() < b.hi) "
+     "UNION ALL SELECT format('partition %s [%s, %s) of processed has no outbox partition of "
+     "the same bounds', p.part, p.lo, p.hi) FROM retention_bounds('processed') p "
+     "WHERE NOT EXISTS (SELECT 1 FROM retention_bounds('outbox') o WHERE o.lo = p.lo "
+     "AND o.hi = p.hi) ORDER BY 1",
+     0},
 };
 
 #define NINVARIANTS (sizeof invariants / sizeof invariants[0])

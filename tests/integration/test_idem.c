@@ -11,7 +11,8 @@
  * (ledger id, stage) never answer for each other; Redis down (nothing
  * listening, or a throwaway redis-server stopped under a live client) sends
  * every item to PostgreSQL. idem_done: "D|hash|event_id|rk|body" with the
- * done TTL for PUBLISHED items with an outcome event, nothing else touched.
+ * done TTL for PUBLISHED items processed now with an outcome event (not a
+ * replayed duplicate), nothing else touched.
  *
  * Every test gets its own key prefix and its own ledger id in its scopes;
  * Redis contents are checked with a raw hiredis connection, not only
@@ -812,8 +813,10 @@ typedef struct {
 
 static const done_row_t done_rows[] = {
     {"published, new", ITEM_PUBLISHED, VERDICT_NEW, true, false, false, true},
+    /* not again: the record's TTL counts from the first processing, so it
+     * never outlives the processed row (docs/ledger.md#retention) */
     {"published, duplicate (replayed)", ITEM_PUBLISHED, VERDICT_DUPLICATE, true, false, false,
-     true},
+     false},
     {"published, rejected", ITEM_PUBLISHED, VERDICT_REJECT, true, false, false, false},
     {"published, deferred", ITEM_PUBLISHED, VERDICT_NONE, false, false, true, false},
     {"published, no verdict but an event", ITEM_PUBLISHED, VERDICT_NONE, true, false, false, false},
@@ -841,8 +844,9 @@ static void advance(item_t *it, item_state_t to)
 }
 
 /* One batch of every kind of item: "D|hash|event_id|rk|body" with the done
- * TTL for the PUBLISHED ones with an outcome event (new or replayed), over
- * our claim; every other key keeps its value and TTL. */
+ * TTL for the PUBLISHED ones processed now with an outcome event, over our
+ * claim; every other key (a replayed duplicate's too) keeps its value and
+ * TTL. */
 START_TEST(idem_done_records_published_outcomes)
 {
     kv_t *kv = stack_kv();

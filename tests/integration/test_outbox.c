@@ -23,6 +23,7 @@
 #include "ll_test.h"
 #include "migrate.h"
 #include "outbox.h"
+#include "retention.h"
 #include "xmalloc.h"
 
 static char *suite_db; /* created and migrated once for the suite */
@@ -35,6 +36,16 @@ static void suite_up(void)
     char err[256] = "";
     int rc = migrate_run(d, NULL, NULL, err, sizeof err);
     ck_assert_msg(rc == LL_OK, "migrating %s: %s: %s", suite_db, ll_errname(rc), err);
+    /* what `ledgerctl migrate` does next: the partitions of now and ahead */
+    settings_t cfg;
+    cfg_error_t cerr;
+    char *noenv[] = {NULL};
+    ck_assert_msg(settings_load_env(&cfg, NULL, noenv, &cerr) == LL_OK, "%s", cerr.msg);
+    int created = 0;
+    rc = retention_prepare(d, &cfg, &created);
+    ck_assert_msg(rc == LL_OK && created > 0, "partitions of %s: %s (%d created)", suite_db,
+                  db_errstr(d), created);
+    settings_free(&cfg);
     db_free(d);
 }
 

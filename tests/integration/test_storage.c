@@ -109,12 +109,24 @@ START_TEST(storage_classes_every_table_and_adds_them_up)
     ck_assert_msg(num(find(j, "processed"), "bytes") >= 200 * 1000, "processed is %lld bytes",
                   (long long)num(find(j, "processed"), "bytes"));
     ck_assert_msg(num(find(j, "processed"), "rows_estimate") == 200, "rows of processed");
+    /* partitioned: the legacy one of migration 017 and those made ahead,
+     * the same for outbox; nothing expired yet */
+    ck_assert_msg(num(find(j, "processed"), "partitions") >= 2 &&
+                      num(find(j, "processed"), "partitions") ==
+                          num(find(j, "outbox"), "partitions") &&
+                      num(find(j, "transfers"), "partitions") == 0,
+                  "partitions of processed %lld, outbox %lld, transfers %lld",
+                  (long long)num(find(j, "processed"), "partitions"),
+                  (long long)num(find(j, "outbox"), "partitions"),
+                  (long long)num(find(j, "transfers"), "partitions"));
+    ck_assert_str_eq(json_string_value(json_object_get(j, "bookkeeping_kept_since")), "-infinity");
     json_decref(j);
 
     char *out, *err;
     int rc = llt_ctl(&out, &err, ledger, "storage");
     ck_assert_msg(rc == 0 && strstr(out, "bookkeeping") && strstr(out, "200 payments posted") &&
-                      strstr(out, "bytes of tables per payment"),
+                      strstr(out, "bytes of tables per payment") &&
+                      strstr(out, "bookkeeping kept since the beginning"),
                   "storage text: %s%s", out, err);
     free(out);
     free(err);

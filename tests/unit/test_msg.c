@@ -371,8 +371,8 @@ END_TEST
 START_TEST(test_reason_strings)
 {
     static const char *const want[MSG_REASON_COUNT] = {
-        "malformed_json", "schema_violation",     "oversized",
-        "bad_signature",  "idempotency_conflict", "processing_failed",
+        "malformed_json",       "schema_violation",  "oversized",         "bad_signature",
+        "idempotency_conflict", "processing_failed", "duplicate_expired",
     };
     for (int i = 0; i < MSG_REASON_COUNT; i++)
         ck_assert_str_eq(msg_reason_str((msg_reason_t)i), want[i]);

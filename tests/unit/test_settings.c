@@ -91,6 +91,11 @@ static const struct {
     {"settlement.close_interval_ms", S(settlement.close_interval_ms), CFG_INT, NULL, 1000},
     {"settlement.lock_ttl_ms", S(settlement.lock_ttl_ms), CFG_INT, NULL, 10000},
     {"settlement.close_retry_ms", S(settlement.close_retry_ms), CFG_INT, NULL, 60000},
+    {"retention.window_s", S(retention.window_s), CFG_INT, NULL, 604800},
+    {"retention.partition_s", S(retention.partition_s), CFG_INT, NULL, 86400},
+    {"retention.ahead_s", S(retention.ahead_s), CFG_INT, NULL, 259200},
+    {"retention.tick_interval_s", S(retention.tick_interval_s), CFG_INT, NULL, 60},
+    {"retention.expire", S(retention.expire), CFG_BOOL, NULL, 1},
 };
 
 static const cfg_setting_t *find(const char *key)
@@ -233,6 +238,41 @@ START_TEST(settings_error_leaves_nothing)
 }
 END_TEST
 
+/* Rules between settings: each value valid alone, the pair refused with
+ * both names and the fix; the boundary itself accepted. */
+static const struct {
+    const char *a, *b;
+    bool ok;
+    const char *names; /* in the message */
+} cross[] = {
+    {"LEDGERLINE_WORKER_DONE_TTL_S=302400", "LEDGERLINE_RETENTION_WINDOW_S=604800", true, NULL},
+    {"LEDGERLINE_WORKER_DONE_TTL_S=302401", "LEDGERLINE_RETENTION_WINDOW_S=604800", false,
+     "retention.window_s"},
+    {"LEDGERLINE_WORKER_DONE_TTL_S=60", "LEDGERLINE_RETENTION_WINDOW_S=120", true, NULL},
+    {"LEDGERLINE_RETENTION_AHEAD_S=120", "LEDGERLINE_RETENTION_TICK_INTERVAL_S=60", true, NULL},
+    {"LEDGERLINE_RETENTION_AHEAD_S=119", "LEDGERLINE_RETENTION_TICK_INTERVAL_S=60", false,
+     "retention.tick_interval_s"},
+};
+
+START_TEST(settings_cross_rules_name_both_settings)
+{
+    char *env[] = {(char *)cross[_i].a, (char *)cross[_i].b, NULL};
+    settings_t s;
+    cfg_error_t err;
+    int rc = settings_load_env(&s, NULL, env, &err);
+    if (cross[_i].ok) {
+        ck_assert_msg(rc == LL_OK, "%s %s: %s", cross[_i].a, cross[_i].b, err.msg);
+        settings_free(&s);
+        return;
+    }
+    ck_assert_msg(rc == LL_ECONFIG, "%s %s accepted", cross[_i].a, cross[_i].b);
+    ck_assert_msg(strstr(err.msg, cross[_i].names) && strstr(err.msg, "raise") &&
+                      s.origins == NULL && s.redis.host == NULL,
+                  "%s", err.msg);
+    settings_free(&s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("settings");
@@ -244,6 +284,8 @@ int main(void)
     tcase_add_test(tc, settings_reference_one_row_each);
     tcase_add_test(tc, settings_env_and_file);
     tcase_add_test(tc, settings_error_leaves_nothing);
+    tcase_add_loop_test(tc, settings_cross_rules_name_both_settings, 0,
+                        (int)(sizeof cross / sizeof cross[0]));
     suite_add_tcase(s, tc);
     return llt_run_suite(s);
 }

@@ -110,6 +110,11 @@ BEGIN
                     ELSE k.refusal END AS outcome,
                coalesce(t.tid, k.prior_t) AS tid
         FROM el e LEFT JOIN chk k ON k.ord = e.ord LEFT JOIN ins_t t ON t.ref = e.id),
+    ins_f AS (   -- a refusal is kept in the books (processed rows expire)
+        INSERT INTO payment_failures (payment_id, reason)
+        SELECT r.id, r.outcome FROM res r
+        WHERE r.is_new AND r.outcome <> 'completed' AND (SELECT go.ok FROM go)
+        RETURNING 1),
     upd_p AS (
         UPDATE processed p SET outcome = r.outcome
         FROM res r

@@ -37,6 +37,8 @@ BEGIN
         outcome := CASE WHEN st IN ('posted', 'duplicate') THEN 'completed' ELSE st END;
         IF outcome <> 'completed' THEN
             transfer_id := NULL;
+            -- a refusal is kept in the books (processed rows expire)
+            INSERT INTO payment_failures (payment_id, reason) VALUES (v_id, outcome);
         END IF;
         UPDATE processed p SET outcome = payment_apply_seq.outcome
         WHERE p.stage = 'payment' AND p.payment_id = v_id;

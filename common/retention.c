@@ -1,0 +1,98 @@
+/*
+ * retention.c - the retention job of the bookkeeping: see retention.h.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crash.h"
+#include "log.h"
+#include "retention.h"
+
+static int prepare(db_t *db, const settings_t *cfg, int *created)
+{
+    char part[24], ahead[24];
+    snprintf(part, sizeof part, "%lld", cfg->retention.partition_s);
+    snprintf(ahead, sizeof ahead, "%lld", cfg->retention.ahead_s);
+    const char *p[] = {part, ahead};
+    PGresult *r;
+    int rc = db_query(db, &r, "SELECT retention_prepare($1::integer, $2::integer)", 2, p);
+    if (rc != LL_OK)
+        return rc;
+    *created = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return LL_OK;
+}
+
+static int expire(db_t *db, const settings_t *cfg, retention_report_t *out)
+{
+    char window[24];
+    snprintf(window, sizeof window, "%lld", cfg->retention.window_s);
+    const char *p[] = {window};
+    PGresult *r;
+    int rc = db_query(db, &r,
+                      "SELECT part, lo::text, hi::text, action "
+                      "FROM retention_expire($1::integer)",
+                      1, p);
+    if (rc != LL_OK)
+        return rc;
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *action = PQgetvalue(r, i, 3);
+        if (strcmp(action, "dropped") == 0) {
+            out->dropped++;
+            log_info("retention: dropped partition %s [%s, %s)", PQgetvalue(r, i, 0),
+                     PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+        } else {
+            out->kept++;
+            log_warn("retention: partition %s [%s, %s) is past retention.window_s but %s",
+                     PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), action);
+        }
+    }
+    PQclear(r);
+    return LL_OK;
+}
+
+int retention_run(db_t *db, const settings_t *cfg, retention_report_t *out)
+{
+    memset(out, 0, sizeof *out);
+    int rc = db_exec(db, "BEGIN");
+    if (rc == LL_OK)
+        rc = db_exec(db, "SET LOCAL lock_timeout = '" RETENTION_LOCK_TIMEOUT "'");
+    PGresult *r = NULL;
+    if (rc == LL_OK)
+        rc = db_query(db, &r, "SELECT pg_try_advisory_xact_lock(4, 0)", 0, NULL);
+    if (rc == LL_OK) {
+        out->busy = strcmp(PQgetvalue(r, 0, 0), "t") != 0;
+        PQclear(r);
+    }
+    if (rc == LL_OK && !out->busy)
+        rc = prepare(db, cfg, &out->created);
+    if (rc == LL_OK && !out->busy && cfg->retention.expire)
+        rc = expire(db, cfg, out);
+    if (rc == LL_OK && (out->created || out->dropped)) {
+        crash_point("before_retention_commit");
+        rc = db_exec(db, "COMMIT");
+        if (rc == LL_OK)
+            crash_point("after_retention_commit");
+    } else if (rc == LL_OK) {
+        rc = db_exec(db, "ROLLBACK");
+    }
+    if (rc != LL_OK) {
+        db_try(db, "ROLLBACK");
+        memset(out, 0, sizeof *out);
+    }
+    return rc;
+}
+
+int retention_prepare(db_t *db, const settings_t *cfg, int *created)
+{
+    *created = 0;
+    int rc = db_exec(db, "BEGIN");
+    if (rc == LL_OK)
+        rc = prepare(db, cfg, created);
+    if (rc == LL_OK)
+        rc = db_exec(db, "COMMIT");
+    if (rc != LL_OK)
+        db_try(db, "ROLLBACK");
+    return rc;
+}

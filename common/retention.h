@@ -1,0 +1,43 @@
+/*
+ * retention.h - the retention job of the bookkeeping (docs/ledger.md#retention):
+ * processed and outbox are partitioned by time; the job creates their
+ * partitions ahead (retention.ahead_s) and drops those older than
+ * retention.window_s (retention.expire), never an outbox partition that
+ * holds an event the broker has not confirmed, or whose time still has
+ * processed rows.
+ *
+ * Every worker runs it at each retention.tick_interval_s; one at a time:
+ * the job's transaction first takes pg_try_advisory_xact_lock(4, 0), and a
+ * worker that does not get it does nothing. One transaction: a kill
+ * anywhere drops all of its partitions or none (crash points
+ * before_retention_commit, after_retention_commit). Its DDL waits at most
+ * RETENTION_LOCK_TIMEOUT for the tables' locks, so a worker's batch never
+ * waits longer for it.
+ *
+ * Public API: retention_report_t, retention_run, retention_prepare.
+ */
+#ifndef LL_RETENTION_H
+#define LL_RETENTION_H
+
+#include "db.h"
+#include "err.h"
+#include "settings.h"
+
+#define RETENTION_LOCK_TIMEOUT "2s"
+
+typedef struct retention_report {
+    bool busy;    /* another worker holds the job's lock: nothing done */
+    int created;  /* pairs of partitions created ahead */
+    int dropped;  /* partitions dropped (processed and outbox counted apart) */
+    int kept;     /* old outbox partitions kept (unsent events, processed rows) */
+} retention_report_t;
+
+/* Runs the job once on db (no transaction open). Logs each partition
+ * dropped or kept. LL_OK (see *out) or a db error (rolled back). */
+int retention_run(db_t *db, const settings_t *cfg, retention_report_t *out) LL_MUSTCHECK;
+
+/* Creates the partitions ahead only, waiting for the job's lock (ledgerctl
+ * migrate, after the migrations): *created gets how many pairs. */
+int retention_prepare(db_t *db, const settings_t *cfg, int *created) LL_MUSTCHECK;
+
+#endif

@@ -1,0 +1,54 @@
+-- processed_expired(stage, keys) -> setof text: the keys of a stage that
+-- were processed so long ago that their processed row has expired
+-- (retention_expire) while the books still hold their outcome. A message
+-- with such a key is a late duplicate: the stage rejects it as
+-- duplicate_expired and never processes it again (docs/ledger.md#retention).
+--
+-- The books of each stage, and the time of their row (never earlier than
+-- the processed row's created_at: the same transaction wrote both): risk,
+-- risk_decisions (decided_at); payment, a transfer of kind payment or a
+-- payment_failures row; settlement, settlement_items (added_at); refund,
+-- refunds; funds, deposits and withdrawals (a return: its returned_at).
+-- A key is expired when its books row is older than the retention horizon
+-- (plus a minute: a transaction that began just before a partition's
+-- end) and no processed row of it is left. While nothing has expired the
+-- horizon is -infinity, and no key is.
+--
+-- Called in the batch's transaction before processed_claim: its read of
+-- processed holds that table's ACCESS SHARE lock until the commit, so no
+-- partition is dropped in between; a books row, once there, stays.
+CREATE OR REPLACE FUNCTION processed_expired(p_stage text, p_keys text[]) RETURNS SETOF text
+LANGUAGE plpgsql STABLE
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    h timestamptz := retention_horizon() + interval '1 minute';
+BEGIN
+    RETURN QUERY
+    SELECT k.k FROM unnest(p_keys) k(k)
+    WHERE CASE p_stage
+          WHEN 'risk' THEN
+              EXISTS (SELECT 1 FROM risk_decisions d WHERE d.payment_id = k.k AND d.decided_at < h)
+          WHEN 'payment' THEN
+              EXISTS (SELECT 1 FROM transfers t
+                      WHERE t.ref = k.k AND t.kind = 'payment' AND t.created_at < h)
+              OR EXISTS (SELECT 1 FROM payment_failures f WHERE f.payment_id = k.k AND f.failed_at < h)
+          WHEN 'settlement' THEN
+              EXISTS (SELECT 1 FROM settlement_items i WHERE i.payment_id = k.k AND i.added_at < h)
+          WHEN 'refund' THEN
+              EXISTS (SELECT 1 FROM refunds r WHERE r.refund_id = k.k AND r.created_at < h)
+          WHEN 'funds' THEN CASE
+              WHEN k.k LIKE 'deposit:%' THEN
+                  EXISTS (SELECT 1 FROM deposits d
+                          WHERE d.deposit_id = substr(k.k, 9) AND d.created_at < h)
+              WHEN k.k LIKE 'withdrawal:%' THEN
+                  EXISTS (SELECT 1 FROM withdrawals w
+                          WHERE w.withdrawal_id = substr(k.k, 12) AND w.created_at < h)
+              WHEN k.k LIKE 'return:%' THEN
+                  EXISTS (SELECT 1 FROM withdrawals w
+                          WHERE w.withdrawal_id = substr(k.k, 8) AND w.returned_at < h)
+              ELSE false END
+          ELSE false END
+      AND NOT EXISTS (SELECT 1 FROM processed p WHERE p.payment_id = k.k AND p.stage = p_stage);
+END;
+$$;

@@ -1,0 +1,59 @@
+-- retention_expire(window_s) -> (part, lo, hi, action): drops the
+-- partitions of processed and outbox that end window_s or more before
+-- now (docs/ledger.md#retention), in one transaction: a crash drops all
+-- or nothing. One row per partition looked at: action 'dropped', or
+-- 'kept: ...' with the reason.
+--
+-- What is never dropped:
+-- - an outbox partition holding an event not yet confirmed by the broker
+--   (a row of outbox_pending in its time): the sweep still publishes it;
+-- - an outbox partition whose time still has processed rows: a duplicate
+--   answered from processed replays its stored event. processed goes
+--   first; the two tables share their bounds (retention_prepare).
+-- A processed row younger than window_s is never dropped: its partition
+-- ends after it.
+--
+-- Locks: advisory class 4, key 0 (the retention job's, pg_try: a second
+-- runner returns at once, dropping nothing), then each dropped
+-- partition and its parent ACCESS EXCLUSIVE, under the caller's
+-- lock_timeout: a worker's batch waits for the drop, never the other
+-- way round for longer than that.
+CREATE OR REPLACE FUNCTION retention_expire(p_window_s integer)
+RETURNS TABLE (part text, lo timestamptz, hi timestamptz, action text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    edge timestamptz := now() - make_interval(secs => p_window_s);
+    r record;
+    unsent bigint;
+    kept_from timestamptz;
+BEGIN
+    IF p_window_s < 60 THEN
+        RAISE EXCEPTION 'retention_expire: window_s % (at least 60)', p_window_s;
+    END IF;
+    IF NOT pg_try_advisory_xact_lock(4, 0) THEN
+        RETURN;
+    END IF;
+    FOR r IN SELECT b.part, b.lo, b.hi FROM retention_bounds('processed') b
+             WHERE b.hi <= edge ORDER BY b.hi LOOP
+        EXECUTE format('DROP TABLE %I', r.part);
+        part := r.part; lo := r.lo; hi := r.hi; action := 'dropped';
+        RETURN NEXT;
+    END LOOP;
+    SELECT min(b.lo) INTO kept_from FROM retention_bounds('processed') b;
+    FOR r IN SELECT b.part, b.lo, b.hi FROM retention_bounds('outbox') b
+             WHERE b.hi <= edge ORDER BY b.hi LOOP
+        part := r.part; lo := r.lo; hi := r.hi;
+        SELECT count(*) INTO unsent FROM outbox_pending q
+        WHERE q.created_at >= r.lo AND q.created_at < r.hi;
+        IF kept_from IS NOT NULL AND kept_from < r.hi THEN
+            action := 'kept: processed rows of its time remain';
+        ELSIF unsent > 0 THEN
+            action := format('kept: %s event(s) not confirmed by the broker', unsent);
+        ELSE
+            EXECUTE format('DROP TABLE %I', r.part);
+            action := 'dropped';
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END;
+$$;
