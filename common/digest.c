@@ -58,3 +58,33 @@ void digest_hmac_sha256_hex(const void *key, size_t keylen, const void *data, si
         digest_fail("HMAC-SHA-256");
     digest_hex(md, 32, out);
 }
+
+int digest_sha256_file(const char *path, char out[DIGEST_HEX_LEN + 1], long long *bytes)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+        digest_fail("SHA-256");
+    unsigned char buf[65536], md[32];
+    unsigned int mdlen = 0;
+    long long total = 0;
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
+        if (EVP_DigestUpdate(ctx, buf, n) != 1)
+            digest_fail("SHA-256");
+        total += (long long)n;
+    }
+    int rc = ferror(f) ? -1 : 0;
+    fclose(f);
+    if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32)
+        digest_fail("SHA-256");
+    EVP_MD_CTX_free(ctx);
+    if (rc == 0) {
+        digest_hex(md, sizeof md, out);
+        if (bytes)
+            *bytes = total;
+    }
+    return rc;
+}

@@ -7,7 +7,7 @@
  * there), which a daemon cannot handle usefully: it aborts (xmalloc.h).
  *
  * Public API: DIGEST_HEX_LEN, digest_hex, digest_sha256, digest_sha256_hex,
- * digest_hmac_sha256_hex.
+ * digest_hmac_sha256_hex, digest_sha256_file.
  */
 #ifndef LL_DIGEST_H
 #define LL_DIGEST_H
@@ -28,5 +28,9 @@ void digest_sha256_hex(const void *data, size_t len, char out[DIGEST_HEX_LEN + 1
 /* HMAC-SHA-256 of len bytes under key (keylen bytes) as hex. */
 void digest_hmac_sha256_hex(const void *key, size_t keylen, const void *data, size_t len,
                             char out[DIGEST_HEX_LEN + 1]);
+
+/* SHA-256 of a whole file as hex, read in pieces; *bytes (may be NULL)
+ * gets its size. 0, or -1 (errno set) when it cannot be read. */
+int digest_sha256_file(const char *path, char out[DIGEST_HEX_LEN + 1], long long *bytes);
 
 #endif

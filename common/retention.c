@@ -28,12 +28,12 @@ static int expire(db_t *db, const settings_t *cfg, retention_report_t *out)
 {
     char window[24];
     snprintf(window, sizeof window, "%lld", cfg->retention.window_s);
-    const char *p[] = {window};
+    const char *p[] = {window, cfg->retention.archive_first ? "true" : "false"};
     PGresult *r;
     int rc = db_query(db, &r,
                       "SELECT part, lo::text, hi::text, action "
-                      "FROM retention_expire($1::integer)",
-                      1, p);
+                      "FROM retention_expire($1::integer, $2::boolean)",
+                      2, p);
     if (rc != LL_OK)
         return rc;
     for (int i = 0; i < PQntuples(r); i++) {

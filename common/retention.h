@@ -4,7 +4,8 @@
  * partitions ahead (retention.ahead_s) and drops those older than
  * retention.window_s (retention.expire), never an outbox partition that
  * holds an event the broker has not confirmed, or whose time still has
- * processed rows.
+ * processed rows; with retention.archive_first, only what `ledgerctl
+ * archive` has written (table retention_archives).
  *
  * Every worker runs it at each retention.tick_interval_s; one at a time:
  * the job's transaction first takes pg_try_advisory_xact_lock(4, 0), and a
@@ -26,10 +27,10 @@
 #define RETENTION_LOCK_TIMEOUT "2s"
 
 typedef struct retention_report {
-    bool busy;    /* another worker holds the job's lock: nothing done */
-    int created;  /* pairs of partitions created ahead */
-    int dropped;  /* partitions dropped (processed and outbox counted apart) */
-    int kept;     /* old outbox partitions kept (unsent events, processed rows) */
+    bool busy;   /* another worker holds the job's lock: nothing done */
+    int created; /* pairs of partitions created ahead */
+    int dropped; /* partitions dropped (processed and outbox counted apart) */
+    int kept;    /* old outbox partitions kept (unsent events, processed rows) */
 } retention_report_t;
 
 /* Runs the job once on db (no transaction open). Logs each partition

@@ -894,6 +894,18 @@ static void rt_retention(rt_t *rt)
         log_info("retention: created %d partition(s) ahead in processed and outbox", rep.created);
 }
 
+/* The retention job when it is due: at start, before the first batch (a
+ * worker that starts after every worker was stopped for longer than
+ * retention.ahead_s finds no partition of now), then every
+ * retention.tick_interval_s. */
+static void rt_retention_tick(rt_t *rt, int64_t now)
+{
+    if (now < rt->next_retention || !db_is_up(rt->db))
+        return;
+    rt->next_retention = now + rt->cfg.retention.tick_interval_s * 1000;
+    rt_retention(rt);
+}
+
 static void rt_tick(rt_t *rt)
 {
     int64_t now = clock_mono_ms();
@@ -911,10 +923,7 @@ static void rt_tick(rt_t *rt)
         log_warnx((&(log_ctx_t){.err = mq_errstr(rt->out)}), "publisher connection lost");
     if (rt->st->tick && db_is_up(rt->db))
         rt_tick_job(rt);
-    if (now >= rt->next_retention && db_is_up(rt->db)) {
-        rt->next_retention = now + rt->cfg.retention.tick_interval_s * 1000;
-        rt_retention(rt);
-    }
+    rt_retention_tick(rt, now);
     if (now >= rt->next_sweep) {
         rt->next_sweep = now + rt->cfg.worker.outbox_sweep_interval_ms;
         rt_flush_marks(rt);
@@ -966,6 +975,8 @@ static int rt_run(rt_t *rt)
             return 1;
         if (rc != LL_OK)
             break;
+        if (rt->next_retention == 0)
+            rt_retention_tick(rt, clock_mono_ms());
         if (rt_gather(rt) == LL_OK && rt->batch.n > 0)
             rt_process(rt);
         else

@@ -232,8 +232,11 @@ const cfg_setting_t settings_table[] = {
     INT("retention", "tick_interval_s", retention.tick_interval_s, "60", 1, 86400,
         "how often each worker runs the retention job (one at a time: an advisory lock)"),
     BOOL("retention", "expire", retention.expire, "true",
-         "drop partitions older than the window (false: keep them, e.g. until `ledgerctl "
-         "archive` has written them; partitions ahead are still created)"),
+         "drop partitions older than the window (false: keep them all; partitions ahead are "
+         "still created)"),
+    BOOL("retention", "archive_first", retention.archive_first, "false",
+         "drop only partitions that `ledgerctl archive --before` has written (its newest "
+         "--before); the others stay, and the job logs that they wait for an archive"),
 };
 
 /* Rules between settings, after each is valid alone. */

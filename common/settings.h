@@ -148,6 +148,7 @@ typedef struct settings {
         long long ahead_s;         /* partitions exist this far ahead of now */
         long long tick_interval_s; /* how often a worker runs the retention job */
         bool expire;               /* false: partitions are created, never dropped */
+        bool archive_first;        /* drop only what `ledgerctl archive` wrote */
     } retention;
     cfg_origin_t *origins; /* settings_count entries: where each value came from */
 } settings_t;

@@ -216,6 +216,18 @@ static const ctl_cmd_t commands[] = {
      "  bookkeeping (processed claims and payloads, the outbox: what exactly-once\n"
      "  delivery needs for a while); their totals, the database's size, and the\n"
      "  bytes of tables per posted payment, the figure to watch for growth.\n"},
+    {"archive", cmd_archive, "write expired bookkeeping (and closed batches) to files; verify",
+     "usage: ledgerctl archive --before TIME --to DIR [--books] [--json]\n"
+     "       ledgerctl archive verify DIR [--json]\n"
+     "  Writes every processed row and outbox event created before TIME (at least\n"
+     "  an hour ago; UTC unless it names a zone) to DIR, a new directory: one\n"
+     "  gzip-compressed CSV file per table and manifest.json (rows, bytes and\n"
+     "  SHA-256 of each), from one snapshot, renamed into place only when\n"
+     "  complete; then records it, so that with retention.archive_first the\n"
+     "  retention job drops only what an archive holds. --books adds the\n"
+     "  settlement batches closed before TIME with their items, refunds and\n"
+     "  transfers (the books are kept in the database too). `archive verify`\n"
+     "  checks each file of DIR against the manifest.\n"},
     {"send", cmd_send, "send one command message (payment, refund, deposit, withdrawal, return)",
      "usage: ledgerctl send TYPE BODY|- [--key-file F] [--json]\n"
      "  Publishes BODY (JSON; - reads stdin) with routing key TYPE to\n"

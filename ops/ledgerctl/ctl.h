@@ -115,6 +115,7 @@ int cmd_payment_show(ctl_t *c, int argc, char **argv);
 int cmd_refund_request(ctl_t *c, int argc, char **argv);
 int cmd_send(ctl_t *c, int argc, char **argv);
 int cmd_storage(ctl_t *c, int argc, char **argv);
+int cmd_archive(ctl_t *c, int argc, char **argv);
 /* Publishes one command body of routing key `type` to ledgerline.commands
  * (message_id, signed with the first key of `keys` when not NULL) and
  * waits for its confirm. 0, or the exit status with the error printed. */

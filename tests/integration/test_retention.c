@@ -40,9 +40,10 @@
 #define WAIT_MS           40000
 #define STOP_MS           20000
 
-static const char *const queues[] = {
-    "risk",     "risk.dead",      "risk.retry.1s",   "payments",          "payments.dead",
-    "payments.retry.1s", "settlement", "settlement.dead", "settlement.retry.1s", NULL};
+static const char *const queues[] = {"risk",       "risk.dead",       "risk.retry.1s",
+                                     "payments",   "payments.dead",   "payments.retry.1s",
+                                     "settlement", "settlement.dead", "settlement.retry.1s",
+                                     NULL};
 
 LLW_FIXTURE(queues)
 
@@ -59,14 +60,14 @@ static char payer[MSG_ID_MAX + 1], payee[MSG_ID_MAX + 1];
 static void setup_retention(void)
 {
     setup();
-    llt_exec(db,
-             "DO $$ DECLARE lo0 timestamptz := (SELECT min(b.lo) FROM retention_bounds('processed') "
-             "b WHERE b.lo > '-infinity'); t text; BEGIN "
-             "DROP TABLE processed_legacy; DROP TABLE outbox_legacy; "
-             "FOR i IN 1..14 LOOP FOREACH t IN ARRAY ARRAY['processed', 'outbox'] LOOP "
-             "EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)', "
-             "t || '_past' || i, t, lo0 - make_interval(days => i), "
-             "lo0 - make_interval(days => i - 1)); END LOOP; END LOOP; END $$");
+    llt_exec(
+        db, "DO $$ DECLARE lo0 timestamptz := (SELECT min(b.lo) FROM retention_bounds('processed') "
+            "b WHERE b.lo > '-infinity'); t text; BEGIN "
+            "DROP TABLE processed_legacy; DROP TABLE outbox_legacy; "
+            "FOR i IN 1..14 LOOP FOREACH t IN ARRAY ARRAY['processed', 'outbox'] LOOP "
+            "EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)', "
+            "t || '_past' || i, t, lo0 - make_interval(days => i), "
+            "lo0 - make_interval(days => i - 1)); END LOOP; END LOOP; END $$");
     snprintf(payer, sizeof payer, "%s-payer", ledger);
     snprintf(payee, sizeof payee, "%s-shop", ledger);
     llw_ctl(ledger, "account create %s --currency EUR", payer);
@@ -114,8 +115,8 @@ static void publish_request(const msg_payment_t *p)
 {
     char *b = msg_payment_canonical(p);
     ck_assert_ptr_nonnull(b);
-    llw_publish_raw(m, "ledgerline.commands", MSG_TYPE_REQUESTED, p->payment_id,
-                    MSG_TYPE_REQUESTED, b, strlen(b));
+    llw_publish_raw(m, "ledgerline.commands", MSG_TYPE_REQUESTED, p->payment_id, MSG_TYPE_REQUESTED,
+                    b, strlen(b));
     free(b);
 }
 
@@ -155,8 +156,8 @@ static bool rejected_cond(void *arg, char *status, size_t n)
 {
     rej_want_t *w = arg;
     size_t got = rejected_for(w->pid, w->reason, w->queue);
-    snprintf(status, n, "%zu of %zu message.rejected (%s, queue %s) for %s", got, w->n,
-             w->reason, w->queue, w->pid);
+    snprintf(status, n, "%zu of %zu message.rejected (%s, queue %s) for %s", got, w->n, w->reason,
+             w->queue, w->pid);
     return got >= w->n;
 }
 
@@ -223,8 +224,8 @@ START_TEST(a_late_duplicate_is_rejected_from_the_books_never_posted_again)
     char *tid = llw_text(db, "SELECT id FROM transfers WHERE kind = 'payment' AND ref = '%s'",
                          p[0].payment_id);
     char *body = msg_encode_completed(&p[0], tid, llw_now_ms(), llw_now_ms());
-    llw_publish_raw(m, "ledgerline.events", MSG_TYPE_COMPLETED, p[0].payment_id,
-                    MSG_TYPE_COMPLETED, body, strlen(body));
+    llw_publish_raw(m, "ledgerline.events", MSG_TYPE_COMPLETED, p[0].payment_id, MSG_TYPE_COMPLETED,
+                    body, strlen(body));
     free(body);
     free(tid);
     llw_confirm(m);
@@ -260,8 +261,7 @@ START_TEST(a_late_duplicate_is_rejected_from_the_books_never_posted_again)
     publish_request(&fresh);
     llw_confirm(m);
     llw_wait_sql(db, 1, WAIT_MS, "a new payment after the expiry, batched",
-                 "SELECT count(*) FROM settlement_items WHERE payment_id = '%s'",
-                 fresh.payment_id);
+                 "SELECT count(*) FROM settlement_items WHERE payment_id = '%s'", fresh.payment_id);
     llw_check_alive();
     llw_assert_verify(ledger);
     free(failed);
@@ -304,8 +304,7 @@ START_TEST(a_duplicate_inside_the_window_replays_its_event_with_redis_up_or_down
     json_t *first = NULL;
     ck_assert_int_eq(llw_events_with(ev, MSG_TYPE_COMPLETED, "payment_id", p.payment_id, &first),
                      3); /* three copies, byte for byte one event */
-    ck_assert_int_eq(llw_count(db, "SELECT count(*) FROM transfers WHERE ref = '%s'",
-                               p.payment_id),
+    ck_assert_int_eq(llw_count(db, "SELECT count(*) FROM transfers WHERE ref = '%s'", p.payment_id),
                      1);
     ck_assert_int_eq(llw_events_count(ev, MSG_TYPE_REJECTED, NULL), 0);
     llw_stop_ok(pay, STOP_MS, "payment-worker");

@@ -96,6 +96,7 @@ static const struct {
     {"retention.ahead_s", S(retention.ahead_s), CFG_INT, NULL, 259200},
     {"retention.tick_interval_s", S(retention.tick_interval_s), CFG_INT, NULL, 60},
     {"retention.expire", S(retention.expire), CFG_BOOL, NULL, 1},
+    {"retention.archive_first", S(retention.archive_first), CFG_BOOL, NULL, 0},
 };
 
 static const cfg_setting_t *find(const char *key)

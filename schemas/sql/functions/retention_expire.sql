@@ -1,7 +1,9 @@
--- retention_expire(window_s) -> (part, lo, hi, action): drops the
--- partitions of processed and outbox that end window_s or more before
--- now (docs/ledger.md#retention), in one transaction: a crash drops all
--- or nothing. One row per partition looked at: action 'dropped', or
+-- retention_expire(window_s, archive_first) -> (part, lo, hi, action):
+-- drops the partitions of processed and outbox that end window_s or more
+-- before now (docs/ledger.md#retention), in one transaction: a crash drops
+-- all or nothing. With archive_first, only those that also end at or
+-- before the newest `before` of retention_archives (what `ledgerctl
+-- archive` wrote). One row per partition looked at: action 'dropped', or
 -- 'kept: ...' with the reason.
 --
 -- What is never dropped:
@@ -18,11 +20,12 @@
 -- partition and its parent ACCESS EXCLUSIVE, under the caller's
 -- lock_timeout: a worker's batch waits for the drop, never the other
 -- way round for longer than that.
-CREATE OR REPLACE FUNCTION retention_expire(p_window_s integer)
+CREATE OR REPLACE FUNCTION retention_expire(p_window_s integer, p_archive_first boolean)
 RETURNS TABLE (part text, lo timestamptz, hi timestamptz, action text)
 LANGUAGE plpgsql AS $$
 DECLARE
     edge timestamptz := now() - make_interval(secs => p_window_s);
+    archived timestamptz;
     r record;
     unsent bigint;
     kept_from timestamptz;
@@ -33,10 +36,16 @@ BEGIN
     IF NOT pg_try_advisory_xact_lock(4, 0) THEN
         RETURN;
     END IF;
+    SELECT coalesce(max(a.before), '-infinity') INTO archived FROM retention_archives a;
     FOR r IN SELECT b.part, b.lo, b.hi FROM retention_bounds('processed') b
              WHERE b.hi <= edge ORDER BY b.hi LOOP
-        EXECUTE format('DROP TABLE %I', r.part);
-        part := r.part; lo := r.lo; hi := r.hi; action := 'dropped';
+        part := r.part; lo := r.lo; hi := r.hi;
+        IF p_archive_first AND r.hi > archived THEN
+            action := 'kept: not archived yet (retention.archive_first: run ledgerctl archive)';
+        ELSE
+            EXECUTE format('DROP TABLE %I', r.part);
+            action := 'dropped';
+        END IF;
         RETURN NEXT;
     END LOOP;
     SELECT min(b.lo) INTO kept_from FROM retention_bounds('processed') b;

@@ -20,9 +20,20 @@
 -- identity's numbers.
 --
 -- Pause: the tables are locked while the migration runs; attaching builds
--- the new primary key index on each legacy table (about a second per
--- million rows on the reference machine). Stop the workers, or let them
--- wait: they retry a batch that could not get its locks.
+-- the new primary key index on each legacy table. Stop the workers first
+-- (docs/operations.md#retention): a worker of the build before this one
+-- claims keys through the unique index that is gone.
+
+-- What `ledgerctl archive` wrote: with retention.archive_first, the
+-- retention job drops only partitions that end at or before the newest
+-- `before` archived here.
+CREATE TABLE retention_archives (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    before          timestamptz NOT NULL,  -- every row older than this was written
+    location        text NOT NULL,         -- the directory, as the operator named it
+    manifest_sha256 text NOT NULL,
+    archived_at     timestamptz NOT NULL DEFAULT now()
+);
 
 CREATE TABLE payment_failures (
     payment_id text PRIMARY KEY,
