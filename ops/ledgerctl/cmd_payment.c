@@ -26,8 +26,16 @@
 static const char *const show_sql =
     "SELECT json_build_object("
     " 'payment_id', $1::text,"
-    " 'request', (SELECT p.payload::json FROM processed p"
-    "             WHERE p.payment_id = $1 AND p.stage = 'risk'),"
+    " 'request', coalesce((SELECT p.payload::json FROM processed p"
+    "                      WHERE p.payment_id = $1 AND p.stage = 'risk'),"
+    /* past the retention window: what the risk decision recorded of it */
+    "                     (SELECT json_build_object('payment_id', d.payment_id, 'payer', d.payer,"
+    "                             'payee', d.payee, 'amount', d.amount, 'currency', d.currency)"
+    "                      FROM risk_decisions d WHERE d.payment_id = $1)),"
+    " 'failure', (SELECT json_build_object('reason', f.reason,"
+    "                    'failed_at', " CTL_SQL_TIME("f.failed_at") ")"
+    "             FROM payment_failures f WHERE f.payment_id = $1),"
+    " 'bookkeeping_kept_since', (SELECT retention_horizon()::text),"
     " 'stages', (SELECT json_agg(json_build_object('stage', p.stage, 'outcome', p.outcome,"
     "                   'at', " CTL_SQL_TIME("p.created_at") ") ORDER BY p.created_at, p.stage)"
     "            FROM processed p WHERE p.payment_id = $1"
@@ -98,18 +106,33 @@ static const char *stage_outcome(const json_t *doc, const char *stage)
     return NULL;
 }
 
+/* Member k of the document, NULL when missing or null (what SQL had none of). */
+static const json_t *member(const json_t *doc, const char *k)
+{
+    const json_t *v = json_object_get(doc, k);
+    return json_is_null(v) ? NULL : v;
+}
+
 static void draw(const json_t *doc)
 {
-    const json_t *req = json_object_get(doc, "request"), *risk = json_object_get(doc, "risk");
-    const json_t *t = json_object_get(doc, "transfer"), *st = json_object_get(doc, "settlement");
+    const json_t *req = member(doc, "request"), *risk = member(doc, "risk");
+    const json_t *t = member(doc, "transfer"), *st = member(doc, "settlement");
     const char *cur = req ? js(req, "currency") : t ? js(t, "currency") : "XXX";
     char m1[48], m2[48];
+    const json_t *fail = member(doc, "failure");
     const char *pay = stage_outcome(doc, "payment");
-    const char *status = pay                                                     ? pay
+    /* past the retention window the stage outcomes are gone: the books say */
+    const char *status = pay    ? pay
+                         : t    ? "completed"
+                         : fail ? js(fail, "reason")
                          : risk && strcmp(js(risk, "decision"), "declined") == 0 ? "declined"
                          : risk ? "approved, not yet posted"
                                 : "requested, not yet decided";
     printf("payment     %s  %s\n", js(doc, "payment_id"), status);
+    if (json_is_null(json_object_get(doc, "stages")))
+        printf("bookkeeping expired (kept since %s): the request's description, metadata and "
+               "events are no longer kept; the books above stand\n",
+               js(doc, "bookkeeping_kept_since"));
     if (req)
         printf("request     %s -> %s  %s %s\n", js(req, "payer"), js(req, "payee"),
                ctl_money(json_integer_value(json_object_get(req, "amount")), cur, m1, sizeof m1),
@@ -212,7 +235,9 @@ int cmd_payment_show(ctl_t *c, int argc, char **argv)
     if (!doc)
         return ctl_fail(NULL, "the database returned a document that is not JSON: %s", je.text);
     if (json_is_null(json_object_get(doc, "stages")) &&
-        json_is_null(json_object_get(doc, "transfer"))) {
+        json_is_null(json_object_get(doc, "transfer")) &&
+        json_is_null(json_object_get(doc, "risk")) &&
+        json_is_null(json_object_get(doc, "failure"))) {
         json_decref(doc);
         char fix[256];
         snprintf(fix, sizeof fix,
@@ -246,20 +271,19 @@ static const char *const list_sql =
     "       x.reason, x.batch_id, x.batch_status"
     " FROM (SELECT d.payment_id, d.decided_at, " CTL_SQL_TIME(
         "d.decided_at") " AS decided,"
-                        "              d.payer, d.payee, d.amount, d.currency, p.outcome,"
+                        "              d.payer, d.payee, d.amount, d.currency, f.reason AS outcome,"
+                        /* from the books: the processed rows expire (retention) */
                         "              CASE WHEN d.decision = 'declined' THEN 'declined'"
-                        "                   WHEN p.outcome IS NULL OR p.outcome = 'pending' THEN "
-                        "'pending'"
-                        "                   WHEN p.outcome = 'completed' THEN 'completed' ELSE "
-                        "'failed' END AS status,"
+                        "                   WHEN t.id IS NOT NULL THEN 'completed'"
+                        "                   WHEN f.reason IS NOT NULL THEN 'failed'"
+                        "                   ELSE 'pending' END AS status,"
                         "              CASE WHEN d.decision = 'declined' THEN "
                         "array_to_string(d.rules, ',')"
-                        "                   WHEN p.outcome NOT IN ('completed', 'pending') THEN "
-                        "p.outcome END AS reason,"
+                        "                   ELSE f.reason END AS reason,"
                         "              i.batch_id, b.status AS batch_status"
                         "       FROM risk_decisions d"
-                        "       LEFT JOIN processed p ON p.payment_id = d.payment_id AND p.stage = "
-                        "'payment'"
+                        "       LEFT JOIN transfers t ON t.ref = d.payment_id AND t.kind = 'payment'"
+                        "       LEFT JOIN payment_failures f ON f.payment_id = d.payment_id"
                         "       LEFT JOIN settlement_items i ON i.payment_id = d.payment_id"
                         "       LEFT JOIN settlement_batches b ON b.id = i.batch_id"
                         "       WHERE ($1::text IS NULL OR d.payer = $1 OR d.payee = $1)"

@@ -3,8 +3,8 @@
  * with the real risk, payment and settlement workers on the test stack:
  * the workers' retention job drops the partitions of processed and outbox
  * once they are retention.window_s old, and then a late duplicate is
- * rejected as duplicate_expired at every stage, parked, and never posted
- * again, while new payments go on; inside the window a duplicate replays
+ * rejected as duplicate_expired at every stage (with Redis up or down),
+ * parked, and never posted again, while new payments go on; inside the window a duplicate replays
  * its event exactly, with Redis down too; an outbox partition holding an
  * event the broker has not confirmed is kept until the sweep sent it; a
  * kill -9 in the job's transaction drops nothing; `ledgerctl verify`
@@ -209,6 +209,17 @@ START_TEST(a_late_duplicate_is_rejected_from_the_books_never_posted_again)
     llw_wait_sql(db, 0, WAIT_MS, "the outbox partition going with it",
                  "SELECT count(*) FROM outbox WHERE payment_id LIKE '%s-%%'", ledger);
     llw_assert_verify(ledger);
+    /* an operator still reads each outcome, from the books */
+    for (int i = 0; i < 4; i++) {
+        char *out, *err;
+        int rc = llt_ctl(&out, &err, ledger, "payment show %s", p[i].payment_id);
+        bool is_failed = strcmp(p[i].payment_id, failed) == 0;
+        ck_assert_msg(rc == 0 && strstr(out, is_failed ? "insufficient_funds" : "  completed") &&
+                          strstr(out, "bookkeeping expired"),
+                      "payment show %s past the window: %s%s", p[i].payment_id, out, err);
+        free(out);
+        free(err);
+    }
 
     /* the producer sends every request again: risk answers from the books */
     for (int i = 0; i < 4; i++)
@@ -253,6 +264,21 @@ START_TEST(a_late_duplicate_is_rejected_from_the_books_never_posted_again)
     ck_assert_int_eq(json_array_size(parked), 2);
     json_decref(parked);
     parked = llw_queue_drain(m, "settlement.dead");
+    ck_assert_int_eq(json_array_size(parked), 1);
+    json_decref(parked);
+
+    /* with Redis down the answer is the same: it comes from PostgreSQL */
+    llw_stop_ok(pay, STOP_MS, "payment-worker");
+    char redis_down[64];
+    snprintf(redis_down, sizeof redis_down, "LEDGERLINE_REDIS_PORT=%d", llr_free_port());
+    pay = start(PAYMENT_WORKER, "payment-down", (const char *const[]){redis_down, NULL});
+    int other = strcmp(p[1].payment_id, failed) == 0 ? 2 : 1;
+    b = llw_publish_approved(m, &p[other], 0);
+    free(b);
+    llw_confirm(m);
+    wait_rejected(p[other].payment_id, "duplicate_expired", "payments", 1);
+    ck_assert_int_eq(llw_count(db, "SELECT count(*) FROM transfers WHERE kind = 'payment'"), 3);
+    parked = llw_queue_drain(m, "payments.dead");
     ck_assert_int_eq(json_array_size(parked), 1);
     json_decref(parked);
 

@@ -15,10 +15,13 @@
  *     schemas/sql/functions/ exist afterwards (payment_apply() is gone);
  *   - nothing the ledger holds changed (transfers, processed rows, balances),
  *     `ledgerctl verify` holds, and the unpublished events are pending;
+ *     processed and outbox are partitioned, their old rows in the legacy
+ *     partitions, and the refused payments in payment_failures (017);
  *   - the three workers run on it: the old payments published again are
  *     duplicates (no new transfer), new payments are decided, posted and
- *     batched, the old open batches close, the pending events go out, and
- *     `ledgerctl verify` holds again.
+ *     batched, the old open batches close, the pending events go out (new
+ *     events numbered after the old ones), and `ledgerctl verify` holds
+ *     again.
  * The suite's upgrade pass (label upgrade) runs every ledger suite on a
  * third dump, an empty ledger of the 014 build.
  */
@@ -181,6 +184,22 @@ static void upgrade_and_run(const char *dump, int fixture_version)
     ck_assert_int_eq(llw_count(db, "SELECT count(*) FROM outbox_pending"), 3);
     ck_assert_int_ge(llw_count(db, "SELECT count(*) FROM settlement_batches WHERE status = 'open'"),
                      1);
+    /* migration 017: the bookkeeping partitioned, its old rows the legacy
+     * partitions', nothing expired yet, refused payments in the books */
+    ck_assert_int_eq(llw_count(db, "SELECT count(*) FROM pg_class WHERE relname IN ('processed', "
+                                   "'outbox') AND relkind = 'p'"),
+                     2);
+    ck_assert_int_eq(llw_count(db, "SELECT count(*) FROM processed_legacy"), before.processed);
+    int64_t old_events = llw_count(db, "SELECT count(*) FROM outbox_legacy");
+    ck_assert_int_eq(old_events, llw_count(db, "SELECT count(*) FROM outbox"));
+    ck_assert_int_ge(old_events, before.payments);
+    char *horizon = llw_text(db, "SELECT retention_horizon()::text");
+    ck_assert_str_eq(horizon, "-infinity");
+    free(horizon);
+    ck_assert_int_eq(llw_count(db, "SELECT count(*) FROM payment_failures"),
+                     llw_count(db, "SELECT count(*) FROM processed WHERE stage = 'payment' AND "
+                                   "outcome NOT IN ('completed', 'pending')"));
+    ck_assert_int_ge(llw_count(db, "SELECT count(*) FROM payment_failures"), 1);
     /* every invariant holds but outbox_sent, which names exactly the three
      * events the crash left unpublished (no worker has run yet) */
     rc = llt_ctl(&out, &err, name, "verify --unsent-within 315360000");
@@ -245,6 +264,15 @@ static void upgrade_and_run(const char *dump, int fixture_version)
     ck_assert_int_ge(fresh, 1);
     ck_assert_int_eq(llw_count(db, "SELECT count(*) FROM transfers WHERE kind = 'payment'"),
                      before.payments + fresh);
+    /* new events numbered after the old ones, in the new partitions */
+    ck_assert_int_eq(llw_count(db, "SELECT count(*) FROM outbox_legacy"), old_events);
+    ck_assert_int_eq(llw_count(db, "SELECT count(*) FROM outbox o WHERE o.tableoid <> "
+                                   "'outbox_legacy'::regclass AND o.id <= (SELECT max(id) FROM "
+                                   "outbox_legacy)"),
+                     0);
+    ck_assert_int_ge(llw_count(db, "SELECT count(*) FROM outbox o WHERE o.tableoid <> "
+                                   "'outbox_legacy'::regclass"),
+                     fresh);
     llw_assert_verify(name);
     mq_free(m);
     db_free(db);
