@@ -35,7 +35,8 @@ struct obs {
     httpd_t *httpd;
 
     metric_t *consumed, *acked, *rejected, *parked, *retried, *dups, *published, *tx_retries,
-        *reconnects, *up, *ready, *progress, *batch, *tx, *confirm, *e2e, *backlog, *oldest;
+        *reconnects, *up, *ready, *progress, *batch, *tx, *confirm, *e2e, *backlog, *oldest, *ahead,
+        *overdue;
 
     /* health: written by the loop, read by the HTTP thread */
     pthread_mutex_t mx;
@@ -120,10 +121,19 @@ obs_t *obs_new(const char *stage, const char *worker, const char *instance, cons
                    "This stage's outbox events not yet confirmed by the broker.", NULL, NULL, 0);
     o->oldest = metric_new(METRIC_GAUGE, "ledgerline_outbox_oldest_age_seconds",
                            "Age of the oldest of them (0 when none).", NULL, NULL, 0);
+    o->ahead = metric_new(METRIC_GAUGE, "ledgerline_partitions_ahead_seconds",
+                          "Time until the newest partition of processed or outbox ends (inserts "
+                          "fail after it).",
+                          NULL, NULL, 0);
+    o->overdue = metric_new(METRIC_GAUGE, "ledgerline_bookkeeping_overdue_seconds",
+                            "How long the oldest partition of processed or outbox has been past "
+                            "retention.window_s and still there (0: none; 0 too with "
+                            "retention.expire off).",
+                            NULL, NULL, 0);
 
     /* every series a dashboard or alert reads exists from the start, at 0 */
-    metric_t *unlabelled[] = {o->consumed,  o->acked, o->parked,  o->retried,
-                              o->published, o->ready, o->backlog, o->oldest};
+    metric_t *unlabelled[] = {o->consumed, o->acked,   o->parked, o->retried, o->published,
+                              o->ready,    o->backlog, o->oldest, o->ahead,   o->overdue};
     for (size_t i = 0; i < sizeof unlabelled / sizeof unlabelled[0]; i++)
         metric_add(unlabelled[i], NULL, 0);
     /* histograms too (all buckets 0): rate() then sees their first sample */
@@ -330,17 +340,31 @@ static double recent_p99(const obs_t *o)
     return p;
 }
 
+/* The outbox backlog of this stage, and the partitions of the bookkeeping
+ * (docs/ledger.md#retention): how far ahead they reach, and how long the
+ * oldest has outlived retention.window_s. */
 static void sample_outbox(obs_t *o, db_t *db)
 {
-    const char *params[] = {o->stage};
+    char window[24];
+    snprintf(window, sizeof window, "%lld", o->cfg->retention.window_s);
+    const char *params[] = {o->stage, window};
     PGresult *r;
     if (db_query(db, &r,
-                 "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0) "
+                 "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0), "
+                 "(SELECT coalesce(extract(epoch FROM min(b.hi) - now()), 0) FROM (SELECT "
+                 "max(hi) AS hi FROM retention_bounds('processed') UNION ALL SELECT max(hi) "
+                 "FROM retention_bounds('outbox')) b), "
+                 "(SELECT coalesce(greatest(0, extract(epoch FROM now() - make_interval(secs => "
+                 "$2::integer) - min(b.hi))), 0) FROM (SELECT min(hi) AS hi FROM "
+                 "retention_bounds('processed') UNION ALL SELECT min(hi) FROM "
+                 "retention_bounds('outbox')) b) "
                  "FROM outbox_pending WHERE stage = $1",
-                 1, params) != LL_OK)
+                 2, params) != LL_OK)
         return; /* a fault shows at the next batch; the gauges keep their last value */
     metric_set(o->backlog, NULL, atof(PQgetvalue(r, 0, 0)));
     metric_set(o->oldest, NULL, atof(PQgetvalue(r, 0, 1)));
+    metric_set(o->ahead, NULL, atof(PQgetvalue(r, 0, 2)));
+    metric_set(o->overdue, NULL, o->cfg->retention.expire ? atof(PQgetvalue(r, 0, 3)) : 0);
     PQclear(r);
 }
 

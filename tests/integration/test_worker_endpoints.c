@@ -157,6 +157,11 @@ START_TEST(metrics_count_what_went_through)
     ck_assert_msg(M("process_resident_memory_bytes") > 1e6, "%g",
                   M("process_resident_memory_bytes"));
     ck_assert_msg(M("process_open_fds") > 3, "%g", M("process_open_fds"));
+    /* the bookkeeping's partitions reach retention.ahead_s (3 days) ahead,
+     * and none has outlived the window */
+    ck_assert_msg(M("ledgerline_partitions_ahead_seconds{stage=\"risk\"}") > 2 * 86400, "%g",
+                  M("ledgerline_partitions_ahead_seconds{stage=\"risk\"}"));
+    ck_assert_double_eq(M("ledgerline_bookkeeping_overdue_seconds{stage=\"risk\"}"), 0);
 #undef M
 
     /* promtool accepts the exposition as it is */
