@@ -134,6 +134,24 @@ void status_draw(const status_t *s, FILE *f)
         fputc('\n', f);
     }
 
+    const json_t *rt = json_object_get(d, "retention");
+    if (rt && !json_is_null(rt)) {
+        char a[24], w[24];
+        fmt_age(json_number_value(json_object_get(rt, "partitions_ahead_s")), a, sizeof a);
+        fmt_age((double)json_integer_value(json_object_get(rt, "window_s")), w, sizeof w);
+        const char *since = status__jstr(rt, "kept_since");
+        fprintf(f, "BOOKKEEPING  window %s, kept since %s, %lld partitions, ahead %s", w,
+                strcmp(since, "-infinity") == 0 ? "the beginning" : since,
+                (long long)json_integer_value(json_object_get(rt, "partitions")), a);
+        double od = json_number_value(json_object_get(rt, "overdue_s"));
+        if (od > 0) {
+            char o[24];
+            fmt_age(od, o, sizeof o);
+            fprintf(f, ", oldest %s past the window", o);
+        }
+        fputc('\n', f);
+    }
+
     const json_t *st = json_object_get(d, "settlement");
     if (!st) {
         fprintf(f, "SETTLEMENT  unknown: PostgreSQL down or not migrated\n");

@@ -312,6 +312,57 @@ static void check_outbox(status_t *s)
                                   s->outbox_age_s, "stages", stages));
 }
 
+/* The bookkeeping's partitions (docs/ledger.md#retention): how far ahead
+ * they reach, since when it is kept, and how long its oldest partition has
+ * outlived retention.window_s. */
+static void check_retention(status_t *s)
+{
+    if (!s->pg_up) {
+        json_object_set_new(s->doc, "retention", json_null());
+        return;
+    }
+    char window[24];
+    snprintf(window, sizeof window, "%lld", s->c->cfg.retention.window_s);
+    const char *p[] = {window};
+    PGresult *r;
+    if (db_query(s->db, &r,
+                 "SELECT extract(epoch FROM least(max(b.hi) FILTER (WHERE b.t = 'processed'), "
+                 "  max(b.hi) FILTER (WHERE b.t = 'outbox')) - now()), "
+                 "  retention_horizon()::text, count(*) FILTER (WHERE b.t = 'processed'), "
+                 "  greatest(0, extract(epoch FROM now() - make_interval(secs => $1::integer) - "
+                 "  min(b.hi))) "
+                 "FROM (SELECT 'processed' AS t, x.hi FROM retention_bounds('processed') x "
+                 "      UNION ALL SELECT 'outbox', y.hi FROM retention_bounds('outbox') y) b",
+                 1, p) != LL_OK) {
+        need_schema(s);
+        json_object_set_new(s->doc, "retention", json_null());
+        return;
+    }
+    double ahead = atof(PQgetvalue(r, 0, 0)), overdue = atof(PQgetvalue(r, 0, 3));
+    if (!s->c->cfg.retention.expire)
+        overdue = 0;
+    json_object_set_new(s->doc, "retention",
+                        json_pack("{s:f, s:s, s:i, s:f, s:I}", "partitions_ahead_s", ahead,
+                                  "kept_since", PQgetvalue(r, 0, 1), "partitions",
+                                  atoi(PQgetvalue(r, 0, 2)), "overdue_s", overdue, "window_s",
+                                  (json_int_t)s->c->cfg.retention.window_s));
+    PQclear(r);
+    if (ahead < 3600)
+        status__need(s, "partitions_running_out",
+                     "start any worker (its retention job creates them) or run `ledgerctl "
+                     "migrate`",
+                     "the newest partition of processed and outbox ends in %.0f s: after it every "
+                     "batch's insert fails",
+                     ahead);
+    if (overdue > 3600)
+        status__need(s, "bookkeeping_not_expiring",
+                     "the workers' log says why (\"retention: partition ... kept\"): unsent "
+                     "events, retention.archive_first waiting for `ledgerctl archive`, or a "
+                     "failing job",
+                     "a partition of processed or outbox is %.0f s past retention.window_s",
+                     overdue);
+}
+
 static void check_batches(status_t *s)
 {
     if (!s->pg_up) {
@@ -546,6 +597,7 @@ int status_round(status_t *s)
     status__servers(s);
     check_queues(s);
     check_outbox(s);
+    check_retention(s);
     check_batches(s);
     check_workers(s);
     check_consumers(s);

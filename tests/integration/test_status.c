@@ -403,6 +403,47 @@ START_TEST(status_reports_the_outbox_backlog_against_its_threshold)
 }
 END_TEST
 
+/* The bookkeeping's partitions: a fresh ledger reaches retention.ahead_s
+ * ahead, kept since the beginning; one whose newest partition ends within
+ * the hour (no worker created more) needs a human, with the fix. */
+START_TEST(status_names_partitions_running_out)
+{
+    run_t r = status("", "--json");
+    ck_assert_msg(r.rc == 0, "exit %d:\n%s%s", r.rc, r.out, r.err);
+    json_t *rt = json_object_get(r.j, "retention");
+    ck_assert_msg(json_number_value(json_object_get(rt, "partitions_ahead_s")) > 2 * 86400 &&
+                      strcmp(json_string_value(json_object_get(rt, "kept_since")), "-infinity") ==
+                          0 &&
+                      json_number_value(json_object_get(rt, "overdue_s")) == 0,
+                  "%s", r.out);
+    run_free(&r);
+    r = status("", "");
+    ck_assert_msg(strstr(r.out, "BOOKKEEPING  window 7d00h, kept since the beginning"), "%s",
+                  r.out);
+    run_free(&r);
+
+    /* the partitions of later times gone, the one of now ending in 10 minutes */
+    db_t *db = llt_db(ledger);
+    llt_exec(db, "DO $$ DECLARE r record; t text; lo0 timestamptz; BEGIN "
+                 "SELECT b.lo INTO lo0 FROM retention_bounds('processed') b "
+                 "WHERE now() >= b.lo AND now() < b.hi; "
+                 "FOR r IN SELECT b.part FROM retention_bounds('processed') b WHERE b.hi > now() "
+                 "UNION ALL SELECT b.part FROM retention_bounds('outbox') b WHERE b.hi > now() "
+                 "LOOP EXECUTE format('DROP TABLE %I', r.part); END LOOP; "
+                 "FOREACH t IN ARRAY ARRAY['processed', 'outbox'] LOOP "
+                 "EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)', "
+                 "t || '_short', t, lo0, now() + interval '10 minutes'); END LOOP; END $$");
+    db_free(db);
+    r = status("", "--json");
+    json_t *p = problem(&r, "partitions_running_out");
+    ck_assert_msg(r.rc == 1 && p, "exit %d: %s", r.rc, r.out);
+    ck_assert_msg(strstr(json_string_value(json_object_get(p, "fix")), "ledgerctl migrate"), "%s",
+                  r.out);
+    check_fixes(&r);
+    run_free(&r);
+}
+END_TEST
+
 START_TEST(status_names_held_and_overdue_settlement_batches)
 {
     db_t *db = llt_db(ledger);
@@ -674,6 +715,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_unchecked_fixture(tc, NULL, llw_stack_restore);
     tcase_add_test(tc, status_clean_stack_exits_0);
+    tcase_add_test(tc, status_names_partitions_running_out);
     tcase_add_test(tc, status_names_dead_letters_by_reason);
     tcase_add_test(tc, status_names_a_work_queue_without_consumers);
     tcase_add_test(tc, status_reports_the_outbox_backlog_against_its_threshold);
