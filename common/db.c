@@ -249,6 +249,12 @@ int db_check(db_t *db, const PGresult *res)
                   strcmp(state, "57014") == 0 || strcmp(state, "55P03") == 0 ||
                   strncmp(state, "53", 2) == 0 || strncmp(state, "58", 2) == 0))
         return LL_ERETRY;
+    /* 23514 "no partition of relation ... found for row": processed or
+     * outbox has no partition of now yet (no worker ran its retention job
+     * for longer than retention.ahead_s). The next tick's job creates it:
+     * retried, never parked. Any other 23514 is a CHECK constraint. */
+    if (state && strcmp(state, "23514") == 0 && strstr(msg, "no partition of relation"))
+        return LL_ERETRY;
     /* class 08: connection exception; 57P01..03: admin shutdown, crash, cannot
      * connect; 25006: read-only transaction (a standby, a demoted primary after
      * a failover): reconnect to find the primary */

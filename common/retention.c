@@ -52,9 +52,10 @@ static int expire(db_t *db, const settings_t *cfg, retention_report_t *out)
     return LL_OK;
 }
 
-int retention_run(db_t *db, const settings_t *cfg, retention_report_t *out)
+/* BEGIN; lock_timeout; the job's advisory lock (*busy when another holds
+ * it). LL_OK with the transaction open unless *busy. */
+static int begin_job(db_t *db, bool *busy)
 {
-    memset(out, 0, sizeof *out);
     int rc = db_exec(db, "BEGIN");
     if (rc == LL_OK)
         rc = db_exec(db, "SET LOCAL lock_timeout = '" RETENTION_LOCK_TIMEOUT "'");
@@ -62,25 +63,50 @@ int retention_run(db_t *db, const settings_t *cfg, retention_report_t *out)
     if (rc == LL_OK)
         rc = db_query(db, &r, "SELECT pg_try_advisory_xact_lock(4, 0)", 0, NULL);
     if (rc == LL_OK) {
-        out->busy = strcmp(PQgetvalue(r, 0, 0), "t") != 0;
+        *busy = strcmp(PQgetvalue(r, 0, 0), "t") != 0;
         PQclear(r);
+        if (*busy)
+            rc = db_exec(db, "ROLLBACK");
     }
-    if (rc == LL_OK && !out->busy)
-        rc = prepare(db, cfg, &out->created);
-    if (rc == LL_OK && !out->busy && cfg->retention.expire)
-        rc = expire(db, cfg, out);
-    if (rc == LL_OK && (out->created || out->dropped)) {
-        crash_point("before_retention_commit");
+    return rc;
+}
+
+/* COMMIT when the transaction changed something (crash points around it
+ * when `points`), else ROLLBACK; on an error, ROLLBACK. */
+static int end_job(db_t *db, int rc, bool changed, bool points)
+{
+    if (rc == LL_OK && changed) {
+        if (points)
+            crash_point("before_retention_commit");
         rc = db_exec(db, "COMMIT");
-        if (rc == LL_OK)
+        if (rc == LL_OK && points)
             crash_point("after_retention_commit");
     } else if (rc == LL_OK) {
         rc = db_exec(db, "ROLLBACK");
     }
-    if (rc != LL_OK) {
+    if (rc != LL_OK)
         db_try(db, "ROLLBACK");
-        memset(out, 0, sizeof *out);
-    }
+    return rc;
+}
+
+int retention_run(db_t *db, const settings_t *cfg, retention_report_t *out)
+{
+    memset(out, 0, sizeof *out);
+    /* partitions ahead in a transaction of their own: a drop that cannot
+     * get its lock must not take them with it */
+    int rc = begin_job(db, &out->busy);
+    if (rc != LL_OK || out->busy)
+        return rc;
+    rc = end_job(db, prepare(db, cfg, &out->created), out->created > 0, false);
+    if (rc != LL_OK || !cfg->retention.expire)
+        return rc;
+    rc = begin_job(db, &out->busy);
+    if (rc != LL_OK || out->busy)
+        return rc;
+    rc = expire(db, cfg, out);
+    rc = end_job(db, rc, out->dropped > 0, true);
+    if (rc != LL_OK)
+        out->dropped = out->kept = 0;
     return rc;
 }
 

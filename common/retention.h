@@ -7,13 +7,15 @@
  * processed rows; with retention.archive_first, only what `ledgerctl
  * archive` has written (table retention_archives).
  *
- * Every worker runs it at each retention.tick_interval_s; one at a time:
- * the job's transaction first takes pg_try_advisory_xact_lock(4, 0), and a
- * worker that does not get it does nothing. One transaction: a kill
- * anywhere drops all of its partitions or none (crash points
- * before_retention_commit, after_retention_commit). Its DDL waits at most
- * RETENTION_LOCK_TIMEOUT for the tables' locks, so a worker's batch never
- * waits longer for it.
+ * Every worker runs it when it starts and at each
+ * retention.tick_interval_s; one at a time: each of the job's two
+ * transactions (partitions ahead, then expiry) first takes
+ * pg_try_advisory_xact_lock(4, 0), and a worker that does not get it does
+ * nothing. A kill anywhere in the expiry drops all of its partitions or
+ * none (crash points before_retention_commit, after_retention_commit).
+ * Its DDL first takes processed and outbox in one LOCK, waiting at most
+ * RETENTION_LOCK_TIMEOUT, so batches queue behind it about that long at
+ * most (then it gives up until the next tick).
  *
  * Public API: retention_report_t, retention_run, retention_prepare.
  */
@@ -24,7 +26,7 @@
 #include "err.h"
 #include "settings.h"
 
-#define RETENTION_LOCK_TIMEOUT "2s"
+#define RETENTION_LOCK_TIMEOUT "1s"
 
 typedef struct retention_report {
     bool busy;   /* another worker holds the job's lock: nothing done */

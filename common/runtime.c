@@ -360,6 +360,8 @@ static bool transient(int rc)
     return rc == LL_ECONN || rc == LL_ERETRY || rc == LL_ETIMEOUT;
 }
 
+static void rt_retention(rt_t *rt);
+
 /* Undoes what a failed transaction left on its items. */
 static void rt_unbatch(item_t *items, size_t n)
 {
@@ -437,6 +439,8 @@ static int rt_commit(rt_t *rt, item_t *items, size_t n)
             return LL_OK;
         }
         if (transient(rc)) {
+            /* no partition of now (db.c): the retention job creates it */
+            bool no_partition = rc == LL_ERETRY && strcmp(db_sqlstate(rt->db), "23514") == 0;
             obs_tx_retry(rt->obs, rc, db_sqlstate(rt->db));
             log_warnx((&(log_ctx_t){.queue = rt->st->queue,
                                     .err = db_errstr(rt->db),
@@ -450,6 +454,8 @@ static int rt_commit(rt_t *rt, item_t *items, size_t n)
             rt_backoff(rt);
             if (rt_ensure_up(rt, false) != LL_OK)
                 return LL_ESTATE;
+            if (no_partition)
+                rt_retention(rt);
             continue;
         }
         if (k > 1) {

@@ -252,6 +252,17 @@ static int settings_cross_check(const settings_t *s, cfg_error_t *err)
                  s->worker.done_ttl_s, s->retention.window_s);
         return LL_ECONFIG;
     }
+    long long parts = (s->retention.window_s + s->retention.ahead_s) / s->retention.partition_s + 2;
+    if (parts > SETTINGS_PARTITIONS_MAX) {
+        memset(err, 0, sizeof *err);
+        snprintf(err->key, sizeof err->key, "retention.partition_s");
+        snprintf(err->msg, sizeof err->msg,
+                 "retention.partition_s (%lld) makes about %lld partitions of processed and of "
+                 "outbox (retention.window_s + retention.ahead_s over it), more than %d: every "
+                 "batch locks them all; raise retention.partition_s",
+                 s->retention.partition_s, parts, SETTINGS_PARTITIONS_MAX);
+        return LL_ECONFIG;
+    }
     if (s->retention.ahead_s < s->retention.tick_interval_s * 2) {
         memset(err, 0, sizeof *err);
         snprintf(err->key, sizeof err->key, "retention.ahead_s");

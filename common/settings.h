@@ -153,6 +153,10 @@ typedef struct settings {
     cfg_origin_t *origins; /* settings_count entries: where each value came from */
 } settings_t;
 
+/* Most partitions of processed (and of outbox) the retention settings may
+ * make: a batch's lookups lock every partition and its index. */
+#define SETTINGS_PARTITIONS_MAX 60
+
 extern const cfg_setting_t settings_table[];
 extern const size_t settings_count;
 

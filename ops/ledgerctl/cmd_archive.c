@@ -1,7 +1,7 @@
 /*
  * cmd_archive.c - `ledgerctl archive`: the bookkeeping older than a time
  * (and, with --books, the closed settlement batches of that time with
- * their items, refunds and transfers) written to a directory before the
+ * their items, refunds, transfers and entries) written to a directory before the
  * retention job drops it; `ledgerctl archive verify`: that directory
  * checked against its manifest (docs/operations.md#archive).
  *
@@ -10,7 +10,8 @@
  * manifest.json: the format, the ledger id, --before, and per file its
  * table, rows, bytes and SHA-256. Everything is written into
  * DIR.partial-<pid>, synced, and renamed to DIR last: a kill leaves no
- * DIR, only the partial one (delete it), and the archive is recorded (table
+ * DIR, only the partial one (delete it; a run that fails removes its own),
+ * and the archive is recorded (table
  * retention_archives, what retention.archive_first waits for) only after
  * the rename. --before must be an hour old: a transaction that began
  * before it may still be committing rows of that time.
@@ -38,6 +39,17 @@ typedef struct archive_spec {
     bool books;
 } archive_spec_t;
 
+/* The transfers of the batches closed before :before: their payments',
+ * their refunds', their fee and payout. */
+#define BATCH_TRANSFERS                                                                            \
+    "SELECT x.id FROM settlement_items i JOIN settlement_batches b ON b.id = i.batch_id "          \
+    "JOIN transfers x ON x.kind = 'payment' AND x.ref = i.payment_id "                             \
+    "WHERE b.status = 'closed' AND b.closed_at < :before "                                         \
+    "UNION SELECT r.transfer_id FROM refunds r JOIN settlement_batches b ON b.id = r.batch_id "    \
+    "WHERE b.status = 'closed' AND b.closed_at < :before "                                         \
+    "UNION SELECT unnest(ARRAY[b.fee_transfer, b.payout_transfer]) FROM settlement_batches b "     \
+    "WHERE b.status = 'closed' AND b.closed_at < :before"
+
 static const archive_spec_t specs[] = {
     {"processed",
      "SELECT * FROM processed WHERE created_at < :before ORDER BY created_at, stage, payment_id",
@@ -54,16 +66,10 @@ static const archive_spec_t specs[] = {
      "SELECT r.* FROM refunds r JOIN settlement_batches b ON b.id = r.batch_id "
      "WHERE b.status = 'closed' AND b.closed_at < :before ORDER BY r.refund_id",
      true},
-    {"transfers",
-     "SELECT t.* FROM transfers t WHERE t.id IN ("
-     "SELECT x.id FROM settlement_items i JOIN settlement_batches b ON b.id = i.batch_id "
-     "JOIN transfers x ON x.kind = 'payment' AND x.ref = i.payment_id "
-     "WHERE b.status = 'closed' AND b.closed_at < :before "
-     "UNION SELECT r.transfer_id FROM refunds r JOIN settlement_batches b ON b.id = r.batch_id "
-     "WHERE b.status = 'closed' AND b.closed_at < :before "
-     "UNION SELECT unnest(ARRAY[b.fee_transfer, b.payout_transfer]) FROM settlement_batches b "
-     "WHERE b.status = 'closed' AND b.closed_at < :before) ORDER BY t.id",
+    {"transfers", "SELECT t.* FROM transfers t WHERE t.id IN (" BATCH_TRANSFERS ") ORDER BY t.id",
      true},
+    {"entries",
+     "SELECT e.* FROM entries e WHERE e.transfer_id IN (" BATCH_TRANSFERS ") ORDER BY e.id", true},
 };
 #define NSPECS (sizeof specs / sizeof specs[0])
 
@@ -162,6 +168,19 @@ static void parent_of(const char *path, char *out, size_t n)
         *slash = '\0';
 }
 
+/* Removes what an archive run wrote into its partial directory. */
+static void remove_partial(const char *tmp)
+{
+    char path[4400];
+    for (size_t i = 0; i < NSPECS; i++) {
+        snprintf(path, sizeof path, "%s/%s.csv.gz", tmp, specs[i].table);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/manifest.json", tmp);
+    unlink(path);
+    rmdir(tmp);
+}
+
 static int archive_write(ctl_t *c, const char *before_arg, const char *dir, bool books)
 {
     struct stat st;
@@ -219,11 +238,13 @@ static int archive_write(ctl_t *c, const char *before_arg, const char *dir, bool
         if (copy_out(db, query, path, &rows) != 0) {
             db_try(db, "ROLLBACK");
             json_decref(files);
+            remove_partial(tmp);
             return 1;
         }
         if (sync_path(path) != 0 || digest_sha256_file(path, sum, &bytes) != 0) {
             db_try(db, "ROLLBACK");
             json_decref(files);
+            remove_partial(tmp);
             return ctl_fail("check the directory's disk", "cannot sync or read back %s", path);
         }
         json_array_append_new(files, json_pack("{s:s, s:s, s:I, s:I, s:s}", "name", name, "table",
@@ -238,18 +259,27 @@ static int archive_write(ctl_t *c, const char *before_arg, const char *dir, bool
     if (json_dump_file(manifest, mpath, JSON_INDENT(2) | JSON_SORT_KEYS) != 0 ||
         sync_path(mpath) != 0 || sync_path(tmp) != 0) {
         json_decref(manifest);
+        remove_partial(tmp);
         return ctl_fail("check the directory's disk", "cannot write %s", mpath);
     }
     char msum[DIGEST_HEX_LEN + 1];
     if (digest_sha256_file(mpath, msum, NULL) != 0) {
         json_decref(manifest);
+        remove_partial(tmp);
         return ctl_fail("check the directory's disk", "cannot read back %s", mpath);
     }
     crash_point("archive_before_rename");
-    if (rename(tmp, dir) != 0 || sync_path(parent) != 0) {
+    if (rename(tmp, dir) != 0) {
+        int e = errno;
         json_decref(manifest);
+        remove_partial(tmp);
         return ctl_fail("check the parent directory", "cannot rename %s to %s: %s", tmp, dir,
-                        strerror(errno));
+                        strerror(e));
+    }
+    if (sync_path(parent) != 0) {
+        json_decref(manifest);
+        return ctl_fail("check the parent directory's disk, then `ledgerctl archive verify` it",
+                        "cannot sync %s after renaming the archive into it", parent);
     }
     const char *ip[] = {before, dir, msum};
     if (db_query(db, &r,
@@ -330,6 +360,25 @@ static int archive_verify(ctl_t *c, const char *dir)
     json_t *report = json_array();
     size_t i;
     json_t *f;
+    /* every table an archive of its kind holds is listed */
+    bool books = json_is_true(json_object_get(m, "books"));
+    for (size_t k = 0; k < NSPECS; k++) {
+        if (specs[k].books && !books)
+            continue;
+        bool listed = false;
+        json_array_foreach(files, i, f)
+        {
+            const char *t = json_string_value(json_object_get(f, "table"));
+            listed |= t && strcmp(t, specs[k].table) == 0;
+        }
+        if (!listed) {
+            broken++;
+            json_array_append_new(report, json_pack("{s:s, s:b, s:s}", "name", specs[k].table, "ok",
+                                                    0, "problem", "missing from the manifest"));
+            if (!c->json)
+                printf("FAIL  %-26s missing from the manifest\n", specs[k].table);
+        }
+    }
     json_array_foreach(files, i, f)
     {
         const char *name = json_string_value(json_object_get(f, "name"));

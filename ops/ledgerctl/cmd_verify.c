@@ -247,6 +247,18 @@ static const invariant_t invariants[] = {
      "FROM outbox_pending p JOIN outbox o ON o.id = p.id "
      "WHERE p.created_at < now() - $1::bigint * interval '1 second' ORDER BY p.id",
      2},
+    {"processed_claimed_once",
+     "each stage claimed each key at most once (processed_claim's class 3 locks: the "
+     "partitioned table has no unique index on it)",
+     "SELECT format('stage %s, key %s: %s processed rows', stage, payment_id, count(*)) "
+     "FROM processed GROUP BY stage, payment_id HAVING count(*) > 1 ORDER BY 1",
+     0},
+    {"payment_decided_once", "no payment was both refused (payment_failures) and posted",
+     "SELECT format('payment %s: refused (%s at %s) and posted (transfer %s)', f.payment_id, "
+     "f.reason, to_char(f.failed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), t.id) "
+     "FROM payment_failures f JOIN transfers t ON t.kind = 'payment' AND t.ref = f.payment_id "
+     "ORDER BY 1",
+     0},
     {"partitions_ready",
      "processed and outbox each have a partition that holds now, with the same bounds (a "
      "worker's retention job creates them ahead: retention.ahead_s)",

@@ -3,7 +3,8 @@
  * (docs/operations.md#archive) on ledgers the real payment-worker and
  * settlement-worker filled: the archive holds exactly the bookkeeping
  * older than --before, and with --books the closed batches with their
- * items and transfers; verify names a changed or missing file; with
+ * items, transfers and entries; verify names a changed or missing file
+ * and a table left out of the manifest; with
  * retention.archive_first the retention job drops a partition only once an
  * archive holds it; a kill -9 in the middle of writing leaves no archive
  * and no record, and the next run writes it whole; every bad argument is
@@ -150,6 +151,7 @@ START_TEST(archive_holds_the_old_bookkeeping_and_closed_batches_and_verify_check
     ck_assert_int_eq(file_rows(man, "transfers"),
                      N_PAY + llw_count(db, "SELECT count(fee_transfer) + count(payout_transfer) "
                                            "FROM settlement_batches"));
+    ck_assert_int_eq(file_rows(man, "entries"), 2 * file_rows(man, "transfers"));
     ck_assert_int_eq(llw_count(db,
                                "SELECT count(*) FROM retention_archives WHERE location = "
                                "'%s' AND manifest_sha256 = '%s'",
@@ -176,6 +178,19 @@ START_TEST(archive_holds_the_old_bookkeeping_and_closed_batches_and_verify_check
     ck_assert_msg(rc == 1 && strstr(out, "FAIL  outbox.csv.gz") && strstr(out, "SHA-256") &&
                       strstr(err, "fix:"),
                   "a changed file: exit %d: %s%s", rc, out, err);
+    free(out);
+    free(err);
+    /* a manifest that no longer lists a table */
+    rc = llt_run(&out,
+                 "cp %1$s/manifest.json %1$s/m.json && jq 'del(.files[] | select(.table == "
+                 "\"settlement_items\"))' %1$s/m.json > %1$s/manifest.json",
+                 dir);
+    ck_assert_msg(rc == 0, "%s", out);
+    free(out);
+    rc = llt_ctl(&out, &err, NULL, "archive verify %s", dir);
+    ck_assert_msg(rc == 1 && strstr(out, "FAIL  settlement_items") &&
+                      strstr(out, "missing from the manifest"),
+                  "a table left out of the manifest: exit %d: %s%s", rc, out, err);
     free(out);
     free(err);
     char path[600];

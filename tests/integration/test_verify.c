@@ -43,7 +43,7 @@ START_TEST(verify_is_green_on_a_funded_ledger)
     char *out, *err;
     int rc = llt_ctl(&out, &err, ledger, "verify");
     ck_assert_msg(rc == 0, "%s%s", out, err);
-    ck_assert_msg(strstr(out, "all 19 invariants hold") != NULL, "%s", out);
+    ck_assert_msg(strstr(out, "all 21 invariants hold") != NULL, "%s", out);
     free(out);
     free(err);
     rc = llt_ctl(&out, &err, ledger, "verify --json");
@@ -137,6 +137,14 @@ static const struct {
      "fees, net, carried_out) VALUES ('sb-s', 'bob', 'EUR', now(), now() + interval '1 day', "
      "'closed', 0, 0, 7)",
      "carry_conserved", "payee bob EUR: 7 carried out, 0 carried in, 0 owed"},
+    {"a key claimed twice (a claim that skipped processed_claim)",
+     "INSERT INTO processed (stage, payment_id, payload_hash, payload, outcome, created_at) "
+     "VALUES ('payment', 'p-9', 'h', '{}', 'completed', now()), "
+     "('payment', 'p-9', 'h', '{}', 'completed', now() - interval '1 second')",
+     "processed_claimed_once", "stage payment, key p-9: 2 processed rows"},
+    {"a refused payment posted",
+     "INSERT INTO payment_failures (payment_id, reason) VALUES ('p-1', 'insufficient_funds')",
+     "payment_decided_once", "payment p-1: refused (insufficient_funds at"},
     {"the outbox partition of now dropped by hand",
      "DO $$ BEGIN EXECUTE (SELECT format('DROP TABLE %I', b.part) FROM retention_bounds('outbox') "
      "b WHERE now() >= b.lo AND now() < b.hi); END $$",

@@ -253,6 +253,10 @@ static const struct {
     {"LEDGERLINE_RETENTION_AHEAD_S=120", "LEDGERLINE_RETENTION_TICK_INTERVAL_S=60", true, NULL},
     {"LEDGERLINE_RETENTION_AHEAD_S=119", "LEDGERLINE_RETENTION_TICK_INTERVAL_S=60", false,
      "retention.tick_interval_s"},
+    /* (604800 + 259200) / 15360 + 2 = 58 partitions; / 14400 + 2 = 62 */
+    {"LEDGERLINE_RETENTION_PARTITION_S=15360", "LEDGERLINE_LOG_LEVEL=info", true, NULL},
+    {"LEDGERLINE_RETENTION_PARTITION_S=14400", "LEDGERLINE_LOG_LEVEL=info", false,
+     "retention.partition_s"},
 };
 
 START_TEST(settings_cross_rules_name_both_settings)

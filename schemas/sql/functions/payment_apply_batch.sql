@@ -11,7 +11,9 @@
 --                       prior_payload is that payload
 -- The checks of each payment are ledger_post's, in its order: a payment
 -- transfer with this ref already posted (by hand: it is the payment's),
--- unknown or system account, frozen, currency, funds.
+-- unknown or system account, frozen, currency, funds; before them, a
+-- payment_failures row of this payment_id (refused before, its processed
+-- row expired) is refused again with its reason.
 --
 -- Fast path: one statement decides and posts the whole batch when it can
 -- be decided at once (no payment_id twice, no payment short of funds
@@ -56,6 +58,9 @@ BEGIN
     chk AS (  -- the payments processed now, and why each cannot be posted
         SELECT e.ord, e.id, e.payer, e.payee, e.amount, e.currency, t.id AS prior_t,
                CASE WHEN t.id IS NOT NULL THEN 'duplicate'
+                    -- refused before (its processed row expired): refused again,
+                    -- never posted (the books, not the processed row, say so)
+                    WHEN pf.reason IS NOT NULL THEN pf.reason
                     WHEN d.id IS NULL OR c.id IS NULL OR d.kind = 'system' OR c.kind = 'system'
                         THEN 'unknown_account'
                     WHEN d.status <> 'active' OR c.status <> 'active' THEN 'account_frozen'
@@ -67,6 +72,8 @@ BEGIN
         -- planner guesses of the batch's size
         LEFT JOIN LATERAL (SELECT x.id FROM transfers x
                            WHERE x.kind = 'payment' AND x.ref = e.id LIMIT 1) t ON true
+        LEFT JOIN LATERAL (SELECT x.reason FROM payment_failures x
+                           WHERE x.payment_id = e.id LIMIT 1) pf ON true
         LEFT JOIN LATERAL (SELECT * FROM accounts x WHERE x.id = e.payer LIMIT 1) d ON true
         LEFT JOIN LATERAL (SELECT * FROM accounts x WHERE x.id = e.payee LIMIT 1) c ON true
         WHERE e.is_new),
@@ -114,6 +121,7 @@ BEGIN
         INSERT INTO payment_failures (payment_id, reason)
         SELECT r.id, r.outcome FROM res r
         WHERE r.is_new AND r.outcome <> 'completed' AND (SELECT go.ok FROM go)
+          AND NOT EXISTS (SELECT 1 FROM payment_failures x WHERE x.payment_id = r.id)
         RETURNING 1),
     upd_p AS (
         UPDATE processed p SET outcome = r.outcome

@@ -29,16 +29,24 @@ BEGIN
             RETURN NEXT;
             CONTINUE;
         END IF;
-        SELECT l.status, l.transfer_id INTO st, transfer_id
-        FROM ledger_post(v_id, 'payment', e.v ->> 'payer', e.v ->> 'payee',
-                         (e.v ->> 'amount')::bigint, e.v ->> 'currency') l;
-        -- 'duplicate' here means a payment transfer with this ref exists
-        -- without a processed row (posted by hand): it is the payment's
-        outcome := CASE WHEN st IN ('posted', 'duplicate') THEN 'completed' ELSE st END;
-        IF outcome <> 'completed' THEN
+        SELECT f.reason INTO st FROM payment_failures f WHERE f.payment_id = v_id;
+        IF FOUND THEN
+            -- refused before (its processed row expired): refused again,
+            -- never posted
+            outcome := st;
             transfer_id := NULL;
-            -- a refusal is kept in the books (processed rows expire)
-            INSERT INTO payment_failures (payment_id, reason) VALUES (v_id, outcome);
+        ELSE
+            SELECT l.status, l.transfer_id INTO st, transfer_id
+            FROM ledger_post(v_id, 'payment', e.v ->> 'payer', e.v ->> 'payee',
+                             (e.v ->> 'amount')::bigint, e.v ->> 'currency') l;
+            -- 'duplicate' here means a payment transfer with this ref exists
+            -- without a processed row (posted by hand): it is the payment's
+            outcome := CASE WHEN st IN ('posted', 'duplicate') THEN 'completed' ELSE st END;
+            IF outcome <> 'completed' THEN
+                transfer_id := NULL;
+                -- a refusal is kept in the books (processed rows expire)
+                INSERT INTO payment_failures (payment_id, reason) VALUES (v_id, outcome);
+            END IF;
         END IF;
         UPDATE processed p SET outcome = payment_apply_seq.outcome
         WHERE p.stage = 'payment' AND p.payment_id = v_id;

@@ -27,6 +27,11 @@ AS $$
 DECLARE
     fresh jsonb;
 BEGIN
+    -- the lookup below must see what the lock's last holder committed
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'processed_claim needs READ COMMITTED, not %',
+            current_setting('transaction_isolation');
+    END IF;
     PERFORM pg_advisory_xact_lock(3, s.k)
     FROM (SELECT DISTINCT hashtext(p_stage || '/' || (x.value ->> 'key')) AS k
           FROM jsonb_array_elements(p_batch) x ORDER BY 1) s;

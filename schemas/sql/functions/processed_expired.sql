@@ -10,20 +10,26 @@
 -- payment_failures row; settlement, settlement_items (added_at); refund,
 -- refunds; funds, deposits and withdrawals (a return: its returned_at).
 -- A key is expired when its books row is older than the retention horizon
--- (plus a minute: a transaction that began just before a partition's
--- end) and no processed row of it is left. While nothing has expired the
+-- (plus an hour: a transaction that began before a partition's end and
+-- wrote its books row later, risk's decided_at being clock_timestamp())
+-- and no processed row of it is left. While nothing has expired the
 -- horizon is -infinity, and no key is.
 --
--- Called in the batch's transaction before processed_claim: its read of
--- processed holds that table's ACCESS SHARE lock until the commit, so no
--- partition is dropped in between; a books row, once there, stays.
+-- Called in the batch's transaction before processed_claim. It first takes
+-- processed's ACCESS SHARE lock (held to the commit: no partition is
+-- dropped until then), and only then reads the horizon: VOLATILE, so each
+-- statement has a snapshot taken after that lock, and a drop that
+-- committed while this transaction waited for it is seen. A books row,
+-- once there, stays.
 CREATE OR REPLACE FUNCTION processed_expired(p_stage text, p_keys text[]) RETURNS SETOF text
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql VOLATILE
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-    h timestamptz := retention_horizon() + interval '1 minute';
+    h timestamptz;
 BEGIN
+    LOCK TABLE processed IN ACCESS SHARE MODE;
+    h := retention_horizon() + interval '1 hour';
     RETURN QUERY
     SELECT k.k FROM unnest(p_keys) k(k)
     WHERE CASE p_stage

@@ -16,19 +16,20 @@
 -- ends after it.
 --
 -- Locks: advisory class 4, key 0 (the retention job's, pg_try: a second
--- runner returns at once, dropping nothing), then each dropped
--- partition and its parent ACCESS EXCLUSIVE, under the caller's
--- lock_timeout: a worker's batch waits for the drop, never the other
--- way round for longer than that.
+-- runner returns at once, dropping nothing), then, only when a partition
+-- is to be dropped, processed and outbox ACCESS EXCLUSIVE in one LOCK
+-- statement, under the caller's lock_timeout: batches queue behind it for
+-- at most that long, then for the drops themselves (catalog work). A
+-- partition only kept takes no table lock.
 CREATE OR REPLACE FUNCTION retention_expire(p_window_s integer, p_archive_first boolean)
 RETURNS TABLE (part text, lo timestamptz, hi timestamptz, action text)
 LANGUAGE plpgsql AS $$
 DECLARE
     edge timestamptz := now() - make_interval(secs => p_window_s);
-    archived timestamptz;
+    archived timestamptz;   -- with p_archive_first, a partition must end by it
+    kept_from timestamptz;  -- the oldest processed time that stays
     r record;
     unsent bigint;
-    kept_from timestamptz;
 BEGIN
     IF p_window_s < 60 THEN
         RAISE EXCEPTION 'retention_expire: window_s % (at least 60)', p_window_s;
@@ -36,11 +37,26 @@ BEGIN
     IF NOT pg_try_advisory_xact_lock(4, 0) THEN
         RETURN;
     END IF;
-    SELECT coalesce(max(a.before), '-infinity') INTO archived FROM retention_archives a;
+    archived := CASE WHEN p_archive_first
+                     THEN (SELECT coalesce(max(a.before), '-infinity') FROM retention_archives a)
+                     ELSE 'infinity' END;
+    -- what goes, decided before any table lock (nothing but the sweep, which
+    -- only deletes, touches the outbox_pending rows of an old time)
+    SELECT min(b.lo) INTO kept_from FROM retention_bounds('processed') b
+    WHERE NOT (b.hi <= edge AND b.hi <= archived);
+    IF EXISTS (SELECT 1 FROM retention_bounds('processed') b
+               WHERE b.hi <= edge AND b.hi <= archived)
+       OR EXISTS (SELECT 1 FROM retention_bounds('outbox') b
+                  WHERE b.hi <= edge AND (kept_from IS NULL OR kept_from >= b.hi)
+                    AND NOT EXISTS (SELECT 1 FROM outbox_pending q
+                                    WHERE q.created_at >= b.lo AND q.created_at < b.hi)) THEN
+        -- both tables at once, in one wait (the caller's lock_timeout)
+        LOCK TABLE processed, outbox IN ACCESS EXCLUSIVE MODE;
+    END IF;
     FOR r IN SELECT b.part, b.lo, b.hi FROM retention_bounds('processed') b
              WHERE b.hi <= edge ORDER BY b.hi LOOP
         part := r.part; lo := r.lo; hi := r.hi;
-        IF p_archive_first AND r.hi > archived THEN
+        IF r.hi > archived THEN
             action := 'kept: not archived yet (retention.archive_first: run ledgerctl archive)';
         ELSE
             EXECUTE format('DROP TABLE %I', r.part);
@@ -48,7 +64,6 @@ BEGIN
         END IF;
         RETURN NEXT;
     END LOOP;
-    SELECT min(b.lo) INTO kept_from FROM retention_bounds('processed') b;
     FOR r IN SELECT b.part, b.lo, b.hi FROM retention_bounds('outbox') b
              WHERE b.hi <= edge ORDER BY b.hi LOOP
         part := r.part; lo := r.lo; hi := r.hi;

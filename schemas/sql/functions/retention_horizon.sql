@@ -5,6 +5,9 @@
 -- is in the books only (docs/ledger.md#retention). verify checks the
 -- bookkeeping only from here on.
 CREATE OR REPLACE FUNCTION retention_horizon() RETURNS timestamptz
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce(min(b.lo), 'infinity') FROM retention_bounds('processed') b
+LANGUAGE sql STABLE
+SET datestyle = 'ISO, YMD'
+SET timezone = 'UTC'
+AS $$
+    SELECT coalesce(min(b.lo), '-infinity') FROM retention_bounds('processed') b
 $$;

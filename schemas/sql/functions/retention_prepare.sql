@@ -15,7 +15,10 @@
 -- partition holds fails.
 CREATE OR REPLACE FUNCTION retention_prepare(p_partition_s integer, p_ahead_s integer)
 RETURNS integer
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET datestyle = 'ISO, YMD'
+SET timezone = 'UTC'
+AS $$
 DECLARE
     lo timestamptz;
     hi timestamptz;
@@ -30,6 +33,10 @@ BEGIN
     SELECT max(b.hi) INTO lo FROM retention_bounds('processed') b;
     IF lo IS NULL THEN
         lo := now();
+    END IF;
+    IF lo <= now() + make_interval(secs => p_ahead_s) THEN
+        -- both tables at once, in one wait (the caller's lock_timeout)
+        LOCK TABLE processed, outbox IN ACCESS EXCLUSIVE MODE;
     END IF;
     WHILE lo <= now() + make_interval(secs => p_ahead_s) LOOP
         hi := to_timestamp((floor(extract(epoch FROM greatest(lo, now())) / p_partition_s) + 1)

@@ -35,6 +35,8 @@ CREATE TABLE retention_archives (
     archived_at     timestamptz NOT NULL DEFAULT now()
 );
 
+LOCK TABLE processed, outbox IN ACCESS EXCLUSIVE MODE;
+
 CREATE TABLE payment_failures (
     payment_id text PRIMARY KEY,
     reason     text NOT NULL,               -- payment.failed's reason
@@ -43,8 +45,6 @@ CREATE TABLE payment_failures (
 INSERT INTO payment_failures (payment_id, reason, failed_at)
 SELECT payment_id, outcome, created_at FROM processed
 WHERE stage = 'payment' AND outcome NOT IN ('completed', 'pending');
-
-LOCK TABLE processed, outbox IN ACCESS EXCLUSIVE MODE;
 
 ALTER TABLE processed RENAME TO processed_legacy;
 -- its primary key is replaced by the partitioned table's (built on attach)
