@@ -222,9 +222,12 @@ static int archive_write(ctl_t *c, const char *before_arg, const char *dir, bool
         return ctl_fail("check the parent directory's permissions", "cannot create %s: %s", tmp,
                         strerror(errno));
     if (db_exec(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") != LL_OK ||
-        db_exec(db, "SET LOCAL TIME ZONE 'UTC'") != LL_OK)
+        db_exec(db, "SET LOCAL TIME ZONE 'UTC'") != LL_OK) {
+        db_try(db, "ROLLBACK");
+        remove_partial(tmp);
         return ctl_fail("check the database's health and run the archive again",
                         "cannot open a snapshot: %s", db_errstr(db));
+    }
     json_t *files = json_array();
     for (size_t i = 0; i < NSPECS; i++) {
         if (specs[i].books && !books)

@@ -8,9 +8,10 @@
 -- can drop a time's processed rows and its events together. Named
 -- <table>_p<lower bound, UTC, YYYYMMDD_HHMMSS>.
 --
--- Every worker runs it at start and at each retention tick (the ones that
--- find another one at it wait for it: advisory lock class 4, key 0, the
--- retention job's); `ledgerctl migrate` runs it after the migrations.
+-- Every worker runs it at start and at each retention tick, after taking
+-- the retention job's advisory lock (class 4, key 0) with pg_try: a worker
+-- that finds another one at it skips; `ledgerctl migrate` runs it after
+-- the migrations and waits for that lock (taken here).
 -- A partition is created before it is needed: an insert at a time that no
 -- partition holds fails.
 CREATE OR REPLACE FUNCTION retention_prepare(p_partition_s integer, p_ahead_s integer)
