@@ -35,12 +35,13 @@ LL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # the RabbitMQ management API and of those endpoints; prometheus brings
 # promtool and the server the test stack scrapes the workers with; openssl
 # makes keys in the README's signing example; python3-yaml reads compose.yaml
-# in tests/lint/lint_compose.sh; zlib compresses `ledgerctl archive`'s files.
+# in tests/lint/lint_compose.sh; zlib compresses `ledgerctl archive`'s files;
+# postgresql-15-pgtap (pgTAP) runs the SQL-level suites of tests/sql/
 LL_DEPS=(build-essential cmake pkg-config git librabbitmq-dev libhiredis-dev
   libpq-dev libyaml-dev libjansson-dev libssl-dev check libsubunit-dev zlib1g-dev
   rabbitmq-server redis-server postgresql docker-compose clang-format bc
   iproute2 procps jq shellcheck libmicrohttpd-dev libcurl4-openssl-dev prometheus
-  openssl python3-yaml clang libclang-rt-14-dev valgrind)
+  openssl python3-yaml clang libclang-rt-14-dev valgrind postgresql-15-pgtap)
 
 ll_info() {
   printf 'ledgerline: %s\n' "$*" >&2
