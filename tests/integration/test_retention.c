@@ -8,7 +8,8 @@
  * its event exactly, with Redis down too; an outbox partition holding an
  * event the broker has not confirmed is kept until the sweep sent it; a
  * kill -9 in the job's transaction drops nothing; `ledgerctl verify`
- * holds after every expiry.
+ * holds after every expiry. The SQL functions themselves, at their
+ * boundaries, are tests/sql/processed_expired.sql and retention_expire.sql.
  *
  * Time is played, not waited for: the test ledger is given daily
  * partitions for the past two weeks (its empty legacy partition dropped),
@@ -395,108 +396,6 @@ START_TEST(an_unsent_event_keeps_its_partition_and_a_killed_expiry_drops_nothing
 }
 END_TEST
 
-/* ---- the books, at the horizon, in any session ----------------------------------- */
-
-/* processed_expired at the SQL level, for each kind of books row: a key
- * whose books row is older than the horizon plus an hour and that has no
- * processed row is expired; one an hour and more past it, one that still
- * has its processed row, or one not in the books is not. The partition
- * bounds read the same in a session with another DateStyle and TimeZone
- * (IST is a zone abbreviation of two zones). A payment refused before is
- * refused again from the books, by both paths of payment_apply_batch. */
-START_TEST(the_books_answer_each_stage_at_the_horizon_in_any_session)
-{
-    char *h = llw_text(db, "SELECT retention_horizon()::text");
-    char sql[4096];
-    snprintf(sql, sizeof sql,
-             "INSERT INTO risk_decisions (payment_id, payer, payee, amount, currency, decision, "
-             "score, rules, ruleset_version, decided_at) VALUES "
-             "('x-r1', 'a', 'b', 1, 'EUR', 'approved', 0, '{}', '1', '%1$s'::timestamptz + "
-             "interval '30 minutes'), "
-             "('x-r2', 'a', 'b', 1, 'EUR', 'approved', 0, '{}', '1', '%1$s'::timestamptz + "
-             "interval '61 minutes'), "
-             "('x-r3', 'a', 'b', 1, 'EUR', 'declined', 0, '{}', '1', '%1$s'::timestamptz + "
-             "interval '30 minutes');"
-             "INSERT INTO processed (stage, payment_id, payload_hash, payload, outcome, "
-             "created_at) VALUES ('risk', 'x-r3', 'h', '{}', 'declined', '%1$s'::timestamptz + "
-             "interval '30 minutes');"
-             "INSERT INTO refunds (refund_id, payment_id, amount, outcome, created_at) VALUES "
-             "('x-f1', 'x-r1', 1, 'payment_not_completed', '%1$s'::timestamptz + interval "
-             "'30 minutes');"
-             "INSERT INTO deposits (deposit_id, account, amount, currency, rail, rail_reference, "
-             "outcome, created_at) VALUES ('x-d1', 'a', 1, 'EUR', 'sepa', 'r', "
-             "'unknown_account', '%1$s'::timestamptz + interval '30 minutes');"
-             "INSERT INTO withdrawals (withdrawal_id, account, amount, currency, rail, outcome, "
-             "created_at) VALUES ('x-w1', 'a', 1, 'EUR', 'sepa', 'risk_declined', "
-             "'%1$s'::timestamptz + interval '30 minutes')",
-             h);
-    llt_exec(db, sql);
-    static const struct {
-        const char *stage, *keys, *want;
-    } cases[] = {
-        {"risk", "x-r1,x-r2,x-r3,x-none", "x-r1"},
-        {"refund", "x-f1,x-r1", "x-f1"},
-        {"funds", "deposit:x-d1,withdrawal:x-d1,withdrawal:x-w1,return:x-w1,deposit:x-w1",
-         "deposit:x-d1,withdrawal:x-w1"},
-        {"payment", "x-r1", ""},
-        {"settlement", "x-r1", ""},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char *got = llw_text(db,
-                             "SELECT coalesce(string_agg(k, ',' ORDER BY k), '') FROM "
-                             "processed_expired('%s', string_to_array('%s', ',')) k",
-                             cases[i].stage, cases[i].keys);
-        ck_assert_msg(got && strcmp(got, cases[i].want) == 0, "%s %s: expired %s, want %s",
-                      cases[i].stage, cases[i].keys, got ? got : "(null)", cases[i].want);
-        free(got);
-    }
-
-    /* another session's DateStyle and TimeZone read the same bounds */
-    char *iso = llw_text(db, "SELECT string_agg(extract(epoch FROM hi)::text, ',' ORDER BY hi) "
-                             "FROM retention_bounds('processed')");
-    llt_exec(db, "SET datestyle = 'SQL, DMY'; SET timezone = 'Asia/Kolkata'");
-    char *other = llw_text(db, "SELECT string_agg(extract(epoch FROM hi)::text, ',' ORDER BY "
-                               "hi) FROM retention_bounds('processed')");
-    ck_assert_str_eq(other, iso);
-    char *again = llw_text(db, "SELECT retention_horizon() = '%s'::timestamptz", h);
-    ck_assert_str_eq(again, "t");
-    /* creating more ahead from there overlaps nothing */
-    ck_assert_int_ge(llw_count(db, "SELECT retention_prepare(86400, 864000)"), 1);
-    llt_exec(db, "RESET datestyle; RESET timezone");
-    free(iso);
-    free(other);
-    free(again);
-
-    /* refused before: refused again, by the set-based and the one-at-a-time path */
-    llt_exec(db, "INSERT INTO payment_failures (payment_id, reason) VALUES ('x-pf', "
-                 "'insufficient_funds')");
-    char el[512];
-    snprintf(el, sizeof el,
-             "{\"key\": \"x-pf\", \"hash\": \"h\", \"payload\": \"{}\", \"payment_id\": "
-             "\"x-pf\", \"payer\": \"%s\", \"payee\": \"%s\", \"amount\": 1, \"currency\": "
-             "\"EUR\"}",
-             payer, payee);
-    char *once = llw_text(db,
-                          "SELECT string_agg(verdict || ':' || outcome, ',' ORDER BY ord) "
-                          "FROM payment_apply_batch('[%s]'::jsonb)",
-                          el);
-    ck_assert_str_eq(once, "new:insufficient_funds");
-    free(once);
-    llt_exec(db, "DELETE FROM processed WHERE payment_id = 'x-pf'");
-    char *twice = llw_text(db,
-                           "SELECT string_agg(verdict || ':' || outcome, ',' ORDER BY ord) "
-                           "FROM payment_apply_batch('[%s, %s]'::jsonb)",
-                           el, el);
-    ck_assert_str_eq(twice, "new:insufficient_funds,duplicate:insufficient_funds");
-    free(twice);
-    ck_assert_int_eq(llw_count(db, "SELECT count(*) FROM transfers WHERE ref = 'x-pf'"), 0);
-    ck_assert_int_eq(llw_count(db, "SELECT count(*) FROM payment_failures WHERE payment_id = "
-                                   "'x-pf'"),
-                     1);
-    free(h);
-}
-END_TEST
-
 int main(void)
 {
     Suite *s = suite_create("retention");
@@ -506,7 +405,6 @@ int main(void)
     tcase_add_test(tc, a_late_duplicate_is_rejected_from_the_books_never_posted_again);
     tcase_add_test(tc, a_duplicate_inside_the_window_replays_its_event_with_redis_up_or_down);
     tcase_add_test(tc, an_unsent_event_keeps_its_partition_and_a_killed_expiry_drops_nothing);
-    tcase_add_test(tc, the_books_answer_each_stage_at_the_horizon_in_any_session);
     suite_add_tcase(s, tc);
     return llt_run_suite(s);
 }
