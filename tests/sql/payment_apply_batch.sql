@@ -4,7 +4,7 @@
 -- before it left, a key twice is new then duplicate, another payload under
 -- a decided key is a conflict, a refusal is recorded in the books.
 BEGIN;
-SELECT plan(14);
+SELECT plan(16);
 
 INSERT INTO accounts (id, currency, kind) VALUES
     ('payer', 'EUR', 'customer'), ('shop', 'EUR', 'merchant'), ('usd', 'USD', 'merchant'),
@@ -61,6 +61,21 @@ SELECT is((SELECT r.verdict || ':' || r.outcome FROM payment_apply_batch(pg_temp
           'payment_apply_batch: a payment refused before is refused again, even with funds now');
 SELECT is((SELECT count(*) FROM transfers WHERE ref = 'b'), 0::bigint,
           'payment_apply_batch: ... and never posted');
+-- the set-based path (everyone has the funds): running balances in queue order
+INSERT INTO accounts (id, currency) VALUES ('rich', 'EUR');
+SELECT status FROM ledger_post('f2', 'funding', 'sys:funding:EUR', 'rich', 1000, 'EUR');
+INSERT INTO el VALUES ('x', 10, 'hx', 'shop'), ('y', 20, 'hy', 'shop'), ('z', 30, 'hz', 'shop');
+SELECT is(array_agg(r.verdict || ':' || r.outcome ORDER BY r.ord),
+          ARRAY['new:completed', 'new:completed', 'new:completed'],
+          'payment_apply_batch: a batch everyone can pay is posted (set-based path)')
+FROM payment_apply_batch((SELECT jsonb_agg(jsonb_set(x, '{payer}', '"rich"') ORDER BY n)
+                          FROM jsonb_array_elements(pg_temp.batch('x', 'y', 'z'))
+                               WITH ORDINALITY j(x, n))) r;
+SELECT is((SELECT array_agg(e.balance_after ORDER BY t.id) FROM entries e
+           JOIN transfers t ON t.id = e.transfer_id
+           WHERE e.account_id = 'rich' AND t.kind = 'payment'),
+          ARRAY[990, 970, 940]::bigint[],
+          'payment_apply_batch: set-based, each entry carries the balance after it, in queue order');
 -- the entries' running balances follow the queue order
 SELECT is((SELECT array_agg(e.balance_after ORDER BY e.id) FROM entries e
            WHERE e.account_id = 'payer'),
