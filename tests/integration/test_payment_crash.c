@@ -12,7 +12,9 @@
  * with SIGTERM (exit 0), then checks: one processed row and one transfer
  * per payment, balances equal to one-at-a-time processing, every
  * payment.completed published (same bytes each time), verify green, the
- * queue empty (nothing left unacked), no unsent outbox row.
+ * queue empty (nothing left unacked), no unsent outbox row. Payments lost
+ * (fewer decided, nothing left to deliver them) fail at once, naming the
+ * rule, not at the timeout.
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -24,6 +26,7 @@
 #include "ll_ledger.h"
 #include "ll_proc.h"
 #include "ll_test.h"
+#include "ll_wait.h"
 
 #define WORKER  LL_BIN_DIR "/payment-worker"
 #define NPAY    200
@@ -41,6 +44,33 @@ static const struct {
     {"mid_batch", 3},    {"after_decode", 3},  {"before_commit", 3},
     {"after_commit", 3}, {"after_publish", 3}, {"after_ack", 3},
 };
+
+/* Fails at once, instead of at the timeout, when payments are lost: fewer
+ * than NPAY decided, the count still for LOST_QUIET_MS, and nothing left
+ * in the queue or its retry tier to deliver them (a message acked before
+ * its outcome was committed dies with the crash). Returns when all are
+ * decided. */
+#define LOST_QUIET_MS 5000
+static void fail_fast_if_lost(const char *point, int64_t at_crash)
+{
+    int64_t last = -1, since = llw_now_ms(), t0 = llw_now_ms();
+    while (llw_now_ms() - t0 < WAIT_MS) {
+        int64_t n = llw_count(db, "SELECT count(*) FROM processed WHERE stage = 'payment'");
+        if (n >= NPAY)
+            return;
+        if (n != last) {
+            last = n;
+            since = llw_now_ms();
+        } else if (llw_now_ms() - since >= LOST_QUIET_MS && llw_queue_depth(m, "payments") == 0 &&
+                   llw_queue_depth(m, "payments.retry.1s") == 0) {
+            ck_abort_msg("a message is acked only after its outcome is committed: after a crash at "
+                         "%s (%" PRId64 " processed then), %" PRId64 " of %d payments are decided "
+                         "and nothing is left to deliver the other %" PRId64 ": they were lost",
+                         point, at_crash, n, NPAY, NPAY - n);
+        }
+        llw_sleep_ms(200);
+    }
+}
 
 START_TEST(a_kill_at_each_crash_point_loses_and_doubles_nothing)
 {
@@ -94,6 +124,7 @@ START_TEST(a_kill_at_each_crash_point_loses_and_doubles_nothing)
     char what[128];
     snprintf(what, sizeof what, "recovery after a crash at %s (%" PRId64 " processed then)", point,
              at_crash);
+    fail_fast_if_lost(point, at_crash);
     llw_wait_done(&fx, &want, WAIT_MS, what);
     llw_stop_ok(w, 20000, point);
     llw_events_collect(ev);
