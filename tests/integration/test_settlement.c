@@ -204,14 +204,25 @@ static size_t closed_events(void)
 }
 
 /* Until exactly `n` batches are closed, each one's event published and no
- * outbox row is left unsent. */
+ * outbox row is left unsent; fails at once when an item joins a batch
+ * after it closed, or a closed batch's totals stop matching its items. */
 static void wait_closed(int64_t n, const char *what)
 {
-    llw_done_t w = {.counts = {"SELECT count(*) FROM settlement_batches WHERE status = 'closed'"},
-                    .rows = n,
-                    .events = {MSG_TYPE_BATCH_CLOSED},
-                    .distinct = n,
-                    .rejected = LLW_ANY};
+    llw_done_t w = {
+        .counts = {"SELECT count(*) FROM settlement_batches WHERE status = 'closed'"},
+        .rows = n,
+        .events = {MSG_TYPE_BATCH_CLOSED},
+        .distinct = n,
+        .rejected = LLW_ANY,
+        .never = {{"a payment whose window's batch is closed joins the next window, never a "
+                   "closed batch",
+                   "SELECT count(*) FROM settlement_items i JOIN settlement_batches b ON b.id = "
+                   "i.batch_id WHERE b.status = 'closed' AND i.added_at > b.closed_at"},
+                  {"a closed batch's count and gross are those of its items",
+                   "SELECT count(*) FROM settlement_batches b WHERE b.status = 'closed' AND "
+                   "(b.count, b.gross) IS DISTINCT FROM (SELECT count(*)::int, "
+                   "coalesce(sum(i.amount), 0)::bigint FROM settlement_items i WHERE i.batch_id "
+                   "= b.id)"}}};
     llw_wait_done(&fx, &w, WAIT_MS, what);
 }
 

@@ -8,7 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <check.h>
+#include <jansson.h>
+
 #include "ll_amqp.h"
+#include "ll_check.h"
 #include "ll_fixture.h"
 #include "ll_ledger.h"
 #include "ll_proc.h"
@@ -44,6 +48,7 @@ void llw_fixture_down(llw_fixture_t *f)
 typedef struct {
     const llw_fixture_t *f;
     const llw_done_t *want;
+    const char *what;
 } done_wait_t;
 
 /* Appends to status (n bytes) at *len, never past its end. */
@@ -60,6 +65,60 @@ static void put(char *status, size_t n, size_t *len, const char *fmt, ...)
     *len = k < 0 ? n : *len + (size_t)k;
 }
 
+/* The newest event collected on ev with one of the routing keys rks (up to
+ * 3, NULL-terminated), as its body, or "-". */
+static const char *newest_body(llw_events_t *ev, const char *const *rks)
+{
+    json_t *all = llw_events_all(ev);
+    for (size_t i = json_array_size(all); i-- > 0;) {
+        json_t *o = json_array_get(all, i);
+        const char *rk = json_string_value(json_object_get(o, "routing_key"));
+        for (size_t k = 0; k < 3 && rks[k]; k++)
+            if (rk && strcmp(rk, rks[k]) == 0)
+                return llc_jstr(o, "body");
+    }
+    return "-";
+}
+
+/* Fails the test at once when the wait can no longer end well: more
+ * distinct events or rejections than wanted (never taken back), or a rule
+ * of want->never broken. */
+static void fail_fast(const done_wait_t *w, const char *what)
+{
+    const llw_done_t *want = w->want;
+    llw_events_t *ev = w->f->ev;
+    if (want->events[0]) {
+        int64_t have = 0;
+        for (size_t i = 0; i < 3 && want->events[i]; i++)
+            have += (int64_t)llw_events_distinct(ev, want->events[i]);
+        if (have > want->distinct) {
+            llw_dump_logs();
+            ck_abort_msg("while waiting for %s: %" PRId64 " distinct %s event(s), want %" PRId64
+                         ": an outcome the test does not expect (the newest: %s)",
+                         what, have, want->events[0], want->distinct,
+                         newest_body(ev, want->events));
+        }
+    }
+    if (want->rejected != LLW_ANY) {
+        int64_t have = (int64_t)llw_events_distinct(ev, MSG_TYPE_REJECTED);
+        if (have > want->rejected) {
+            static const char *const rej[] = {MSG_TYPE_REJECTED, NULL, NULL};
+            llw_dump_logs();
+            ck_abort_msg("while waiting for %s: %" PRId64 " message.rejected, want %" PRId64
+                         ": a message the test expects to be used was rejected (the newest: %s)",
+                         what, have, want->rejected, newest_body(ev, rej));
+        }
+    }
+    for (size_t i = 0; i < 3 && want->never[i].sql; i++) {
+        int64_t broken = 0;
+        if (llw_try_scalar(w->f->db, want->never[i].sql, &broken) && broken != 0) {
+            llw_dump_logs();
+            ck_abort_msg("while waiting for %s: broken rule: %s (%" PRId64 " row(s) of: %s)", what,
+                         want->never[i].rule, broken, want->never[i].sql);
+        }
+    }
+}
+
 static bool done_cond(void *arg, char *status, size_t n)
 {
     const done_wait_t *w = arg;
@@ -67,6 +126,7 @@ static bool done_cond(void *arg, char *status, size_t n)
     db_t *db = w->f->db;
     llw_events_t *ev = w->f->ev;
     llw_events_collect(ev);
+    fail_fast(w, w->what);
     bool done = true;
     size_t len = 0;
     for (size_t i = 0; i < 3 && want->counts[i]; i++) {
@@ -104,6 +164,6 @@ static bool done_cond(void *arg, char *status, size_t n)
 
 void llw_wait_done(const llw_fixture_t *f, const llw_done_t *want, int timeout_ms, const char *what)
 {
-    done_wait_t w = {f, want};
+    done_wait_t w = {f, want, what};
     llw_wait_until(done_cond, &w, timeout_ms, what);
 }

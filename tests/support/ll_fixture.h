@@ -7,7 +7,7 @@
  * empty).
  *
  * Public API: llw_fixture_t, llw_fixture_up, llw_fixture_down,
- * llw_payment_queues, LLW_FIXTURE, LLW_ANY, llw_done_t, llw_wait_done.
+ * llw_payment_queues, LLW_FIXTURE, LLW_ANY, llw_never_t, llw_done_t, llw_wait_done.
  */
 #ifndef LL_FIXTURE_H
 #define LL_FIXTURE_H
@@ -60,6 +60,13 @@ extern const char *const llw_payment_queues[];
 /* A count of llw_done_t that is not checked. */
 #define LLW_ANY (-1)
 
+/* A rule a wait watches while it waits: `sql` counts what breaks it and
+ * must stay 0 (see llw_done_t.never). */
+typedef struct llw_never {
+    const char *rule;
+    const char *sql;
+} llw_never_t;
+
 /*
  * What "the stage has done its work" means to a test; all of it at once:
  *   - each query of `counts` (up to 3; a NULL ends them) returns `rows`;
@@ -77,10 +84,18 @@ typedef struct llw_done {
     int64_t distinct;
     int64_t rejected;
     const char *drained;
+    llw_never_t never[3]; /* watched, not waited for: a NULL sql ends them */
 } llw_done_t;
 
-/* Collects f's tap and polls f's ledger and broker until `want` holds
- * (fails the test, naming `what` and what it saw, after timeout_ms). */
+/*
+ * Collects f's tap and polls f's ledger and broker until `want` holds
+ * (fails the test, naming `what` and what it saw, after timeout_ms). Fails
+ * at once, without waiting out the deadline, when the outcome can no
+ * longer come: a worker exited (llw_check_alive()), more distinct events
+ * or message.rejected than wanted were published (they are never taken
+ * back; the message shows the newest), or a query of `never` counted a
+ * row (the message names its rule).
+ */
 void llw_wait_done(const llw_fixture_t *f, const llw_done_t *want, int timeout_ms,
                    const char *what);
 
