@@ -45,7 +45,7 @@ DECLARE
     v_amount bigint;
     v_limit bigint;
     n_count bigint;
-    n_sum bigint;
+    n_sum numeric; -- a window's approved sum may pass the bigint range: compared exactly
     v_median numeric;
     ph jsonb;
     hist jsonb;    -- payer -> {n, s: velocity count and sum; h: last 20 approved
@@ -135,7 +135,7 @@ BEGIN
         decision := 'approved';
 
         v_limit := (p_cfg -> 'max_amount' ->> (e.v ->> 'currency'))::bigint;
-        IF v_limit IS NOT NULL AND v_amount > v_limit THEN
+        IF coalesce(v_limit, 0) > 0 AND v_amount > v_limit THEN
             rules := array_append(rules, 'max_amount');
         END IF;
         IF cardinality(rules) = 0 AND p_cfg -> 'blocklist' ?| ARRAY[v_payer, v_payee] THEN
@@ -143,7 +143,7 @@ BEGIN
         END IF;
         IF cardinality(rules) = 0 AND (c_count > 0 OR c_sum > 0) THEN
             n_count := (ph ->> 'n')::bigint;
-            n_sum := (ph ->> 's')::bigint;
+            n_sum := (ph ->> 's')::numeric;
             IF c_count > 0 AND n_count >= c_count THEN
                 rules := array_append(rules, 'velocity_count');
             ELSIF c_sum > 0 AND n_sum + v_amount > c_sum THEN
@@ -178,7 +178,7 @@ BEGIN
         IF decision = 'approved' AND again ? v_payer THEN
             -- what the payer's next payments in this batch must see
             hist := jsonb_set(hist, ARRAY[v_payer], jsonb_build_object(
-                        'n', (ph ->> 'n')::bigint + 1, 's', (ph ->> 's')::bigint + v_amount,
+                        'n', (ph ->> 'n')::bigint + 1, 's', (ph ->> 's')::numeric + v_amount,
                         'h', (jsonb_build_array(v_amount) || (ph -> 'h')) - 20, 'm', NULL));
             pairs := pairs || jsonb_build_object(v_payer || '/' || v_payee, true);
         END IF;
