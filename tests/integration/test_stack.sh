@@ -26,10 +26,15 @@ not_ok() {
   printf 'not ok - %s\n' "$1"
   FAILS=$((FAILS + 1))
 }
-check() { # LABEL CMD...
+check() { # LABEL CMD... (returns CMD's success, for a diagnosis after it)
   local label="$1"
   shift
-  if "$@"; then ok "$label"; else not_ok "$label"; fi
+  if "$@"; then
+    ok "$label"
+  else
+    not_ok "$label"
+    return 1
+  fi
 }
 # shellcheck disable=SC2317 # reachable: check runs it ("check LABEL quiet CMD...")
 quiet() { "$@" >/dev/null 2>&1; }
@@ -277,8 +282,13 @@ check "status says prometheus is down" grep -Eq '^prometheus +down ' <<<"$out"
 out="$(timeout "$TIMEOUT" "${STACK[@]}" up 2>&1)"
 check "up brings prometheus back (exit 0)" test $? -eq 0
 check "status exits 0 again" quiet timeout "$TIMEOUT" "${STACK[@]}" status
-check "prometheus kept the samples of before the restart ($n_before)" \
-  prom_until 30 "(.data.result[0].value[1] // \"0\" | tonumber) >= $n_before and $n_before > 0" "$q"
+# (60 s: under a loaded CI the replayed head can answer late; a failure
+# shows what it answered and how its shutdown and replay went)
+if ! check "prometheus kept the samples of before the restart ($n_before)" \
+  prom_until 60 "(.data.result[0].value[1] // \"0\" | tonumber) >= $n_before and $n_before > 0" "$q"; then
+  echo "  it answers: $(prom_get "$q" 2>&1 | head -c 400)"
+  grep -Ei 'shut|WAL|replay|head|TSDB|err' "$PROM_DIR/prometheus.log" 2>/dev/null | tail -15 | sed 's/^/  log: /'
+fi
 check "rabbitmq and postgres were not restarted" \
   test "$(pid_of rabbitmq)/$(pid_of postgres)" = "$rmq_pid/$pg_pid"
 
