@@ -1320,26 +1320,38 @@ START_TEST(a_kill_inside_the_close_closes_once)
 }
 END_TEST
 
+/* A test case of the suite: per-test fixture, the suite's timeout. */
+static TCase *tcase(Suite *s, const char *name)
+{
+    TCase *tc = tcase_create(name);
+    tcase_set_timeout(tc, 120);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
+/* Test cases by subject, so that one can run alone (CK_RUN_CASE=late, as
+ * ops/mutate does for a mutant that names its `case`). */
 int main(void)
 {
     Suite *s = suite_create("settlement");
-    TCase *tc = tcase_create("settlement");
-    tcase_set_timeout(tc, 120);
-    tcase_add_checked_fixture(tc, setup, teardown);
+    TCase *tc = tcase(s, "windows");
     tcase_add_loop_test(tc, a_window_boundary_splits_batches, 0,
                         (int)(sizeof windows / sizeof windows[0]));
     tcase_add_test(tc, a_fee_rounds_half_up_per_payment);
     tcase_add_test(tc, a_batch_fee_is_capped_at_its_gross);
+    tc = tcase(s, "late");
     tcase_add_test(tc, a_late_payment_joins_the_next_open_window);
     tcase_add_test(tc, a_duplicate_payment_completed_adds_no_item);
     tcase_add_test(tc, a_completed_event_that_contradicts_the_ledger_is_refused);
+    tc = tcase(s, "closers");
     tcase_add_loop_test(tc, racing_workers_close_each_batch_once, 0,
                         (int)(sizeof racers / sizeof racers[0]));
     tcase_add_test(tc, a_paused_closer_is_refused_by_the_fencing_token);
     tcase_add_test(tc, a_closer_whose_lease_ran_out_rolls_back_and_retries);
     tcase_add_test(tc, a_refused_close_holds_the_batch_and_the_others_close);
+    tc = tcase(s, "crash");
     tcase_add_loop_test(tc, a_kill_inside_the_close_closes_once, 0,
                         (int)(sizeof close_points / sizeof close_points[0]));
-    suite_add_tcase(s, tc);
     return llt_run_suite(s);
 }

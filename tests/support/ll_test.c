@@ -244,6 +244,16 @@ int llt_run_suite(Suite *s)
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
+    int ran = srunner_ntests_run(sr);
     srunner_free(sr);
+    if (ran == 0) {
+        /* a suite that ran nothing proves nothing: a CK_RUN_CASE or
+         * CK_RUN_SUITE naming no test case of it, most likely */
+        fprintf(stderr, "no test ran (CK_RUN_SUITE='%s', CK_RUN_CASE='%s'): name a test case of "
+                        "this suite, or unset them\n",
+                getenv("CK_RUN_SUITE") ? getenv("CK_RUN_SUITE") : "",
+                getenv("CK_RUN_CASE") ? getenv("CK_RUN_CASE") : "");
+        return 1;
+    }
     return failed == 0 ? 0 : 1;
 }

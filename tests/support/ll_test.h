@@ -63,8 +63,9 @@ void llt_exec(db_t *db, const char *sql);
 /* Parses `text` as JSON, failing the test if it is not. Caller decrefs. */
 json_t *llt_json(const char *text);
 
-/* Runs suite `s` (no fork when CK_FORK=no), prints the summary, returns
- * the process exit status. */
+/* Runs suite `s` (no fork when CK_FORK=no; CK_RUN_CASE picks one test
+ * case), prints the summary, returns the process exit status: 1 when a
+ * test failed or none ran. */
 int llt_run_suite(Suite *s);
 
 #endif
