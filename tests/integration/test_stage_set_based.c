@@ -390,19 +390,13 @@ START_TEST(settlement_set_based_path_equals_one_at_a_time)
         llt_exec(db, "ROLLBACK");
 
         llt_exec(db, "BEGIN");
-        /* the same preparation as settlement_apply_batch, then the loop */
+        /* the claim, then the loop alone: it creates the batches it fills
+         * (settlement_apply_batch creates those of the events processed now
+         * that the ledger matches, to lock them in id order first) */
         char *rows_b = rows_text(
-            "WITH f AS MATERIALIZED (SELECT processed_claim('settlement', $1::jsonb) AS fresh), "
-            "c AS (INSERT INTO settlement_batches (id, payee, currency, window_start, "
-            "window_end) SELECT settlement_batch_id(k.payee, k.currency, k.w), k.payee, "
-            "k.currency, k.w, k.w + make_interval(secs => $2::bigint) FROM (SELECT DISTINCT "
-            "x.value ->> 'payee' AS payee, x.value ->> 'currency' AS currency, "
-            "to_timestamp(floor((x.value ->> 'posted_ms')::numeric / 1000 / $2::bigint) * "
-            "$2::bigint) AS w FROM jsonb_array_elements($1::jsonb) x) k ORDER BY 1 "
-            "ON CONFLICT DO NOTHING RETURNING 1) "
+            "WITH f AS MATERIALIZED (SELECT processed_claim('settlement', $1::jsonb) AS fresh) "
             "SELECT r.ord, r.verdict, r.batch_id, r.late, r.prior_payload "
-            "FROM f, (SELECT count(*) FROM c) n, settlement_apply_seq($1::jsonb, $2::bigint, "
-            "f.fresh) r ORDER BY r.ord",
+            "FROM f, settlement_apply_seq($1::jsonb, $2::bigint, f.fresh) r ORDER BY r.ord",
             2, param);
         char *state_b = settlement_state();
         llt_exec(db, "COMMIT");

@@ -11,7 +11,7 @@
 -- ledger's payment transfer does not match is 'unposted' and leaves no
 -- trace, so the genuine event can still come.
 BEGIN;
-SELECT plan(31);
+SELECT plan(32);
 
 -- windows of an hour from 2026-01-01 00:00 UTC (epoch 1767225600)
 --   sb-shop-EUR-1767225600  [00:00, 01:00)   sb-shop-EUR-1767229200  [01:00, 02:00)
@@ -141,6 +141,13 @@ SELECT is(pg_temp.totals('sb-shop-EUR-1767225600') || ', items of w0: '
           || (SELECT count(*) FROM settlement_items WHERE payment_id = 'w0'),
           'count 3 gross 10299 fees_raw 262 late 0 open, items of w0: 1',
           'settlement_apply_batch: a duplicate or a conflict adds nothing to any batch');
+-- the same payment again, claiming another window (12:00): no batch for it
+INSERT INTO ev VALUES ('w0-moved', 'w0', 'shop', 10000, 'EUR', 1767268800000, 'hw0-moved');
+SELECT pg_temp.apply('conflict-moved', 3600, 'w0-moved');
+SELECT is((SELECT verdict FROM res WHERE call = 'conflict-moved') || ', batches of 12:00: '
+          || (SELECT count(*) FROM settlement_batches WHERE window_start = to_timestamp(1767268800)),
+          'conflict, batches of 12:00: 0',
+          'settlement_apply_batch: a conflict claiming another window creates no batch for it');
 SELECT pg_temp.pay('w4', 'shop', 50);
 INSERT INTO ev VALUES ('w4', 'w4', 'shop', 50, 'EUR', 1767225602000, 'hw4');
 SELECT pg_temp.apply('twice', 3600, 'w4', 'w4');

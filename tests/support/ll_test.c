@@ -249,8 +249,9 @@ int llt_run_suite(Suite *s)
     if (ran == 0) {
         /* a suite that ran nothing proves nothing: a CK_RUN_CASE or
          * CK_RUN_SUITE naming no test case of it, most likely */
-        fprintf(stderr, "no test ran (CK_RUN_SUITE='%s', CK_RUN_CASE='%s'): name a test case of "
-                        "this suite, or unset them\n",
+        fprintf(stderr,
+                "no test ran (CK_RUN_SUITE='%s', CK_RUN_CASE='%s'): name a test case of "
+                "this suite, or unset them\n",
                 getenv("CK_RUN_SUITE") ? getenv("CK_RUN_SUITE") : "",
                 getenv("CK_RUN_CASE") ? getenv("CK_RUN_CASE") : "");
         return 1;

@@ -42,16 +42,18 @@ BEGIN
     ORDER BY s.k;
     fresh := processed_claim('settlement', p_batch);
     -- the batches of the events' windows, created and locked in id order;
-    -- created only for an event its payment transfer matches: a forged one
-    -- (an unknown payee, another currency) makes no batch and no error
+    -- created only for an event processed now that its payment transfer
+    -- matches: a forged one (an unknown payee, another currency) makes no
+    -- batch and no error, a duplicate or conflict none either
     INSERT INTO settlement_batches (id, payee, currency, window_start, window_end)
     SELECT settlement_batch_id(k.payee, k.currency, k.w), k.payee, k.currency, k.w,
            k.w + make_interval(secs => p_window_s)
     FROM (SELECT DISTINCT x.value ->> 'payee' AS payee, x.value ->> 'currency' AS currency,
                  to_timestamp(floor((x.value ->> 'posted_ms')::numeric / 1000 / p_window_s)
                               * p_window_s) AS w
-          FROM jsonb_array_elements(p_batch) x
-          WHERE EXISTS (SELECT 1 FROM transfers t
+          FROM jsonb_array_elements(p_batch) WITH ORDINALITY x(value, n)
+          WHERE (fresh ->> (x.value ->> 'payment_id'))::bigint IS NOT DISTINCT FROM x.n
+            AND EXISTS (SELECT 1 FROM transfers t
                         WHERE t.kind = 'payment' AND t.ref = x.value ->> 'payment_id'
                           AND t.amount = (x.value ->> 'amount')::bigint
                           AND t.credit_account = x.value ->> 'payee'
