@@ -233,14 +233,7 @@ END_TEST
 START_TEST(archive_first_keeps_a_partition_until_an_archive_holds_it)
 {
     /* daily partitions for the past two weeks, as in test_retention.c */
-    llt_exec(
-        db, "DO $$ DECLARE lo0 timestamptz := (SELECT min(b.lo) FROM retention_bounds('processed') "
-            "b WHERE b.lo > '-infinity'); t text; BEGIN "
-            "DROP TABLE processed_legacy; DROP TABLE outbox_legacy; "
-            "FOR i IN 1..14 LOOP FOREACH t IN ARRAY ARRAY['processed', 'outbox'] LOOP "
-            "EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)', "
-            "t || '_past' || i, t, lo0 - make_interval(days => i), "
-            "lo0 - make_interval(days => i - 1)); END LOOP; END LOOP; END $$");
+    llw_past_partitions(db, 14);
     static const char *const first[] = {"LEDGERLINE_RETENTION_ARCHIVE_FIRST=true", NULL};
     run_payments(first);
     age_all(9);

@@ -61,14 +61,7 @@ static char payer[MSG_ID_MAX + 1], payee[MSG_ID_MAX + 1];
 static void setup_retention(void)
 {
     setup();
-    llt_exec(
-        db, "DO $$ DECLARE lo0 timestamptz := (SELECT min(b.lo) FROM retention_bounds('processed') "
-            "b WHERE b.lo > '-infinity'); t text; BEGIN "
-            "DROP TABLE processed_legacy; DROP TABLE outbox_legacy; "
-            "FOR i IN 1..14 LOOP FOREACH t IN ARRAY ARRAY['processed', 'outbox'] LOOP "
-            "EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)', "
-            "t || '_past' || i, t, lo0 - make_interval(days => i), "
-            "lo0 - make_interval(days => i - 1)); END LOOP; END LOOP; END $$");
+    llw_past_partitions(db, 14);
     snprintf(payer, sizeof payer, "%s-payer", ledger);
     snprintf(payee, sizeof payee, "%s-shop", ledger);
     llw_ctl(ledger, "account create %s --currency EUR", payer);

@@ -9,16 +9,7 @@ SELECT plan(9);
 
 -- the ledger as if it had run for two weeks: the legacy partition (empty)
 -- replaced by daily ones, so the horizon is 14 days back
-DO $$ DECLARE lo0 timestamptz := (SELECT min(b.lo) FROM retention_bounds('processed') b
-                                  WHERE b.lo > '-infinity'); t text;
-BEGIN
-    DROP TABLE processed_legacy; DROP TABLE outbox_legacy;
-    FOR i IN 1..14 LOOP FOREACH t IN ARRAY ARRAY['processed', 'outbox'] LOOP
-        EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
-                       t || '_past' || i, t, lo0 - make_interval(days => i),
-                       lo0 - make_interval(days => i - 1));
-    END LOOP; END LOOP;
-END $$;
+SELECT pg_temp.past_partitions(14); -- tests/sql/lib/retention.sql
 CREATE TEMP TABLE h ON COMMIT DROP AS SELECT retention_horizon() AS t;
 SELECT ok((SELECT t FROM h) > now() - interval '15 days',
           'processed_expired: (the horizon is the oldest partition''s start)');

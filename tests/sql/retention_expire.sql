@@ -6,16 +6,8 @@
 BEGIN;
 SELECT plan(13);
 
-DO $$ DECLARE lo0 timestamptz := (SELECT min(b.lo) FROM retention_bounds('processed') b
-                                  WHERE b.lo > '-infinity'); t text;
-BEGIN
-    DROP TABLE processed_legacy; DROP TABLE outbox_legacy;
-    FOR i IN 1..10 LOOP FOREACH t IN ARRAY ARRAY['processed', 'outbox'] LOOP
-        EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
-                       t || '_past' || i, t, lo0 - make_interval(days => i),
-                       lo0 - make_interval(days => i - 1));
-    END LOOP; END LOOP;
-END $$;
+-- ten days of daily partitions (tests/sql/lib/retention.sql)
+SELECT pg_temp.past_partitions(10);
 -- a processed row and its event 9 days old; an event 7.5 days old not yet
 -- confirmed; one of 3 days (the partition of day i holds [now - i days,
 -- now - (i - 1) days), about)

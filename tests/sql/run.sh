@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/sql/run.sh LEDGERCTL FILE.sql - one SQL-level suite (pgTAP) against
 # a freshly migrated database of its own: creates it, `ledgerctl migrate`,
-# CREATE EXTENSION pgtap, runs FILE with psql (stop at the first SQL error),
+# CREATE EXTENSION pgtap, runs FILE with psql (stop at the first SQL error)
+# in one session after the shared helpers of tests/sql/lib/*.sql,
 # drops it. Passes when the TAP output has its plan, as many "ok" lines as
 # planned and no "not ok"; otherwise prints every failed test (its
 # description names the rule it checks) and the diagnostics.
@@ -26,7 +27,9 @@ psql_ -d "$db" -c "CREATE EXTENSION pgtap" >/dev/null 2>&1 || {
   echo "pgTAP is not installed: apt-get install postgresql-15-pgtap (ops/lib/common.sh installs it)"
   exit 1
 }
-out=$(psql_ -d "$db" -A -t -f "$file" 2>&1) || {
+lib=()
+for f in "$(dirname "$0")"/lib/*.sql; do lib+=(-f "$f"); done
+out=$(psql_ -d "$db" -A -t "${lib[@]}" -f "$file" 2>&1) || {
   printf '%s\n' "$out"
   echo "FAIL $file: an SQL error stopped it (above)"
   exit 1

@@ -128,3 +128,14 @@ msg_payment_t llw_payment(const char *ledger, const char *tag, const char *payer
     snprintf(p.currency, sizeof p.currency, "%s", currency);
     return p;
 }
+
+void llw_past_partitions(db_t *db, int days)
+{
+    char *lib = llw_slurp(LL_SOURCE_DIR "/tests/sql/lib/retention.sql");
+    LLW_ASSERT(lib && lib[0], "cannot read " LL_SOURCE_DIR "/tests/sql/lib/retention.sql");
+    llt_exec(db, lib);
+    free(lib);
+    char sql[64];
+    snprintf(sql, sizeof sql, "SELECT pg_temp.past_partitions(%d)", days);
+    llt_exec(db, sql);
+}

@@ -8,7 +8,7 @@
  *
  * Public API: llw_ctl, llw_account_t, llw_accounts_create, llw_model_find,
  * llw_model_apply, llw_balance, llw_assert_verify, llw_count, llw_text,
- * llw_payment.
+ * llw_payment, llw_past_partitions.
  */
 #ifndef LL_LEDGER_H
 #define LL_LEDGER_H
@@ -58,5 +58,11 @@ char *llw_text(db_t *db, const char *fmt, ...) __attribute__((format(printf, 2, 
  * test: ids must never repeat across tests), no description or metadata. */
 msg_payment_t llw_payment(const char *ledger, const char *tag, const char *payer, const char *payee,
                           int64_t amount, const char *currency);
+
+/* The ledger of db as if it had run for `days` days: its legacy
+ * partitions dropped, daily ones for the past `days` days (the SQL suites'
+ * pg_temp.past_partitions() of tests/sql/lib/retention.sql, loaded into
+ * db's session). */
+void llw_past_partitions(db_t *db, int days);
 
 #endif
