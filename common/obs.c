@@ -350,15 +350,10 @@ static void sample_outbox(obs_t *o, db_t *db)
     const char *params[] = {o->stage, window};
     PGresult *r;
     if (db_query(db, &r,
-                 "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0), "
-                 "(SELECT coalesce(extract(epoch FROM min(b.hi) - now()), 0) FROM (SELECT "
-                 "max(hi) AS hi FROM retention_bounds('processed') UNION ALL SELECT max(hi) "
-                 "FROM retention_bounds('outbox')) b), "
-                 "(SELECT coalesce(greatest(0, extract(epoch FROM now() - make_interval(secs => "
-                 "$2::integer) - min(b.hi))), 0) FROM (SELECT min(hi) AS hi FROM "
-                 "retention_bounds('processed') UNION ALL SELECT min(hi) FROM "
-                 "retention_bounds('outbox')) b) "
-                 "FROM outbox_pending WHERE stage = $1",
+                 "SELECT o.n, o.age, s.ahead_s, s.overdue_s "
+                 "FROM (SELECT count(*) AS n, coalesce(extract(epoch FROM now() - "
+                 "min(created_at)), 0) AS age FROM outbox_pending WHERE stage = $1) o "
+                 "CROSS JOIN retention_status($2::bigint) s",
                  2, params) != LL_OK)
         return; /* a fault shows at the next batch; the gauges keep their last value */
     metric_set(o->backlog, NULL, atof(PQgetvalue(r, 0, 0)));

@@ -326,13 +326,8 @@ static void check_retention(status_t *s)
     const char *p[] = {window};
     PGresult *r;
     if (db_query(s->db, &r,
-                 "SELECT extract(epoch FROM least(max(b.hi) FILTER (WHERE b.t = 'processed'), "
-                 "  max(b.hi) FILTER (WHERE b.t = 'outbox')) - now()), "
-                 "  retention_horizon()::text, count(*) FILTER (WHERE b.t = 'processed'), "
-                 "  greatest(0, extract(epoch FROM now() - make_interval(secs => $1::integer) - "
-                 "  min(b.hi))) "
-                 "FROM (SELECT 'processed' AS t, x.hi FROM retention_bounds('processed') x "
-                 "      UNION ALL SELECT 'outbox', y.hi FROM retention_bounds('outbox') y) b",
+                 "SELECT ahead_s, horizon::text, partitions, overdue_s "
+                 "FROM retention_status($1::bigint)",
                  1, p) != LL_OK) {
         need_schema(s);
         json_object_set_new(s->doc, "retention", json_null());
