@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crash.h"
 #include "log.h"
 #include "retention.h"
+#include "tick.h"
 
 static int prepare(db_t *db, const settings_t *cfg, int *created)
 {
@@ -52,59 +52,80 @@ static int expire(db_t *db, const settings_t *cfg, retention_report_t *out)
     return LL_OK;
 }
 
-/* BEGIN; lock_timeout; the job's advisory lock (*busy when another holds
- * it). LL_OK with the transaction open unless *busy. */
-static int begin_job(db_t *db, bool *busy)
+/* The job's settings and report, for its transactions' work. */
+typedef struct job {
+    const settings_t *cfg;
+    retention_report_t *out;
+} job_t;
+
+/* In the job's transaction: lock_timeout, and the job's advisory lock
+ * (*busy when another worker's job holds it). */
+static int job_lock(db_t *db, bool *busy)
 {
-    int rc = db_exec(db, "BEGIN");
-    if (rc == LL_OK)
-        rc = db_exec(db, "SET LOCAL lock_timeout = '" RETENTION_LOCK_TIMEOUT "'");
+    int rc = db_exec(db, "SET LOCAL lock_timeout = '" RETENTION_LOCK_TIMEOUT "'");
     PGresult *r = NULL;
     if (rc == LL_OK)
         rc = db_query(db, &r, "SELECT pg_try_advisory_xact_lock(4, 0)", 0, NULL);
     if (rc == LL_OK) {
         *busy = strcmp(PQgetvalue(r, 0, 0), "t") != 0;
         PQclear(r);
-        if (*busy)
-            rc = db_exec(db, "ROLLBACK");
     }
     return rc;
 }
 
-/* COMMIT when the transaction changed something (crash points around it
- * when `points`), else ROLLBACK; on an error, ROLLBACK. */
-static int end_job(db_t *db, int rc, bool changed, bool points)
+/* The first transaction: partitions ahead (rolled back when none was
+ * needed or another worker runs the job). */
+static int ahead_work(db_t *db, tick_txn_t *tx, void *arg)
 {
-    if (rc == LL_OK && changed) {
-        if (points)
-            crash_point("before_retention_commit");
-        rc = db_exec(db, "COMMIT");
-        if (rc == LL_OK && points)
-            crash_point("after_retention_commit");
-    } else if (rc == LL_OK) {
-        rc = db_exec(db, "ROLLBACK");
-    }
-    if (rc != LL_OK)
-        db_try(db, "ROLLBACK");
-    return rc;
+    (void)tx;
+    job_t *j = arg;
+    int rc = job_lock(db, &j->out->busy);
+    if (rc == LL_OK && !j->out->busy)
+        rc = prepare(db, j->cfg, &j->out->created);
+    return rc == LL_OK && (j->out->busy || j->out->created == 0) ? TICK_ROLLBACK : rc;
+}
+
+/* The second: expiry (rolled back when nothing was dropped). */
+static int expire_work(db_t *db, tick_txn_t *tx, void *arg)
+{
+    (void)tx;
+    job_t *j = arg;
+    int rc = job_lock(db, &j->out->busy);
+    if (rc == LL_OK && !j->out->busy)
+        rc = expire(db, j->cfg, j->out);
+    return rc == LL_OK && (j->out->busy || j->out->dropped == 0) ? TICK_ROLLBACK : rc;
+}
+
+/* ledgerctl migrate's: partitions ahead, waiting for the job's lock. */
+static int migrate_work(db_t *db, tick_txn_t *tx, void *arg)
+{
+    (void)tx;
+    job_t *j = arg;
+    return prepare(db, j->cfg, &j->out->created);
+}
+
+/* Runs work in a transaction of tick_transact() (crash points
+ * before_<what>_commit, after_<what>_commit): LL_OK also when it rolled
+ * back with nothing to do. */
+static int job_transact(db_t *db, job_t *j, const char *what,
+                        int (*work)(db_t *db, tick_txn_t *tx, void *arg))
+{
+    tick_env_t env = {.db = db, .cfg = j->cfg};
+    int rc = tick_transact(&env, what, work, j);
+    tick_events_clear(&env); /* it adds none */
+    return rc == TICK_ROLLBACK ? LL_OK : rc;
 }
 
 int retention_run(db_t *db, const settings_t *cfg, retention_report_t *out)
 {
     memset(out, 0, sizeof *out);
+    job_t j = {cfg, out};
     /* partitions ahead in a transaction of their own: a drop that cannot
      * get its lock must not take them with it */
-    int rc = begin_job(db, &out->busy);
-    if (rc != LL_OK || out->busy)
+    int rc = job_transact(db, &j, "retention_ahead", ahead_work);
+    if (rc != LL_OK || out->busy || !cfg->retention.expire)
         return rc;
-    rc = end_job(db, prepare(db, cfg, &out->created), out->created > 0, false);
-    if (rc != LL_OK || !cfg->retention.expire)
-        return rc;
-    rc = begin_job(db, &out->busy);
-    if (rc != LL_OK || out->busy)
-        return rc;
-    rc = expire(db, cfg, out);
-    rc = end_job(db, rc, out->dropped > 0, true);
+    rc = job_transact(db, &j, "retention", expire_work);
     if (rc != LL_OK)
         out->dropped = out->kept = 0;
     return rc;
@@ -112,13 +133,9 @@ int retention_run(db_t *db, const settings_t *cfg, retention_report_t *out)
 
 int retention_prepare(db_t *db, const settings_t *cfg, int *created)
 {
-    *created = 0;
-    int rc = db_exec(db, "BEGIN");
-    if (rc == LL_OK)
-        rc = prepare(db, cfg, created);
-    if (rc == LL_OK)
-        rc = db_exec(db, "COMMIT");
-    if (rc != LL_OK)
-        db_try(db, "ROLLBACK");
+    retention_report_t out = {0};
+    job_t j = {cfg, &out};
+    int rc = job_transact(db, &j, "retention_ahead", migrate_work);
+    *created = rc == LL_OK ? out.created : 0;
     return rc;
 }

@@ -12,7 +12,10 @@
  * transactions (partitions ahead, then expiry) first takes
  * pg_try_advisory_xact_lock(4, 0), and a worker that does not get it does
  * nothing. A kill anywhere in the expiry drops all of its partitions or
- * none (crash points before_retention_commit, after_retention_commit).
+ * none (crash points before_retention_commit, after_retention_commit;
+ * the partitions ahead: before_retention_ahead_commit,
+ * after_retention_ahead_commit). Both run as tick_transact() transactions
+ * (tick.h) that add no event.
  * Its DDL first takes processed and outbox in one LOCK, waiting at most
  * RETENTION_LOCK_TIMEOUT, so batches queue behind it about that long at
  * most (then it gives up until the next tick).
