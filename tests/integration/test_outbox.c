@@ -476,7 +476,10 @@ START_TEST(outbox_mark_sent_marks_exactly_the_given_ids)
         int64_t id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
         bool given = id == f + 1 || id == f + 3 || id == f + 5;
         ck_assert_msg(strcmp(PQgetvalue(r, i, 1), given ? "t" : "f") == 0,
-                      "row %" PRId64 ": sent %s", id, PQgetvalue(r, i, 1));
+                      "%s: row %" PRId64 " is %s in outbox_pending",
+                      given ? "an event the broker confirmed is no longer pending"
+                            : "only the events given are marked sent",
+                      id, PQgetvalue(r, i, 1)[0] == 't' ? "not" : "still");
         ck_assert_str_eq(PQgetvalue(r, i, 2), given ? "" : "sweeper");
     }
     PQclear(r);

@@ -143,7 +143,8 @@ static const decode_case_t decode_cases[] = {
     {"payer == payee", "{" P_ID ",\"payer\":\"acc_A\",\"payee\":\"acc_A\"," P_AM "," P_CU "}",
      F_NONE, 0, 0, SV("payee")},
     /* amount */
-    {"amount 0", WITHOUT_AMOUNT ",\"amount\":0}", F_NONE, 0, 0, SV("amount")},
+    {"amount 0 (an amount is at least one minor unit)", WITHOUT_AMOUNT ",\"amount\":0}", F_NONE, 0,
+     0, SV("amount")},
     {"amount 1", WITHOUT_AMOUNT ",\"amount\":1}", F_NONE, 0, 0, OK},
     {"amount 10^14", WITHOUT_AMOUNT ",\"amount\":100000000000000}", F_NONE, 0, 0, OK},
     {"amount 10^14+1", WITHOUT_AMOUNT ",\"amount\":100000000000001}", F_NONE, 0, 0, SV("amount")},
