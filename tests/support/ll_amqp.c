@@ -348,10 +348,35 @@ typedef struct {
     size_t n;
 } count_wait_t;
 
+/* The other outcome of the same message: what a wait for `rk` of one
+ * payment fails at once on. NULL: none. */
+static const char *other_outcome(const char *rk)
+{
+    static const char *const pairs[][2] = {
+        {MSG_TYPE_APPROVED, MSG_TYPE_DECLINED},
+        {MSG_TYPE_COMPLETED, MSG_TYPE_FAILED},
+        {MSG_TYPE_REFUND_COMPLETED, MSG_TYPE_REFUND_FAILED},
+        {MSG_TYPE_DEPOSIT_COMPLETED, MSG_TYPE_DEPOSIT_FAILED},
+        {MSG_TYPE_WITHDRAWAL_COMPLETED, MSG_TYPE_WITHDRAWAL_FAILED},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
+        for (int k = 0; k < 2; k++)
+            if (strcmp(rk, pairs[i][k]) == 0)
+                return pairs[i][1 - k];
+    return NULL;
+}
+
 static bool count_cond(void *arg, char *status, size_t n)
 {
     const count_wait_t *w = arg;
     llw_events_collect(w->ev);
+    const char *other = w->payment_id ? other_outcome(w->rk) : NULL;
+    json_t *wrong = other ? llw_events_find(w->ev, other, w->payment_id, 0) : NULL;
+    if (wrong) {
+        llw_dump_logs();
+        ck_abort_msg("waiting for %s of %s, %s came instead (an outcome is final): %s", w->rk,
+                     w->payment_id, other, json_string_value(json_object_get(wrong, "body")));
+    }
     size_t have = llw_events_count(w->ev, w->rk, w->payment_id);
     snprintf(status, n, "%zu of %zu %s event(s) for %s", have, w->n, w->rk,
              w->payment_id ? w->payment_id : "any payment");

@@ -99,7 +99,11 @@ size_t llw_events_with(llw_events_t *ev, const char *rk, const char *field, cons
 void llw_events_close(llw_events_t *ev);
 /* Collects ev until it holds at least n events of routing key rk for
  * payment_id (NULL: any payment), as llw_events_count() counts them
- * (fails the test after timeout_ms). */
+ * (fails the test after timeout_ms). Waiting for one payment's outcome, it
+ * fails at once when the other outcome of that payment comes instead
+ * (payment.failed for payment.completed, payment.declined for
+ * payment.approved, and so on for refunds, deposits and withdrawals):
+ * an outcome is final, so the wanted one can no longer come. */
 void llw_wait_events(llw_events_t *ev, const char *rk, const char *payment_id, size_t n,
                      int timeout_ms);
 
