@@ -5,10 +5,19 @@
 -- when it still has one, when its books row is an hour or more past the
 -- horizon, or when it is not in the books.
 BEGIN;
-SELECT plan(9);
+SELECT plan(10);
 
 -- the ledger as if it had run for two weeks: the legacy partition (empty)
 -- replaced by daily ones, so the horizon is 14 days back
+-- while the legacy partition is there nothing has expired: a decision of
+-- long ago without a processed row is no late duplicate yet
+INSERT INTO risk_decisions (payment_id, payer, payee, amount, currency, decision, score, rules,
+                            ruleset_version, decided_at)
+VALUES ('r-ancient', 'a', 'b', 1, 'EUR', 'approved', 0, '{}', '1', now() - interval '400 days');
+SELECT is((SELECT count(*) FROM processed_expired('risk', ARRAY['r-ancient'])), 0::bigint,
+          'processed_expired: while nothing has expired (horizon -infinity) no key is expired');
+DELETE FROM risk_decisions WHERE payment_id = 'r-ancient';
+
 SELECT pg_temp.past_partitions(14); -- tests/sql/lib/retention.sql
 CREATE TEMP TABLE h ON COMMIT DROP AS SELECT retention_horizon() AS t;
 SELECT ok((SELECT t FROM h) > now() - interval '15 days',

@@ -13,7 +13,8 @@
 -- (plus an hour: a transaction that began before a partition's end and
 -- wrote its books row later, risk's decided_at being clock_timestamp())
 -- and no processed row of it is left. While nothing has expired the
--- horizon is -infinity, and no key is.
+-- horizon is -infinity, and no key is: the function returns at once,
+-- without looking the keys up.
 --
 -- Called in the batch's transaction before processed_claim. It first takes
 -- processed's ACCESS SHARE lock (held to the commit: no partition is
@@ -30,6 +31,9 @@ DECLARE
 BEGIN
     LOCK TABLE processed IN ACCESS SHARE MODE;
     h := retention_horizon() + interval '1 hour';
+    IF h = '-infinity' THEN
+        RETURN; -- nothing has expired yet: no books lookup can find a key
+    END IF;
     RETURN QUERY
     SELECT k.k FROM unnest(p_keys) k(k)
     WHERE CASE p_stage
