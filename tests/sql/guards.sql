@@ -16,7 +16,7 @@
 -- end is balance_overflow (a function) or 22003 (a direct write), never
 -- wrapped.
 BEGIN;
-SELECT plan(58);
+SELECT plan(60);
 
 INSERT INTO accounts (id, currency, kind, overdraft_limit) VALUES
     ('alice', 'EUR', 'customer', 0), ('bob', 'EUR', 'merchant', 0), ('short', 'EUR', 'customer', 0),
@@ -85,6 +85,16 @@ SELECT is(pg_temp.lp('g-r1', 'refund', 'sys:funding:EUR', 'alice', 5), 'unknown_
           'ledger_post: a refund may not take from a system account (sys:funding has no floor: it would create money)');
 SELECT is(pg_temp.lp('g-r2', 'refund', 'sys:payout:EUR', 'bob', 5), 'unknown_account',
           'ledger_post: a refund may not take from any system account (sys:payout)');
+SELECT is(ARRAY[pg_temp.lp('g-fe1', 'fee', 'sys:funding:EUR', 'sys:fees:EUR', 5),
+                pg_temp.lp('g-fe2', 'fee', 'bob', 'alice', 5),
+                pg_temp.lp('g-po1', 'payout', 'sys:funding:EUR', 'sys:payout:EUR', 5),
+                pg_temp.lp('g-po2', 'payout', 'alice', 'bob', 5)],
+          ARRAY['unknown_account', 'unknown_account', 'unknown_account', 'unknown_account'],
+          'ledger_post: a fee or a payout takes from a customer and pays a system account, never another way');
+SELECT is(ARRAY[pg_temp.lp('g-fu1', 'funding', 'sys:funding:EUR', 'sys:fees:EUR', 5),
+                pg_temp.lp('g-fu2', 'funding', 'alice', 'bob', 5)],
+          ARRAY['unknown_account', 'unknown_account'],
+          'ledger_post: a funding takes from a system account and pays a customer, never another way');
 SELECT is((SELECT count(*) FROM transfers WHERE ref LIKE 'g-%')
           || ':' || (SELECT string_agg(id || '=' || balance, ',' ORDER BY id) FROM accounts WHERE currency = 'EUR'),
           '0:alice=100,bob=0,frz=0,short=0,sys:fees:EUR=0,sys:funding:EUR=-100,sys:payout:EUR=0,sys:withdrawals:EUR=0',

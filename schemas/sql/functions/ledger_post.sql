@@ -5,9 +5,10 @@
 --         currency_mismatch | insufficient_funds | balance_overflow
 -- 'duplicate': a transfer with this (ref, kind) exists; transfer_id is its
 -- id. A payment may not touch a system account, a deposit or a returned
--- withdrawal pay one, a withdrawal or a refund take from one (sys:funding
--- has no funds check, so paying from it would create money):
--- 'unknown_account'. A withdrawal_return credits a frozen account too. Funds
+-- withdrawal pay one, a withdrawal or a refund take from one, a fee or a
+-- payout take from one or pay anything else, a funding take from anything
+-- else or pay one (sys:funding has no funds check, so paying from it would
+-- create money): 'unknown_account'. A withdrawal_return credits a frozen account too. Funds
 -- are checked on a non-system debit account only: new balance >=
 -- -overdraft_limit; except for a settlement fee (kind 'fee'), which the
 -- payee owes whatever its refunds left: below zero, the shortfall is
@@ -48,10 +49,14 @@ BEGIN
     -- system accounts (sys:funding, sys:fees, sys:payout, sys:withdrawals)
     -- are the ledger's own: a payment can neither take money from them nor
     -- pay into them; a deposit or a returned withdrawal pays a customer, a
-    -- withdrawal or a refund takes from one
+    -- withdrawal or a refund takes from one; a settlement fee or payout
+    -- takes from a customer and pays a system account, a funding the other
+    -- way round
     IF (p_kind = 'payment' AND (d.kind = 'system' OR c.kind = 'system'))
        OR (p_kind IN ('deposit', 'withdrawal_return') AND c.kind = 'system')
-       OR (p_kind IN ('withdrawal', 'refund') AND d.kind = 'system') THEN
+       OR (p_kind IN ('withdrawal', 'refund') AND d.kind = 'system')
+       OR (p_kind IN ('fee', 'payout') AND (d.kind = 'system' OR c.kind <> 'system'))
+       OR (p_kind = 'funding' AND (d.kind <> 'system' OR c.kind = 'system')) THEN
         status := 'unknown_account';
         RETURN;
     END IF;
