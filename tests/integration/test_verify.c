@@ -68,9 +68,8 @@ static const struct {
     {"money created from nothing", "UPDATE accounts SET balance = balance + 1 WHERE id = 'alice'",
      "zero_sum", "currency EUR: balances sum to 1"},
     {"customer below its overdraft",
-     "SELECT * FROM ledger_post('x', 'funding', 'carol', 'sys:funding:USD', 70, 'USD');"
-     "UPDATE accounts SET balance = balance - 5 WHERE id = 'carol';"
-     "UPDATE accounts SET balance = balance + 5 WHERE id = 'sys:funding:USD'",
+     "UPDATE accounts SET balance = balance - 75 WHERE id = 'carol';"
+     "UPDATE accounts SET balance = balance + 75 WHERE id = 'sys:funding:USD'",
      "overdraft_respected", "account carol: balance -5 is below -0"},
     {"payment posted twice",
      "ALTER TABLE transfers DROP CONSTRAINT transfers_ref_kind_key;"
