@@ -48,9 +48,6 @@ RETURNS jsonb LANGUAGE sql AS $$
     SELECT pg_temp.el('return:' || p_id, 'withdrawal.returned',
                       jsonb_build_object('withdrawal_id', p_id, 'rail_reference', p_ref, 'reason', p_reason))
 $$;
-CREATE FUNCTION pg_temp.b(VARIADIC els jsonb[]) RETURNS jsonb LANGUAGE sql AS $$
-    SELECT jsonb_agg(u.x ORDER BY u.n) FROM unnest(els) WITH ORDINALITY u(x, n)
-$$;
 -- the risk configuration (risk_config_json): EUR limit 1000, blk
 -- blocklisted, velocity off unless a test sets it
 CREATE FUNCTION pg_temp.cfg(p_more jsonb DEFAULT '{}') RETURNS jsonb LANGUAGE sql AS $$
@@ -73,9 +70,6 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
     RETURN ARRAY['error ' || SQLSTATE || ': ' || SQLERRM];
 END;
-$$;
-CREATE FUNCTION pg_temp.bal(p_id text) RETURNS bigint LANGUAGE sql AS $$
-    SELECT balance FROM accounts WHERE id = p_id
 $$;
 CREATE FUNCTION pg_temp.tr(p_ref text, p_kind text) RETURNS text LANGUAGE sql AS $$
     SELECT (t.debit_account, t.credit_account, t.amount, t.currency)::text FROM transfers t

@@ -34,12 +34,6 @@ EXCEPTION WHEN OTHERS THEN
     RETURN 'error ' || SQLSTATE || ': ' || SQLERRM;
 END;
 $$;
-CREATE FUNCTION pg_temp.bal(p_id text) RETURNS bigint LANGUAGE sql AS $$
-    SELECT balance FROM accounts WHERE id = p_id
-$$;
-CREATE FUNCTION pg_temp.b(VARIADIC els jsonb[]) RETURNS jsonb LANGUAGE sql AS $$
-    SELECT jsonb_agg(u.x ORDER BY u.n) FROM unnest(els) WITH ORDINALITY u(x, n)
-$$;
 -- a payment.requested / payment.completed element, as stage_batch_json writes it
 CREATE FUNCTION pg_temp.p(p_id text, p_payer text, p_payee text, p_amount bigint,
                           p_cur text DEFAULT 'EUR') RETURNS jsonb LANGUAGE sql AS $$

@@ -33,9 +33,6 @@ RETURNS jsonb LANGUAGE sql AS $$
     FROM (SELECT jsonb_strip_nulls(jsonb_build_object('refund_id', p_id, 'payment_id', p_payment,
                                                       'amount', p_amount, 'reason', p_reason)) AS pl) x
 $$;
-CREATE FUNCTION pg_temp.b(VARIADIC els jsonb[]) RETURNS jsonb LANGUAGE sql AS $$
-    SELECT jsonb_agg(u.x ORDER BY u.n) FROM unnest(els) WITH ORDINALITY u(x, n)
-$$;
 -- a payment.requested (payment stage) / payment.completed (settlement stage)
 CREATE FUNCTION pg_temp.p(p_id text, p_payer text, p_payee text, p_amount bigint,
                           p_cur text DEFAULT 'EUR') RETURNS jsonb LANGUAGE sql AS $$
@@ -57,9 +54,6 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
     RETURN ARRAY['error ' || SQLSTATE || ': ' || SQLERRM];
 END;
-$$;
-CREATE FUNCTION pg_temp.bal(p_id text) RETURNS bigint LANGUAGE sql AS $$
-    SELECT balance FROM accounts WHERE id = p_id
 $$;
 -- the id of a payee's EUR batch of this window (+ offset_s)
 CREATE FUNCTION pg_temp.wb(p_payee text, p_offset_s integer DEFAULT 0) RETURNS text

@@ -59,19 +59,7 @@ CREATE FUNCTION pg_temp.totals(p_batch text) RETURNS text LANGUAGE sql AS $$
                   late_count, status)
     FROM settlement_batches WHERE id = p_batch
 $$;
--- a transfer posted by the ledger (ledger_post); a setup the ledger
--- refuses stops the suite
-CREATE FUNCTION pg_temp.post(p_ref text, p_kind text, p_debit text, p_credit text, p_amount bigint)
-RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    st text;
-BEGIN
-    SELECT status INTO st FROM ledger_post(p_ref, p_kind, p_debit, p_credit, p_amount, 'EUR');
-    IF st <> 'posted' THEN
-        RAISE EXCEPTION 'setup: % % not posted: %', p_kind, p_ref, st;
-    END IF;
-    RETURN st;
-END $$;
+-- pg_temp.post, pg_temp.bal, pg_temp.b: tests/sql/lib/ledger.sql
 -- a payment in the ledger (the payment stage's transfer)
 CREATE FUNCTION pg_temp.pay(p_id text, p_payee text, p_amount bigint, p_payer text DEFAULT 'payer')
 RETURNS text LANGUAGE sql AS $$

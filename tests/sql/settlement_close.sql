@@ -27,18 +27,7 @@ INSERT INTO accounts (id, currency, kind, fee_bps, fee_fixed, overdraft_limit) V
     ('od2', 'EUR', 'merchant', 0, 100, 50),
     ('sys:funding:EUR', 'EUR', 'system', 0, 0, 0);
 
--- a transfer posted by the ledger; a setup the ledger refuses stops the suite
-CREATE FUNCTION pg_temp.post(p_ref text, p_kind text, p_debit text, p_credit text, p_amount bigint)
-RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    st text;
-BEGIN
-    SELECT status INTO st FROM ledger_post(p_ref, p_kind, p_debit, p_credit, p_amount, 'EUR');
-    IF st <> 'posted' THEN
-        RAISE EXCEPTION 'setup: % % not posted: %', p_kind, p_ref, st;
-    END IF;
-    RETURN st;
-END $$;
+-- pg_temp.post, pg_temp.bal, pg_temp.b: tests/sql/lib/ledger.sql
 -- a payment paid (payer -> payee) and settled (settlement_apply_batch, as
 -- the settlement-worker calls it) at posted_ms: its batch
 CREATE FUNCTION pg_temp.settle(p_id text, p_payee text, p_amount bigint, p_posted_ms bigint)
