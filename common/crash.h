@@ -9,7 +9,10 @@
  * The points of the worker runtime: mid_batch, after_decode, before_commit,
  * after_commit, after_publish, after_ack; of the settlement closer:
  * before_close_commit, after_close_commit (and the pause point
- * closer_locked).
+ * closer_locked); of the retention job: before_retention_commit,
+ * after_retention_commit (expiry), before_retention_ahead_commit,
+ * after_retention_ahead_commit (partitions ahead); of `ledgerctl archive`:
+ * archive_mid_write, archive_before_rename.
  *
  * Public API: crash_point(), pause_point().
  */

@@ -27,6 +27,10 @@
  *
  * Ids: payees and payments start with the ledger's (unique) database name,
  * so batch ids, Redis locks and idempotency keys never repeat across tests.
+ *
+ * Test cases (CK_RUN_CASE runs one): windows, late, closers, crash. Every
+ * wait for closed batches fails at once when an item joins a batch after
+ * it closed, or a closed batch's count or gross differ from its items.
  */
 #include <inttypes.h>
 #include <signal.h>
