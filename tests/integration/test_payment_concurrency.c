@@ -6,8 +6,9 @@
  *
  * Small balances, overdraft 0: some payments fail with
  * insufficient_funds, which ones depends on the order across workers, so
- * instead of a fixed order the test checks: no deadlock (all decided within
- * the deadline, every worker exits 0), one processed row and one outcome
+ * instead of a fixed order the test checks: no deadlock (PostgreSQL counted
+ * none and no worker logged one; all decided within the deadline, every
+ * worker exits 0), one processed row and one outcome
  * event per payment matching it, one transfer per completed payment and
  * none for a failed one, each account's balance change = credits - debits
  * of its posted transfers, no balance below -overdraft, each balance equal
@@ -25,6 +26,7 @@
 #include "ll_ledger.h"
 #include "ll_proc.h"
 #include "ll_test.h"
+#include "ll_wait.h"
 
 #define WORKER  LL_BIN_DIR "/payment-worker"
 #define NPAY    600
@@ -60,6 +62,7 @@ START_TEST(concurrent_workers_post_each_payment_once)
     memcpy(start_acc, acc, sizeof acc);
     llw_accounts_create(ledger, acc, NACC);
 
+    int64_t deadlocks_before = llw_deadlocks(db);
     pid_t w[3];
     for (int k = 0; k < nworkers; k++) {
         char inst[16];
@@ -99,6 +102,22 @@ START_TEST(concurrent_workers_post_each_payment_once)
         llw_stop_ok(w[k], 20000, inst);
     }
     llw_events_collect(ev);
+
+    /* lock rule 5: the workers lock shared accounts in one order, so no
+     * two batches ever waited in a cycle (read once their sessions ended
+     * and flushed their statistics) */
+    llw_wait_sql(db, 0, 30000, "the workers' database sessions ended",
+                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                 "AND pid <> pg_backend_pid()");
+    size_t logged = 0;
+    for (int k = 0; k < nworkers; k++)
+        logged += llw_log_count(w[k], "deadlock detected");
+    int64_t deadlocks = llw_deadlocks(db) - deadlocks_before;
+    LLW_ASSERT(deadlocks == 0 && logged == 0,
+               "every writer locks accounts in id order, so batches never wait in a cycle: "
+               "PostgreSQL counted %" PRId64 " deadlock(s) among %d payment-workers (they logged "
+               "%zu)",
+               deadlocks, nworkers, logged);
 
     /* every payment: one processed row, its outcome event, its transfer */
     int64_t delta[NACC] = {0};

@@ -48,15 +48,6 @@ static const char *const queues[] = {
 
 LLW_FIXTURE(queues)
 
-/* Deadlocks PostgreSQL has counted in the ledger's database. */
-static int64_t deadlocks(void)
-{
-    /* a fresh statistics snapshot, not one cached in this session */
-    llt_exec(db, "SELECT pg_stat_clear_snapshot()");
-    return llw_count(db,
-                     "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()");
-}
-
 static bool all_settled(void *arg, char *status, size_t n)
 {
     (void)arg;
@@ -106,7 +97,7 @@ START_TEST(payment_and_settlement_workers_share_merchants_without_deadlock)
     w[3] = llw_start_instance(SETTLEMENT, ledger, "lk-set-2", set_env);
     llw_wait_consuming(m, "payments", 2, 30000);
     llw_wait_consuming(m, "settlement", 2, 30000);
-    int64_t before = deadlocks();
+    int64_t before = llw_deadlocks(db);
 
     uint64_t seed = 7;
     for (int i = 0; i < NPAY; i++) {
@@ -133,7 +124,7 @@ START_TEST(payment_and_settlement_workers_share_merchants_without_deadlock)
     llw_wait_sql(db, 0, 30000, "the workers' database sessions ended",
                  "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                  "AND pid <> pg_backend_pid()");
-    int64_t after = deadlocks();
+    int64_t after = llw_deadlocks(db);
 
     size_t logged = 0, retried = 0;
     for (int k = 0; k < 4; k++) {

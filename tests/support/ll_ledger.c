@@ -139,3 +139,11 @@ void llw_past_partitions(db_t *db, int days)
     snprintf(sql, sizeof sql, "SELECT pg_temp.past_partitions(%d)", days);
     llt_exec(db, sql);
 }
+
+int64_t llw_deadlocks(db_t *db)
+{
+    /* a fresh statistics snapshot, not one cached in this session */
+    llt_exec(db, "SELECT pg_stat_clear_snapshot()");
+    return llw_count(db,
+                     "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()");
+}

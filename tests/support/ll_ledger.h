@@ -8,7 +8,7 @@
  *
  * Public API: llw_ctl, llw_account_t, llw_accounts_create, llw_model_find,
  * llw_model_apply, llw_balance, llw_assert_verify, llw_count, llw_text,
- * llw_payment, llw_past_partitions.
+ * llw_payment, llw_past_partitions, llw_deadlocks.
  */
 #ifndef LL_LEDGER_H
 #define LL_LEDGER_H
@@ -64,5 +64,10 @@ msg_payment_t llw_payment(const char *ledger, const char *tag, const char *payer
  * pg_temp.past_partitions() of tests/sql/lib/retention.sql, loaded into
  * db's session). */
 void llw_past_partitions(db_t *db, int days);
+
+/* Deadlocks PostgreSQL has counted in db's database (a fresh statistics
+ * snapshot). A worker's count is flushed when its session ends: read it
+ * after the workers stopped and their sessions are gone. */
+int64_t llw_deadlocks(db_t *db);
 
 #endif
