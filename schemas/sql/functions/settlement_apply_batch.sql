@@ -33,6 +33,7 @@ SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     fresh jsonb;
+    posted jsonb;
     n bigint;
 BEGIN
     -- lock rule 2 for every (payee, currency) of the batch, rule 3, rule 4
@@ -41,23 +42,28 @@ BEGIN
           FROM jsonb_array_elements(p_batch) x) s
     ORDER BY s.k;
     fresh := processed_claim('settlement', p_batch);
-    -- the batches of the events' windows, created and locked in id order;
-    -- created only for an event processed now that its payment transfer
-    -- matches: a forged one (an unknown payee, another currency) makes no
-    -- batch and no error, a duplicate or conflict none either
+    -- the events processed now that the ledger matches: their payment
+    -- transfer has their amount, payee and currency ({payment_id: true});
+    -- every other one processed now is 'unposted'
+    SELECT coalesce(jsonb_object_agg(x.value ->> 'payment_id', true), '{}') INTO posted
+    FROM jsonb_array_elements(p_batch) WITH ORDINALITY x(value, n)
+    WHERE (fresh ->> (x.value ->> 'payment_id'))::bigint IS NOT DISTINCT FROM x.n
+      AND EXISTS (SELECT 1 FROM transfers t
+                  WHERE t.kind = 'payment' AND t.ref = x.value ->> 'payment_id'
+                    AND t.amount = (x.value ->> 'amount')::bigint
+                    AND t.credit_account = x.value ->> 'payee'
+                    AND t.currency = x.value ->> 'currency');
+    -- the batches of their windows, created and locked in id order: a
+    -- forged event (an unknown payee, another currency), a duplicate or a
+    -- conflict makes no batch and no error
     INSERT INTO settlement_batches (id, payee, currency, window_start, window_end)
     SELECT settlement_batch_id(k.payee, k.currency, k.w), k.payee, k.currency, k.w,
            k.w + make_interval(secs => p_window_s)
     FROM (SELECT DISTINCT x.value ->> 'payee' AS payee, x.value ->> 'currency' AS currency,
                  to_timestamp(floor((x.value ->> 'posted_ms')::numeric / 1000 / p_window_s)
                               * p_window_s) AS w
-          FROM jsonb_array_elements(p_batch) WITH ORDINALITY x(value, n)
-          WHERE (fresh ->> (x.value ->> 'payment_id'))::bigint IS NOT DISTINCT FROM x.n
-            AND EXISTS (SELECT 1 FROM transfers t
-                        WHERE t.kind = 'payment' AND t.ref = x.value ->> 'payment_id'
-                          AND t.amount = (x.value ->> 'amount')::bigint
-                          AND t.credit_account = x.value ->> 'payee'
-                          AND t.currency = x.value ->> 'currency')) k
+          FROM jsonb_array_elements(p_batch) x
+          WHERE posted ? (x.value ->> 'payment_id')) k
     ORDER BY 1
     ON CONFLICT DO NOTHING;
     PERFORM 1 FROM settlement_batches s
@@ -75,16 +81,16 @@ BEGIN
                             * p_window_s) AS w,
                (fresh ->> (x.v ->> 'payment_id'))::bigint IS NOT DISTINCT FROM x.n AS is_new
         FROM jsonb_array_elements(p_batch) WITH ORDINALITY x(v, n)),
-    chk AS (  -- the payments processed now: match the ledger? their batch and fee
+    chk AS (  -- the payments processed now: their batch and fee, or why unposted
         SELECT e.ord, e.id, e.amount, t.id AS tid, t.amount AS t_amount,
                t.credit_account AS t_payee, t.currency AS t_currency,
-               (t.id IS NULL OR t.amount <> e.amount OR t.credit_account <> e.payee
-                OR t.currency <> e.currency) AS unposted,
+               NOT (posted ? e.id) AS unposted,
                b.id AS bid, b.status, b.gross, b.fees_raw,
                settlement_fee(e.amount, coalesce(a.fee_bps, 0), coalesce(a.fee_fixed, 0)) AS fee
         FROM el e
         LEFT JOIN LATERAL (SELECT x.id, x.amount, x.credit_account, x.currency FROM transfers x
-                           WHERE x.kind = 'payment' AND x.ref = e.id LIMIT 1) t ON true
+                           WHERE NOT (posted ? e.id) AND x.kind = 'payment' AND x.ref = e.id
+                           LIMIT 1) t ON true  -- what the ledger holds, to say why
         LEFT JOIN LATERAL (SELECT x.id, x.status, x.gross, x.fees_raw FROM settlement_batches x
                            WHERE x.payee = e.payee AND x.currency = e.currency
                              AND x.window_start = e.w LIMIT 1) b ON true
