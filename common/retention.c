@@ -52,10 +52,14 @@ static int expire(db_t *db, const settings_t *cfg, retention_report_t *out)
     return LL_OK;
 }
 
-/* The job's settings and report, for its transactions' work. */
+/* One transaction of the job: its settings and report, which step, and
+ * whether it takes the job's lock with a try (a worker) or waits for it
+ * (ledgerctl migrate: retention_prepare() waits in SQL). */
 typedef struct job {
     const settings_t *cfg;
     retention_report_t *out;
+    bool expire; /* expiry, else partitions ahead */
+    bool try_lock;
 } job_t;
 
 /* In the job's transaction: lock_timeout, and the job's advisory lock
@@ -73,45 +77,27 @@ static int job_lock(db_t *db, bool *busy)
     return rc;
 }
 
-/* The first transaction: partitions ahead (rolled back when none was
- * needed or another worker runs the job). */
-static int ahead_work(db_t *db, tick_txn_t *tx, void *arg)
+/* tick_transact()'s work: the step; rolled back when another worker runs
+ * the job or the step changed nothing. */
+static int job_work(db_t *db, tick_txn_t *tx, void *arg)
 {
     (void)tx;
     job_t *j = arg;
-    int rc = job_lock(db, &j->out->busy);
-    if (rc == LL_OK && !j->out->busy)
-        rc = prepare(db, j->cfg, &j->out->created);
-    return rc == LL_OK && (j->out->busy || j->out->created == 0) ? TICK_ROLLBACK : rc;
+    int rc = j->try_lock ? job_lock(db, &j->out->busy) : LL_OK;
+    if (rc != LL_OK || j->out->busy)
+        return rc == LL_OK ? TICK_ROLLBACK : rc;
+    rc = j->expire ? expire(db, j->cfg, j->out) : prepare(db, j->cfg, &j->out->created);
+    bool changed = j->expire ? j->out->dropped > 0 : j->out->created > 0;
+    return rc == LL_OK && !changed ? TICK_ROLLBACK : rc;
 }
 
-/* The second: expiry (rolled back when nothing was dropped). */
-static int expire_work(db_t *db, tick_txn_t *tx, void *arg)
-{
-    (void)tx;
-    job_t *j = arg;
-    int rc = job_lock(db, &j->out->busy);
-    if (rc == LL_OK && !j->out->busy)
-        rc = expire(db, j->cfg, j->out);
-    return rc == LL_OK && (j->out->busy || j->out->dropped == 0) ? TICK_ROLLBACK : rc;
-}
-
-/* ledgerctl migrate's: partitions ahead, waiting for the job's lock. */
-static int migrate_work(db_t *db, tick_txn_t *tx, void *arg)
-{
-    (void)tx;
-    job_t *j = arg;
-    return prepare(db, j->cfg, &j->out->created);
-}
-
-/* Runs work in a transaction of tick_transact() (crash points
+/* Runs one step in a transaction of tick_transact() (crash points
  * before_<what>_commit, after_<what>_commit): LL_OK also when it rolled
  * back with nothing to do. */
-static int job_transact(db_t *db, job_t *j, const char *what,
-                        int (*work)(db_t *db, tick_txn_t *tx, void *arg))
+static int job_transact(db_t *db, job_t *j, const char *what)
 {
     tick_env_t env = {.db = db, .cfg = j->cfg};
-    int rc = tick_transact(&env, what, work, j);
+    int rc = tick_transact(&env, what, job_work, j);
     tick_events_clear(&env); /* it adds none */
     return rc == TICK_ROLLBACK ? LL_OK : rc;
 }
@@ -119,13 +105,14 @@ static int job_transact(db_t *db, job_t *j, const char *what,
 int retention_run(db_t *db, const settings_t *cfg, retention_report_t *out)
 {
     memset(out, 0, sizeof *out);
-    job_t j = {cfg, out};
+    job_t j = {cfg, out, false, true};
     /* partitions ahead in a transaction of their own: a drop that cannot
      * get its lock must not take them with it */
-    int rc = job_transact(db, &j, "retention_ahead", ahead_work);
+    int rc = job_transact(db, &j, "retention_ahead");
     if (rc != LL_OK || out->busy || !cfg->retention.expire)
         return rc;
-    rc = job_transact(db, &j, "retention", expire_work);
+    j.expire = true;
+    rc = job_transact(db, &j, "retention");
     if (rc != LL_OK)
         out->dropped = out->kept = 0;
     return rc;
@@ -134,8 +121,8 @@ int retention_run(db_t *db, const settings_t *cfg, retention_report_t *out)
 int retention_prepare(db_t *db, const settings_t *cfg, int *created)
 {
     retention_report_t out = {0};
-    job_t j = {cfg, &out};
-    int rc = job_transact(db, &j, "retention_ahead", migrate_work);
+    job_t j = {cfg, &out, false, false};
+    int rc = job_transact(db, &j, "retention_ahead");
     *created = rc == LL_OK ? out.created : 0;
     return rc;
 }
