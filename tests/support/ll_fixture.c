@@ -80,41 +80,29 @@ static const char *newest_body(llw_events_t *ev, const char *const *rks)
     return "-";
 }
 
-/* Fails the test at once when the wait can no longer end well: more
- * distinct events or rejections than wanted (never taken back), or a rule
- * of want->never broken. */
-static void fail_fast(const done_wait_t *w, const char *what)
+/* Fails the test at once, without waiting out the deadline: `have`
+ * distinct events (rejections) are more than `want`, and they are never
+ * taken back; the message shows the newest of rks. */
+static void fail_overshoot(const done_wait_t *w, int64_t have, int64_t want, const char *what,
+                           const char *const *rks)
 {
-    const llw_done_t *want = w->want;
-    llw_events_t *ev = w->f->ev;
-    if (want->events[0]) {
-        int64_t have = 0;
-        for (size_t i = 0; i < 3 && want->events[i]; i++)
-            have += (int64_t)llw_events_distinct(ev, want->events[i]);
-        if (have > want->distinct) {
-            llw_dump_logs();
-            ck_abort_msg("while waiting for %s: %" PRId64 " distinct %s event(s), want %" PRId64
-                         ": an outcome the test does not expect (the newest: %s)",
-                         what, have, want->events[0], want->distinct,
-                         newest_body(ev, want->events));
-        }
-    }
-    if (want->rejected != LLW_ANY) {
-        int64_t have = (int64_t)llw_events_distinct(ev, MSG_TYPE_REJECTED);
-        if (have > want->rejected) {
-            static const char *const rej[] = {MSG_TYPE_REJECTED, NULL, NULL};
-            llw_dump_logs();
-            ck_abort_msg("while waiting for %s: %" PRId64 " message.rejected, want %" PRId64
-                         ": a message the test expects to be used was rejected (the newest: %s)",
-                         what, have, want->rejected, newest_body(ev, rej));
-        }
-    }
-    for (size_t i = 0; i < 3 && want->never[i].sql; i++) {
+    if (have <= want)
+        return;
+    llw_dump_logs();
+    ck_abort_msg("while waiting for %s: %" PRId64 " distinct %s, want %" PRId64
+                 ": an outcome the test does not expect (the newest: %s)",
+                 w->what, have, what, want, newest_body(w->f->ev, rks));
+}
+
+/* Fails the test at once when a rule of want->never is broken. */
+static void fail_broken_rule(const done_wait_t *w)
+{
+    for (size_t i = 0; i < 3 && w->want->never[i].sql; i++) {
         int64_t broken = 0;
-        if (llw_try_scalar(w->f->db, want->never[i].sql, &broken) && broken != 0) {
+        if (llw_try_scalar(w->f->db, w->want->never[i].sql, &broken) && broken != 0) {
             llw_dump_logs();
-            ck_abort_msg("while waiting for %s: broken rule: %s (%" PRId64 " row(s) of: %s)", what,
-                         want->never[i].rule, broken, want->never[i].sql);
+            ck_abort_msg("while waiting for %s: broken rule: %s (%" PRId64 " row(s) of: %s)",
+                         w->what, w->want->never[i].rule, broken, w->want->never[i].sql);
         }
     }
 }
@@ -126,7 +114,7 @@ static bool done_cond(void *arg, char *status, size_t n)
     db_t *db = w->f->db;
     llw_events_t *ev = w->f->ev;
     llw_events_collect(ev);
-    fail_fast(w, w->what);
+    fail_broken_rule(w);
     bool done = true;
     size_t len = 0;
     for (size_t i = 0; i < 3 && want->counts[i]; i++) {
@@ -143,11 +131,14 @@ static bool done_cond(void *arg, char *status, size_t n)
             put(status, n, &len, "%s%s", i ? "+" : "", want->events[i]);
         }
         put(status, n, &len, " events %" PRId64 "/%" PRId64 ", ", have, want->distinct);
+        fail_overshoot(w, have, want->distinct, want->events[0], want->events);
         done = done && have == want->distinct;
     }
     if (want->rejected != LLW_ANY) {
         int64_t have = (int64_t)llw_events_distinct(ev, MSG_TYPE_REJECTED);
+        static const char *const rej[] = {MSG_TYPE_REJECTED, NULL, NULL};
         put(status, n, &len, "message.rejected %" PRId64 "/%" PRId64 ", ", have, want->rejected);
+        fail_overshoot(w, have, want->rejected, MSG_TYPE_REJECTED " (rejections)", rej);
         done = done && have == want->rejected;
     }
     if (want->drained) {
