@@ -12,6 +12,7 @@
 #include "ll_ledger.h"
 #include "ll_proc.h"
 #include "ll_test.h"
+#include "ll_wait.h"
 
 void llw_ctl(const char *dbname, const char *fmt, ...)
 {
@@ -142,6 +143,10 @@ void llw_past_partitions(db_t *db, int days)
 
 int64_t llw_deadlocks(db_t *db)
 {
+    /* a session's counts are flushed when it ends */
+    llw_wait_sql(db, 0, 30000, "the other database sessions to end (their statistics flushed)",
+                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                 "AND pid <> pg_backend_pid()");
     /* a fresh statistics snapshot, not one cached in this session */
     llt_exec(db, "SELECT pg_stat_clear_snapshot()");
     return llw_count(db,

@@ -65,9 +65,10 @@ msg_payment_t llw_payment(const char *ledger, const char *tag, const char *payer
  * db's session). */
 void llw_past_partitions(db_t *db, int days);
 
-/* Deadlocks PostgreSQL has counted in db's database (a fresh statistics
- * snapshot). A worker's count is flushed when its session ends: read it
- * after the workers stopped and their sessions are gone. */
+/* Deadlocks PostgreSQL has counted in db's database, once every other
+ * session of it has ended (a session's counts are flushed when it ends;
+ * waits up to 30 s): call it before the workers start and after they
+ * stopped. */
 int64_t llw_deadlocks(db_t *db);
 
 #endif
